@@ -1,0 +1,315 @@
+// Argument checks shared by every backend, and the blocking forms of each call.
+#include "dist/communicator.hpp"
+
+#include <ATen/ATen.h>
+
+#include <numeric>
+#include <sstream>
+
+#include "dist/error.hpp"
+
+namespace reel {
+
+std::string to_string(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::kSum: return "sum";
+    case ReduceOp::kAvg: return "avg";
+    case ReduceOp::kMax: return "max";
+  }
+  return "unknown";
+}
+
+namespace {
+
+bool supported_dtype(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: case at::kDouble: case at::kHalf: case at::kBFloat16:
+    case at::kLong: case at::kInt: case at::kChar: case at::kByte:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Elements per dim-0 row: the product of the other dims (well defined with zero rows).
+int64_t row_numel(const at::Tensor& t) {
+  int64_t n = 1;
+  for (int64_t d = 1; d < t.dim(); ++d) n *= t.size(d);
+  return n;
+}
+
+std::string shape_of(const at::Tensor& t) {
+  std::ostringstream s;
+  s << t.sizes() << " " << t.scalar_type();
+  return s.str();
+}
+
+// Codes for the consistency check: which call a rank is making.
+enum OpCode : int64_t { kAllReduce = 1, kAllGather, kReduceScatter, kAllToAll, kAllToAllV,
+                        kBroadcast, kBarrier, kSplit };
+
+int64_t code_of(const std::string& op) {
+  if (op == "all_reduce") return kAllReduce;
+  if (op == "all_gather") return kAllGather;
+  if (op == "reduce_scatter") return kReduceScatter;
+  if (op == "all_to_all") return kAllToAll;
+  if (op == "all_to_all_v") return kAllToAllV;
+  if (op == "broadcast") return kBroadcast;
+  if (op == "barrier") return kBarrier;
+  return kSplit;
+}
+
+}  // namespace
+
+void Communicator::check_tensor(const std::string& op, const at::Tensor& t) const {
+  if (!t.defined()) throw_invalid(op, "tensor is undefined");
+  check_device(op, t);
+  if (!supported_dtype(t.scalar_type())) {
+    std::ostringstream s;
+    s << "dtype " << t.scalar_type()
+      << " is not supported (float32, float64, float16, bfloat16, int64, int32, int8, uint8)";
+    throw_invalid(op, s.str());
+  }
+  if (!t.is_contiguous()) throw_invalid(op, "tensor " + shape_of(t) + " is not contiguous");
+}
+
+void Communicator::check_pair(const std::string& op, const at::Tensor& in,
+                              const at::Tensor& out) const {
+  check_tensor(op, in);
+  check_tensor(op, out);
+  if (in.scalar_type() != out.scalar_type()) {
+    throw_invalid(op, "input dtype " + std::string(c10::toString(in.scalar_type())) +
+                          " differs from output dtype " + c10::toString(out.scalar_type()));
+  }
+  if (in.device() != out.device()) {
+    throw_invalid(op, "input on " + in.device().str() + " but output on " + out.device().str());
+  }
+}
+
+void Communicator::check_reduce(const std::string& op, const at::Tensor& t, ReduceOp reduce) const {
+  if (reduce == ReduceOp::kAvg && !at::isFloatingType(t.scalar_type())) {
+    throw_invalid(op, "avg needs a floating dtype, got " +
+                          std::string(c10::toString(t.scalar_type())));
+  }
+}
+
+void Communicator::verify(const std::string& op, const at::Tensor& t, int64_t extra) {
+  if (!options_.verify_consistency || size_ == 1) return;
+  const int64_t mine[4] = {code_of(op), t.defined() ? static_cast<int64_t>(t.scalar_type()) : -1,
+                           t.defined() ? t.numel() : 0, extra};
+  auto local = at::tensor(at::ArrayRef<int64_t>(mine, 4), at::kLong).to(device());
+  auto all = at::empty({size_ * 4}, local.options());
+  do_all_gather(local, all)->wait();
+  auto cpu = all.cpu();
+  const int64_t* s = cpu.data_ptr<int64_t>();
+  for (int r = 1; r < size_; ++r) {
+    if (std::equal(s, s + 4, s + 4 * r)) continue;
+    auto describe = [&](int q) {
+      std::ostringstream d;
+      d << "rank " << q << " has (op " << s[4 * q] << ", dtype "
+        << (s[4 * q + 1] < 0 ? "none" : c10::toString(static_cast<at::ScalarType>(s[4 * q + 1])))
+        << ", numel " << s[4 * q + 2] << ", arg " << s[4 * q + 3] << ")";
+      return d.str();
+    };
+    throw_invalid(op, "ranks disagree on the call: " + describe(0) + ", " + describe(r));
+  }
+}
+
+WorkPtr Communicator::all_reduce_async(const at::Tensor& tensor, ReduceOp op) {
+  return all_reduce_async(tensor, tensor, op);
+}
+
+WorkPtr Communicator::all_reduce_async(const at::Tensor& input, const at::Tensor& output,
+                                       ReduceOp op) {
+  check_pair("all_reduce", input, output);
+  check_reduce("all_reduce", input, op);
+  if (input.numel() != output.numel()) {
+    throw_invalid("all_reduce", "input " + shape_of(input) + " and output " + shape_of(output) +
+                                    " differ in numel");
+  }
+  verify("all_reduce", input, static_cast<int64_t>(op));
+  return do_all_reduce(input, output, op);
+}
+
+WorkPtr Communicator::all_gather_async(const at::Tensor& input, const at::Tensor& output) {
+  check_pair("all_gather", input, output);
+  if (output.numel() != input.numel() * size_) {
+    throw_invalid("all_gather", "output " + shape_of(output) + " must have " +
+                                    std::to_string(size_) + " x input numel (input " +
+                                    shape_of(input) + ")");
+  }
+  verify("all_gather", input);
+  return do_all_gather(input, output);
+}
+
+WorkPtr Communicator::reduce_scatter_async(const at::Tensor& input, const at::Tensor& output,
+                                           ReduceOp op) {
+  check_pair("reduce_scatter", input, output);
+  check_reduce("reduce_scatter", input, op);
+  if (input.numel() != output.numel() * size_) {
+    throw_invalid("reduce_scatter", "input " + shape_of(input) + " must have " +
+                                        std::to_string(size_) + " x output numel (output " +
+                                        shape_of(output) + ")");
+  }
+  verify("reduce_scatter", output, static_cast<int64_t>(op));
+  return do_reduce_scatter(input, output, op);
+}
+
+WorkPtr Communicator::all_to_all_async(const at::Tensor& input, const at::Tensor& output) {
+  check_pair("all_to_all", input, output);
+  if (input.numel() != output.numel() || input.numel() % size_ != 0) {
+    throw_invalid("all_to_all", "input " + shape_of(input) + " and output " + shape_of(output) +
+                                    " must have equal numel divisible by " +
+                                    std::to_string(size_) + " ranks");
+  }
+  verify("all_to_all", input);
+  std::vector<int64_t> counts(size_, input.numel() / size_);
+  return do_all_to_all(input, output, counts, counts);
+}
+
+WorkPtr Communicator::all_to_all_async(const at::Tensor& input, const at::Tensor& output,
+                                       const std::vector<int64_t>& send_rows,
+                                       const std::vector<int64_t>& recv_rows) {
+  const std::string op = "all_to_all_v";
+  check_pair(op, input, output);
+  if (input.dim() == 0 || output.dim() == 0) throw_invalid(op, "tensors need a dim 0 to split");
+  if (static_cast<int>(send_rows.size()) != size_ || static_cast<int>(recv_rows.size()) != size_) {
+    throw_invalid(op, "need one split per rank (" + std::to_string(size_) + "), got " +
+                          std::to_string(send_rows.size()) + " send and " +
+                          std::to_string(recv_rows.size()) + " recv splits");
+  }
+  for (int r = 0; r < size_; ++r) {
+    if (send_rows[r] < 0 || recv_rows[r] < 0) throw_invalid(op, "negative split");
+  }
+  const int64_t in_rows = std::accumulate(send_rows.begin(), send_rows.end(), int64_t{0});
+  const int64_t out_rows = std::accumulate(recv_rows.begin(), recv_rows.end(), int64_t{0});
+  if (in_rows != input.size(0) || out_rows != output.size(0)) {
+    throw_invalid(op, "splits sum to " + std::to_string(in_rows) + " send / " +
+                          std::to_string(out_rows) + " recv rows but input " + shape_of(input) +
+                          " and output " + shape_of(output));
+  }
+  const int64_t row = row_numel(input);
+  const int64_t out_row = row_numel(output);
+  if (row != out_row) throw_invalid(op, "input and output rows differ in size");
+  if (input.data_ptr() == output.data_ptr() && input.numel() > 0) {
+    throw_invalid(op, "input and output must not alias");
+  }
+  verify(op, input, row);
+  if (options_.verify_consistency) {
+    // recv_rows[i] here must equal send_rows[rank] on rank i.
+    auto sent = at::tensor(send_rows, at::kLong).to(device());
+    auto all = at::empty({size_ * size_}, sent.options());
+    do_all_gather(sent, all)->wait();
+    auto cpu = all.cpu();
+    for (int i = 0; i < size_; ++i) {
+      const int64_t theirs = cpu.data_ptr<int64_t>()[i * size_ + rank_];
+      if (theirs != recv_rows[i]) {
+        throw_invalid(op, "expects " + std::to_string(recv_rows[i]) + " rows from rank " +
+                              std::to_string(i) + ", which sends " + std::to_string(theirs));
+      }
+    }
+  }
+  std::vector<int64_t> send_counts(size_), recv_counts(size_);
+  for (int r = 0; r < size_; ++r) {
+    send_counts[r] = send_rows[r] * row;
+    recv_counts[r] = recv_rows[r] * row;
+  }
+  return do_all_to_all(input, output, send_counts, recv_counts);
+}
+
+WorkPtr Communicator::broadcast_async(const at::Tensor& tensor, int root) {
+  check_tensor("broadcast", tensor);
+  if (root < 0 || root >= size_) {
+    throw_invalid("broadcast", "root " + std::to_string(root) + " is outside [0, " +
+                                   std::to_string(size_) + ")");
+  }
+  verify("broadcast", tensor, root);
+  return do_broadcast(tensor, root);
+}
+
+namespace {
+void check_peer(const std::string& op, int peer, int tag, int size) {
+  if (peer < 0 || peer >= size) {
+    throw_invalid(op, "peer " + std::to_string(peer) + " is outside [0, " + std::to_string(size) + ")");
+  }
+  if (tag < 0) throw_invalid(op, "tag must be >= 0, got " + std::to_string(tag));
+}
+}  // namespace
+
+WorkPtr Communicator::send_async(const at::Tensor& tensor, int peer, int tag) {
+  check_tensor("send", tensor);
+  check_peer("send", peer, tag, size_);
+  return do_send(tensor, peer, tag);
+}
+
+WorkPtr Communicator::recv_async(const at::Tensor& tensor, int peer, int tag) {
+  check_tensor("recv", tensor);
+  check_peer("recv", peer, tag, size_);
+  return do_recv(tensor, peer, tag);
+}
+
+WorkPtr Communicator::sendrecv_async(const at::Tensor& send, int dst, const at::Tensor& recv,
+                                     int src, int tag) {
+  check_tensor("sendrecv", send);
+  check_tensor("sendrecv", recv);
+  check_peer("sendrecv", dst, tag, size_);
+  check_peer("sendrecv", src, tag, size_);
+  if (send.data_ptr() == recv.data_ptr() && send.numel() > 0) {
+    throw_invalid("sendrecv", "send and recv tensors must not alias");
+  }
+  return do_sendrecv(send, dst, recv, src, tag);
+}
+
+WorkPtr Communicator::barrier_async() {
+  verify("barrier", at::Tensor());
+  return do_barrier();
+}
+
+std::shared_ptr<Communicator> Communicator::split(int color, int key) {
+  if (color < 0) throw_invalid("split", "color must be >= 0, got " + std::to_string(color));
+  verify("split", at::Tensor());
+  return do_split(color, key);
+}
+
+template <typename Fn>
+void Communicator::run_blocking(Fn&& fn) {
+  struct Reset {
+    bool& flag;
+    ~Reset() { flag = false; }
+  } reset{blocking_call_};
+  blocking_call_ = true;
+  WorkPtr work = fn();
+  blocking_call_ = false;
+  work->wait();
+}
+
+void Communicator::all_reduce(const at::Tensor& t, ReduceOp op) {
+  run_blocking([&] { return all_reduce_async(t, op); });
+}
+void Communicator::all_gather(const at::Tensor& in, const at::Tensor& out) {
+  run_blocking([&] { return all_gather_async(in, out); });
+}
+void Communicator::reduce_scatter(const at::Tensor& in, const at::Tensor& out, ReduceOp op) {
+  run_blocking([&] { return reduce_scatter_async(in, out, op); });
+}
+void Communicator::all_to_all(const at::Tensor& in, const at::Tensor& out) {
+  run_blocking([&] { return all_to_all_async(in, out); });
+}
+void Communicator::broadcast(const at::Tensor& t, int root) {
+  run_blocking([&] { return broadcast_async(t, root); });
+}
+void Communicator::send(const at::Tensor& t, int peer, int tag) {
+  run_blocking([&] { return send_async(t, peer, tag); });
+}
+void Communicator::recv(const at::Tensor& t, int peer, int tag) {
+  run_blocking([&] { return recv_async(t, peer, tag); });
+}
+void Communicator::sendrecv(const at::Tensor& send, int dst, const at::Tensor& recv, int src,
+                            int tag) {
+  run_blocking([&] { return sendrecv_async(send, dst, recv, src, tag); });
+}
+void Communicator::barrier() {
+  run_blocking([&] { return barrier_async(); });
+}
+
+}  // namespace reel

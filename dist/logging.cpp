@@ -1,0 +1,50 @@
+// Compiled without LibTorch's include directory (see logging.hpp).
+#include "dist/logging.hpp"
+
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+#include <stdexcept>
+
+namespace reel {
+namespace {
+
+spdlog::level::level_enum parse_level(const std::string& name) {
+  static const char* names[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
+  for (int i = 0; i < 7; ++i) {
+    if (name == names[i]) return static_cast<spdlog::level::level_enum>(i);
+  }
+  throw std::invalid_argument("unknown log level '" + name +
+                              "' (expected trace, debug, info, warn, error, critical or off)");
+}
+
+}  // namespace
+
+void check_level(const std::string& name) { parse_level(name); }
+
+Logger::Logger(const LogConfig& config, int rank) {
+  const auto level = parse_level(config.level);
+  std::vector<spdlog::sink_ptr> sinks;
+  if (rank == 0 || config.all_ranks) {
+    sinks.push_back(std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
+  }
+  if (!config.dir.empty()) {
+    std::filesystem::create_directories(config.dir);
+    const std::string path = config.dir + "/rank" + std::to_string(rank) + ".log";
+    sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(path));
+  }
+  impl_ = std::make_shared<spdlog::logger>("reel", sinks.begin(), sinks.end());
+  impl_->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [rank " + std::to_string(rank) + "] [%^%l%$] %v");
+  impl_->set_level(level);
+  impl_->flush_on(spdlog::level::warn);
+}
+
+void Logger::debug(const std::string& line) const { impl_->debug(line); }
+void Logger::info(const std::string& line) const { impl_->info(line); }
+void Logger::warn(const std::string& line) const { impl_->warn(line); }
+void Logger::error(const std::string& line) const { impl_->error(line); }
+void Logger::flush() const { impl_->flush(); }
+
+}  // namespace reel

@@ -1,0 +1,68 @@
+// Logging: every line carries the rank.
+//
+// By default only rank 0 prints (to stderr); `all_ranks` makes every rank print, and
+// `dir` additionally writes every rank's log to dir/rank<R>.log. The launcher builds one
+// Logger from its configuration and passes it to whatever logs.
+//
+// Built on spdlog, but spdlog stays out of this header: Debian's spdlog uses the system
+// fmt 9, while LibTorch's include directory carries its own fmt 12 that would shadow it
+// in any file that also includes LibTorch. logging.cpp is compiled without LibTorch.
+#pragma once
+
+#include <iomanip>
+#include <memory>
+#include <sstream>
+#include <string>
+
+namespace spdlog {
+class logger;
+}
+
+namespace reel {
+
+struct LogConfig {
+  std::string level = "info";  // trace | debug | info | warn | error | critical | off
+  bool all_ranks = false;      // every rank prints to stderr, not just rank 0
+  std::string dir;             // non-empty: every rank also logs to dir/rank<R>.log
+};
+
+// Throws std::invalid_argument for an unknown level name.
+void check_level(const std::string& name);
+
+class Logger {
+ public:
+  // Lines look like "[2026-11-25 13:31:52.123] [rank 3] [info] message".
+  Logger(const LogConfig& config, int rank);
+  void debug(const std::string& line) const;
+  void info(const std::string& line) const;
+  void warn(const std::string& line) const;
+  void error(const std::string& line) const;
+  void flush() const;
+
+ private:
+  std::shared_ptr<spdlog::logger> impl_;
+};
+
+// Concatenates anything printable with <<: cat("loss ", 0.5, " at step ", 3).
+template <typename... Args>
+std::string cat(const Args&... args) {
+  std::ostringstream s;
+  (s << ... << args);
+  return s.str();
+}
+
+// x with `digits` digits after the point.
+inline std::string fixed(double x, int digits) {
+  std::ostringstream s;
+  s << std::fixed << std::setprecision(digits) << x;
+  return s.str();
+}
+
+// s padded with spaces to `width` (right-aligned when width < 0).
+inline std::string pad(const std::string& s, int width) {
+  const size_t w = static_cast<size_t>(width < 0 ? -width : width);
+  if (s.size() >= w) return s;
+  return width < 0 ? std::string(w - s.size(), ' ') + s : s + std::string(w - s.size(), ' ');
+}
+
+}  // namespace reel

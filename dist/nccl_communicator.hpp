@@ -1,0 +1,77 @@
+// The NCCL backend: CUDA tensors, one NCCL communicator per reel communicator.
+//
+// Streams: every call runs on the communicator's own stream. It first waits (event) for
+// the caller's current stream, so it sees every kernel queued before the call; wait()
+// returns once the operation has finished on the GPU. Tensors are recorded on the NCCL
+// stream for the caching allocator and kept alive by the Work.
+//
+// Faults: wait() polls the operation's end event, ncclCommGetAsyncError and the
+// configured timeout (CommOptions::timeout); on an error or a timeout it aborts the NCCL
+// communicator (ncclCommAbort, so no kernel spins forever) and throws DistError. Every
+// later call on an aborted communicator throws at once.
+//
+// Bootstrap: rank 0 of the MPI communicator draws the ncclUniqueId and broadcasts it over
+// MPI; no MASTER_ADDR. Sub-communicators split the MPI communicator and repeat that.
+//
+// Point to point: a NCCL send blocks its stream until the peer posts the receive, so a
+// ring must use sendrecv (one NCCL group), not a send followed by a recv.
+#pragma once
+
+#include <ATen/cuda/CUDAEvent.h>
+#include <c10/cuda/CUDAStream.h>
+#include <mpi.h>
+#include <nccl.h>
+
+#include <atomic>
+#include <functional>
+
+#include "dist/communicator.hpp"
+
+namespace reel {
+
+void check_nccl(ncclResult_t result, ncclComm_t comm, const char* call, const char* file,
+                int line);
+
+class NcclCommunicator final : public Communicator {
+ public:
+  // Collective over comm. Uses the current CUDA device.
+  static std::shared_ptr<NcclCommunicator> create(MPI_Comm comm, CommOptions options = {});
+  ~NcclCommunicator() override;
+
+  std::string backend() const override { return "nccl"; }
+  at::Device device() const override { return device_; }
+
+ protected:
+  WorkPtr do_all_reduce(const at::Tensor& input, const at::Tensor& output, ReduceOp op) override;
+  WorkPtr do_all_gather(const at::Tensor& input, const at::Tensor& output) override;
+  WorkPtr do_reduce_scatter(const at::Tensor& input, const at::Tensor& output,
+                            ReduceOp op) override;
+  WorkPtr do_all_to_all(const at::Tensor& input, const at::Tensor& output,
+                        const std::vector<int64_t>& send_counts,
+                        const std::vector<int64_t>& recv_counts) override;
+  WorkPtr do_broadcast(const at::Tensor& tensor, int root) override;
+  WorkPtr do_send(const at::Tensor& tensor, int peer, int tag) override;
+  WorkPtr do_recv(const at::Tensor& tensor, int peer, int tag) override;
+  WorkPtr do_sendrecv(const at::Tensor& send, int dst, const at::Tensor& recv, int src,
+                      int tag) override;
+  WorkPtr do_barrier() override;
+  std::shared_ptr<Communicator> do_split(int color, int key) override;
+  void check_device(const std::string& op, const at::Tensor& t) const override;
+
+ private:
+  NcclCommunicator(MPI_Comm mpi, int rank, int size, CommOptions options, ncclComm_t comm,
+                   at::Device device);
+  // Orders the NCCL stream after the caller's stream, runs launch(stream), records the end.
+  WorkPtr enqueue(const std::string& op, std::vector<at::Tensor> tensors,
+                  const std::function<void(cudaStream_t)>& launch);
+
+  MPI_Comm mpi_;  // duplicate of the bootstrap communicator, for splits
+  ncclComm_t comm_;
+  at::Device device_;
+  c10::cuda::CUDAStream stream_;
+  std::shared_ptr<std::atomic<bool>> aborted_;
+};
+
+}  // namespace reel
+
+#define REEL_NCCL_CHECK(call, comm) ::reel::check_nccl((call), (comm), #call, __FILE__, __LINE__)

@@ -1,0 +1,86 @@
+#include "dist/process_mesh.hpp"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+
+#include "dist/error.hpp"
+
+namespace reel {
+
+std::vector<int> placement_order(const std::vector<std::string>& host_of) {
+  std::map<std::string, int> host_index;
+  for (const auto& h : host_of) host_index.emplace(h, static_cast<int>(host_index.size()));
+  std::vector<int> order(host_of.size());
+  for (size_t r = 0; r < order.size(); ++r) order[r] = static_cast<int>(r);
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+    return host_index.at(host_of[a]) < host_index.at(host_of[b]);
+  });
+  return order;
+}
+
+namespace {
+
+constexpr int kHostBytes = 256;
+
+// Every rank's host name, gathered over world.
+std::vector<std::string> gather_hosts(Communicator& world) {
+  auto mine = at::zeros({kHostBytes}, at::kByte);
+  std::memcpy(mine.data_ptr(), host_name().data(),
+              std::min<size_t>(host_name().size(), kHostBytes - 1));
+  auto all = at::empty({world.size() * kHostBytes}, at::TensorOptions(at::kByte).device(world.device()));
+  world.all_gather(mine.to(world.device()), all);
+  auto cpu = all.cpu();
+  std::vector<std::string> hosts;
+  for (int r = 0; r < world.size(); ++r) {
+    hosts.emplace_back(reinterpret_cast<const char*>(cpu.data_ptr<uint8_t>()) + r * kHostBytes);
+  }
+  return hosts;
+}
+
+}  // namespace
+
+ProcessMesh ProcessMesh::create(const CommunicatorPtr& world, int dp, int sp) {
+  if (!world) throw std::invalid_argument("ProcessMesh: world communicator is null");
+  const int n = world->size();
+  if (dp < 1 || sp < 1 || static_cast<long>(dp) * sp != n) {
+    throw_invalid("ProcessMesh", "data parallel degree dp=" + std::to_string(dp) +
+                                     " x sequence parallel degree sp=" + std::to_string(sp) +
+                                     " = " + std::to_string(static_cast<long>(dp) * sp) +
+                                     " must equal the world size " + std::to_string(n) +
+                                     " (both degrees >= 1)");
+  }
+  const std::vector<int> order = placement_order(gather_hosts(*world));
+  const int position = static_cast<int>(
+      std::find(order.begin(), order.end(), world->rank()) - order.begin());
+
+  ProcessMesh mesh;
+  mesh.dp_ = dp;
+  mesh.sp_ = sp;
+  mesh.dp_rank_ = position / sp;
+  mesh.sp_rank_ = position % sp;
+  mesh.world_ = world;
+  // Splits are collective over world: every rank makes both, in this order.
+  mesh.sp_group_ = world->split(mesh.dp_rank_, mesh.sp_rank_);
+  mesh.dp_group_ = world->split(mesh.sp_rank_, mesh.dp_rank_);
+  for (int s = 0; s < sp; ++s) mesh.sp_members_.push_back(order[mesh.dp_rank_ * sp + s]);
+  for (int d = 0; d < dp; ++d) mesh.dp_members_.push_back(order[d * sp + mesh.sp_rank_]);
+  return mesh;
+}
+
+Communicator& ProcessMesh::axis(const std::string& name) const {
+  if (name == "world") return *world_;
+  if (name == "dp") return *dp_group_;
+  if (name == "sp") return *sp_group_;
+  throw std::invalid_argument("unknown mesh axis '" + name + "' (expected world, dp or sp)");
+}
+
+std::string ProcessMesh::describe() const {
+  return "mesh dp=" + std::to_string(dp_) + " x sp=" + std::to_string(sp_) + " (world " +
+         std::to_string(world_size()) + "), this rank: dp " + std::to_string(dp_rank_) + ", sp " +
+         std::to_string(sp_rank_);
+}
+
+}  // namespace reel

@@ -1,0 +1,152 @@
+#include "dist/runtime.hpp"
+
+#include <ATen/ATen.h>
+#include <ATen/Context.h>
+#include <ATen/Parallel.h>
+#include <mpi.h>
+#include <sched.h>
+
+#include <cstdlib>
+#include <thread>
+
+#include "dist/error.hpp"
+#include "dist/mpi_communicator.hpp"
+#ifdef REEL_HAVE_CUDA
+#include <c10/cuda/CUDAFunctions.h>
+#endif
+#ifdef REEL_HAVE_NCCL
+#include "dist/nccl_communicator.hpp"
+#endif
+
+namespace reel {
+
+BackendKind parse_backend(const std::string& name) {
+  if (name == "auto") return BackendKind::kAuto;
+  if (name == "mpi") return BackendKind::kMpi;
+  if (name == "nccl") return BackendKind::kNccl;
+  throw std::invalid_argument("unknown communication backend '" + name +
+                              "' (expected auto, mpi or nccl)");
+}
+
+namespace {
+const char* env(const char* name) { return std::getenv(name); }
+
+int env_int(const char* name, int fallback) {
+  const char* v = env(name);
+  return v ? std::atoi(v) : fallback;
+}
+}  // namespace
+
+std::string detect_launcher() {
+  if (env("OMPI_COMM_WORLD_SIZE")) return "mpirun";
+  if (env("SLURM_STEP_ID") && env("SLURM_PROCID")) return "srun";
+  if (env("PMIX_RANK")) return "mpirun";
+  return "none";
+}
+
+int default_threads(int local_size) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  int usable = static_cast<int>(std::thread::hardware_concurrency());
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) usable = CPU_COUNT(&set);
+  const int total = static_cast<int>(std::thread::hardware_concurrency());
+  // Bound to a subset of the machine: the launcher already gave this rank its share.
+  if (usable < total) return std::max(1, usable);
+  return std::max(1, usable / std::max(1, local_size));
+}
+
+bool nccl_usable() {
+#ifdef REEL_HAVE_NCCL
+  return at::hasCUDA() && at::getNumGPUs() > 0;
+#else
+  return false;
+#endif
+}
+
+namespace {
+
+// Rank and size on this host, from MPI's shared-memory split.
+void fill_local(LaunchInfo& info) {
+  MPI_Comm local;
+  REEL_MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, info.world_rank,
+                                     MPI_INFO_NULL, &local));
+  REEL_MPI_CHECK(MPI_Comm_rank(local, &info.local_rank));
+  REEL_MPI_CHECK(MPI_Comm_size(local, &info.local_size));
+  REEL_MPI_CHECK(MPI_Comm_free(&local));
+}
+
+// srun without PMIx starts N singletons: every rank sees a world of 1 while Slurm says N.
+void check_launch(const LaunchInfo& info) {
+  const int slurm_tasks = env_int("SLURM_NTASKS", 0);
+  if (info.launcher == "srun" && slurm_tasks > 1 && info.world_size == 1) {
+    throw std::runtime_error(
+        "launched by srun with SLURM_NTASKS=" + std::to_string(slurm_tasks) +
+        " but MPI sees a world of 1 rank: srun did not hand MPI the job (use srun "
+        "--mpi=pmix, or set MpiDefault=pmix)");
+  }
+}
+
+CommunicatorPtr make_world(BackendKind kind, const RuntimeConfig& config) {
+  if (kind == BackendKind::kAuto) kind = nccl_usable() ? BackendKind::kNccl : BackendKind::kMpi;
+  if (kind == BackendKind::kMpi) return MpiCommunicator::create(MPI_COMM_WORLD, config.comm);
+#ifdef REEL_HAVE_NCCL
+  if (!nccl_usable()) {
+    throw std::runtime_error("backend nccl requested but no CUDA device is visible on rank " +
+                             std::to_string(world_rank_or_unknown()) + " (host " + host_name() +
+                             ")");
+  }
+  return NcclCommunicator::create(MPI_COMM_WORLD, config.comm);
+#else
+  (void)config;
+  throw std::runtime_error("backend nccl requested but this reel was built without NCCL "
+                           "(configure with REEL_CUDA=ON on a machine with nvcc and NCCL)");
+#endif
+}
+
+}  // namespace
+
+Runtime::Runtime(const RuntimeConfig& config) {
+  const BackendKind kind = parse_backend(config.backend);  // bad input before any start-up
+  if (config.threads < 0) {
+    throw std::invalid_argument("threads must be >= 0 (0 = automatic), got " +
+                                std::to_string(config.threads));
+  }
+  int initialized = 0;
+  REEL_MPI_CHECK(MPI_Initialized(&initialized));
+  if (!initialized) {
+    int provided = 0;
+    REEL_MPI_CHECK(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided));
+    owns_mpi_ = true;
+  }
+  int provided = 0;
+  REEL_MPI_CHECK(MPI_Query_thread(&provided));
+  if (provided < MPI_THREAD_MULTIPLE) {
+    throw std::runtime_error("the MPI library provides thread level " + std::to_string(provided) +
+                             "; reel needs MPI_THREAD_MULTIPLE");
+  }
+  REEL_MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
+  REEL_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &info_.world_rank));
+  REEL_MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &info_.world_size));
+  info_.launcher = detect_launcher();
+  info_.host = host_name();
+  fill_local(info_);
+  check_launch(info_);
+  if (at::hasCUDA() && at::getNumGPUs() > 0) {
+    info_.device_index = info_.local_rank % static_cast<int>(at::getNumGPUs());
+#ifdef REEL_HAVE_CUDA
+    c10::cuda::set_device(static_cast<c10::DeviceIndex>(info_.device_index));
+#endif
+  }
+  info_.threads = config.threads > 0 ? config.threads : default_threads(info_.local_size);
+  at::set_num_threads(info_.threads);
+  world_ = make_world(kind, config);
+}
+
+Runtime::~Runtime() {
+  world_.reset();
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (owns_mpi_ && !finalized) MPI_Finalize();
+}
+
+}  // namespace reel

@@ -1,0 +1,85 @@
+#include "dist/work.hpp"
+
+namespace reel {
+
+void Work::then(std::function<void()> step) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!steps_) {
+    steps_ = std::move(step);
+    return;
+  }
+  steps_ = [first = std::move(steps_), second = std::move(step)] {
+    first();
+    second();
+  };
+}
+
+void Work::finish(std::exception_ptr error) {
+  backend_done_ = true;
+  if (error && !error_) error_ = error;
+}
+
+bool Work::completed() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (backend_done_) return true;
+  try {
+    if (test()) finish(nullptr);
+  } catch (...) {
+    finish(std::current_exception());
+  }
+  return backend_done_;
+}
+
+void Work::wait() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!waited_) {
+    waited_ = true;
+    if (!backend_done_) {
+      try {
+        block();
+        finish(nullptr);
+      } catch (...) {
+        finish(std::current_exception());
+      }
+    }
+    if (!error_ && steps_) {
+      try {
+        steps_();
+      } catch (...) {
+        error_ = std::current_exception();
+      }
+      steps_ = nullptr;  // releases the tensors the steps captured
+    }
+  }
+  if (error_) std::rethrow_exception(error_);
+}
+
+std::exception_ptr Work::error() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return error_;
+}
+
+AllOfWork::AllOfWork(std::vector<WorkPtr> parts) : parts_(std::move(parts)) {
+  // Runs the parts' own completion steps even when test() saw them finish first.
+  then([parts = parts_] {
+    for (auto& part : parts) part->wait();
+  });
+}
+
+void AllOfWork::block() {
+  for (auto& part : parts_) part->wait();
+}
+
+bool AllOfWork::test() {
+  bool all = true;
+  for (auto& part : parts_) {
+    if (!part->completed()) {
+      all = false;
+    } else if (auto error = part->error()) {
+      std::rethrow_exception(error);
+    }
+  }
+  return all;
+}
+
+}  // namespace reel

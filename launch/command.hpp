@@ -1,0 +1,24 @@
+// The reel executable's subcommands. Each takes its own arguments (argv[0] is the
+// subcommand's name) and returns the process exit code; errors are thrown and reported
+// by main(), which alone decides how the process ends.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace reel {
+
+struct Command {
+  std::string name;
+  std::string summary;
+  std::function<int(int argc, char** argv)> run;
+};
+
+// Every subcommand this build provides, in the order `reel --help` lists them.
+const std::vector<Command>& commands();
+
+// `reel smoke`: checks every collective of the communication layer across the mesh.
+int run_smoke(int argc, char** argv);
+
+}  // namespace reel

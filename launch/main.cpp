@@ -1,0 +1,63 @@
+// reel: the one executable. `reel <command> [options]`; `reel --help`, `reel --version`.
+//
+// This is the only place that decides how the process ends: an error on one rank of a
+// multi-rank job aborts the whole job (MPI_Abort) after printing it, because the other
+// ranks would otherwise wait forever in their next collective.
+#include <mpi.h>
+
+#include <cstring>
+#include <iostream>
+
+#include "launch/command.hpp"
+#include "launch/version.hpp"
+
+namespace {
+
+void print_help(std::ostream& out) {
+  out << "reel " << reel::version_string() << " — train long-context video world models\n\n"
+      << "usage: reel <command> [options]      (reel <command> --help for its options)\n"
+      << "       reel --version | --help\n\ncommands:\n";
+  for (const auto& c : reel::commands()) {
+    out << "  " << c.name << std::string(10 - std::min<size_t>(9, c.name.size()), ' ')
+        << c.summary << "\n";
+  }
+  out << "\nMulti-rank: mpirun -np 4 reel <command> ...  or  srun --mpi=pmix reel <command> ...\n";
+}
+
+int fail(const std::string& message) {
+  int initialized = 0, finalized = 0, size = 1, rank = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  if (initialized && !finalized) {
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  }
+  std::cerr << "reel: error" << (size > 1 ? " on rank " + std::to_string(rank) : "") << ": "
+            << message << std::endl;
+  if (size > 1) MPI_Abort(MPI_COMM_WORLD, 1);  // the other ranks would hang otherwise
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    print_help(std::cout);
+    return argc < 2 ? 2 : 0;
+  }
+  if (!std::strcmp(argv[1], "--version")) {
+    std::cout << "reel " << reel::version_string() << "\n";
+    return 0;
+  }
+  for (const auto& c : reel::commands()) {
+    if (c.name != argv[1]) continue;
+    try {
+      return c.run(argc - 1, argv + 1);
+    } catch (const std::exception& e) {
+      return fail(e.what());
+    }
+  }
+  std::cerr << "reel: unknown command '" << argv[1] << "'\n\n";
+  print_help(std::cerr);
+  return 2;
+}
