@@ -65,8 +65,11 @@ if(NOT REEL_HAVE_CUDA)
   set(USE_CUDA OFF)
 endif()
 find_package(Torch REQUIRED)
-# Torch's flags carry -D_GLIBCXX_USE_CXX11_ABI; keep them, drop nothing else.
-set(REEL_TORCH_LIBS ${TORCH_LIBRARIES})
+# libtorch.so exports its own copies of std::filesystem functions (remove_all, ...) that
+# crash when called from our code (null call inside). The dynamic loader binds a symbol
+# to the first library in the executable's NEEDED list that defines it, so libstdc++ is
+# put before LibTorch on the link line.
+set(REEL_TORCH_LIBS stdc++ ${TORCH_LIBRARIES})
 
 # --- The rest, from Debian packages. ---
 find_package(MPI REQUIRED COMPONENTS CXX)

@@ -1,0 +1,40 @@
+# Test helpers. Multi-rank tests run for real: mpirun starts N CPU ranks of one binary.
+find_package(GTest REQUIRED)
+
+# Environment for every mpirun a test starts: allowed as root (CI runs as root), more
+# ranks than cores allowed (CI has 2 cores and tests run up to 4 ranks).
+set(REEL_MPI_TEST_ENV
+    "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_rmaps_base_oversubscribe=1")
+
+# reel_add_mpi_test(NAME name TARGET exe RANKS 1 2 3 4 [ARGS ...] [TIMEOUT s] [GPU])
+# Registers name.npN for each N: `mpirun -np N exe ARGS`. Ranks are not bound to cores
+# (--bind-to none) so each rank's threads may use the whole machine. GPU: the test's
+# binary reports "[  SKIPPED ]" where there is no GPU, and CTest shows it as skipped.
+function(reel_add_mpi_test)
+  cmake_parse_arguments(ARG "GPU" "NAME;TARGET;TIMEOUT" "RANKS;ARGS" ${ARGN})
+  if(NOT ARG_TIMEOUT)
+    set(ARG_TIMEOUT 300)
+  endif()
+  foreach(n ${ARG_RANKS})
+    set(test ${ARG_NAME}.np${n})
+    add_test(NAME ${test}
+             COMMAND ${MPIEXEC_EXECUTABLE} --oversubscribe --bind-to none ${MPIEXEC_NUMPROC_FLAG} ${n}
+                     $<TARGET_FILE:${ARG_TARGET}> ${ARG_ARGS})
+    set_tests_properties(${test} PROPERTIES ENVIRONMENT "${REEL_MPI_TEST_ENV}"
+                         TIMEOUT ${ARG_TIMEOUT} PROCESSORS ${n} LABELS "mpi")
+    if(ARG_GPU)
+      set_tests_properties(${test} PROPERTIES SKIP_REGULAR_EXPRESSION "\\[  SKIPPED \\]"
+                           LABELS "mpi;gpu")
+    endif()
+  endforeach()
+endfunction()
+
+# reel_test_binary(name SOURCES ... DEPS ...): a GoogleTest binary whose main() starts
+# reel's Runtime (MPI) first; see tests/support/mpi_main.cpp.
+function(reel_test_binary name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES} ${PROJECT_SOURCE_DIR}/tests/support/mpi_main.cpp)
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest)
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR})
+  target_precompile_headers(${name} PRIVATE <ATen/ATen.h> <gtest/gtest.h>)
+endfunction()

@@ -115,6 +115,29 @@ void Communicator::verify(const std::string& op, const at::Tensor& t, int64_t ex
   }
 }
 
+void Communicator::verify_splits(const std::vector<int64_t>& send_rows,
+                                 const std::vector<int64_t>& recv_rows) {
+  // Every rank gathers every rank's (send, recv) splits and checks the whole matrix, so
+  // that all ranks throw together: recv_rows[j] on rank i must equal send_rows[i] on rank j.
+  std::vector<int64_t> mine(send_rows);
+  mine.insert(mine.end(), recv_rows.begin(), recv_rows.end());
+  auto local = at::tensor(mine, at::kLong).to(device());
+  auto all = at::empty({size_ * 2 * size_}, local.options());
+  do_all_gather(local, all)->wait();
+  auto cpu = all.cpu();
+  const int64_t* m = cpu.data_ptr<int64_t>();
+  for (int i = 0; i < size_; ++i) {
+    for (int j = 0; j < size_; ++j) {
+      const int64_t expects = m[i * 2 * size_ + size_ + j], sends = m[j * 2 * size_ + i];
+      if (expects == sends) continue;
+      throw_invalid("all_to_all_v", "rank " + std::to_string(i) + " expects " +
+                                        std::to_string(expects) + " rows from rank " +
+                                        std::to_string(j) + ", which sends " +
+                                        std::to_string(sends));
+    }
+  }
+}
+
 WorkPtr Communicator::all_reduce_async(const at::Tensor& tensor, ReduceOp op) {
   return all_reduce_async(tensor, tensor, op);
 }
@@ -195,20 +218,7 @@ WorkPtr Communicator::all_to_all_async(const at::Tensor& input, const at::Tensor
     throw_invalid(op, "input and output must not alias");
   }
   verify(op, input, row);
-  if (options_.verify_consistency) {
-    // recv_rows[i] here must equal send_rows[rank] on rank i.
-    auto sent = at::tensor(send_rows, at::kLong).to(device());
-    auto all = at::empty({size_ * size_}, sent.options());
-    do_all_gather(sent, all)->wait();
-    auto cpu = all.cpu();
-    for (int i = 0; i < size_; ++i) {
-      const int64_t theirs = cpu.data_ptr<int64_t>()[i * size_ + rank_];
-      if (theirs != recv_rows[i]) {
-        throw_invalid(op, "expects " + std::to_string(recv_rows[i]) + " rows from rank " +
-                              std::to_string(i) + ", which sends " + std::to_string(theirs));
-      }
-    }
-  }
+  if (options_.verify_consistency) verify_splits(send_rows, recv_rows);
   std::vector<int64_t> send_counts(size_), recv_counts(size_);
   for (int r = 0; r < size_; ++r) {
     send_counts[r] = send_rows[r] * row;

@@ -145,6 +145,7 @@ class Communicator {
   void check_reduce(const std::string& op, const at::Tensor& t, ReduceOp reduce) const;
   // With options_.verify_consistency: all ranks agree on (op, dtype, sizes) or all throw.
   void verify(const std::string& op, const at::Tensor& t, int64_t extra = 0);
+  void verify_splits(const std::vector<int64_t>& send_rows, const std::vector<int64_t>& recv_rows);
 
   // Runs fn (an async form) with blocking_call() true, then waits on its Work.
   template <typename Fn>

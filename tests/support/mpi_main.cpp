@@ -1,0 +1,52 @@
+// main() of reel's test binaries: starts MPI through reel's Runtime, runs the tests, and
+// makes the exit code reflect a failure on any rank (mpirun then fails the CTest entry).
+// Only rank 0 prints the full GoogleTest report; other ranks print their failures.
+#include <gtest/gtest.h>
+
+#include <iostream>
+#include <memory>
+
+#include "tests/support/test_env.hpp"
+
+namespace reel::test {
+namespace {
+std::unique_ptr<Runtime> g_runtime;  // lives for the whole test binary
+
+// Prints only failed assertions, prefixed with the rank.
+class FailurePrinter : public ::testing::EmptyTestEventListener {
+ public:
+  explicit FailurePrinter(int rank) : rank_(rank) {}
+  void OnTestPartResult(const ::testing::TestPartResult& r) override {
+    if (!r.failed()) return;
+    std::cerr << "[rank " << rank_ << "] " << (r.file_name() ? r.file_name() : "?") << ":"
+              << r.line_number() << ": " << r.summary() << std::endl;
+  }
+
+ private:
+  int rank_;
+};
+}  // namespace
+
+Runtime& runtime() { return *g_runtime; }
+
+}  // namespace reel::test
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  reel::RuntimeConfig config;
+  config.backend = "mpi";
+  reel::test::g_runtime = std::make_unique<reel::Runtime>(config);
+  const int rank = reel::test::runtime().info().world_rank;
+  if (rank != 0) {
+    auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
+    delete listeners.Release(listeners.default_result_printer());
+    listeners.Append(new reel::test::FailurePrinter(rank));
+  }
+  int failed = RUN_ALL_TESTS();
+  // Every rank learns whether any rank failed, so all exit alike.
+  auto flag = at::full({1}, failed ? 1.0f : 0.0f);
+  reel::test::world().all_reduce(flag, reel::ReduceOp::kMax);
+  failed = flag.item<float>() != 0.0f;
+  reel::test::g_runtime.reset();
+  return failed ? 1 : 0;
+}
