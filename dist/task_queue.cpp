@@ -38,7 +38,9 @@ std::shared_ptr<TaskWork> TaskQueue::submit(std::function<void()> fn) {
 void TaskQueue::run_inline(const std::function<void()>& fn) {
   {
     std::unique_lock<std::mutex> lock(mutex_);
+    ++inline_waiting_;
     cv_.wait(lock, [&] { return queue_.empty() && !busy_; });
+    --inline_waiting_;
     busy_ = true;
   }
   std::exception_ptr error;
@@ -47,11 +49,14 @@ void TaskQueue::run_inline(const std::function<void()>& fn) {
   } catch (...) {
     error = std::current_exception();
   }
+  bool wake = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     busy_ = false;
+    // Waking the idle worker for nothing costs a context switch per blocking call.
+    wake = !queue_.empty() || inline_waiting_ > 0;
   }
-  cv_.notify_all();
+  if (wake) cv_.notify_all();
   if (error) std::rethrow_exception(error);
 }
 
