@@ -75,6 +75,18 @@ void fill_local(LaunchInfo& info) {
   REEL_MPI_CHECK(MPI_Comm_free(&local));
 }
 
+// srun without a PMI plugin MPI understands: Open MPI either fails inside MPI_Init or
+// starts N singletons. Caught from the environment before MPI_Init can abort.
+void check_environment() {
+  const int slurm_tasks = env_int("SLURM_NTASKS", 0);
+  if (detect_launcher() == "srun" && slurm_tasks > 1 && !env("PMIX_RANK") && !env("PMI_RANK")) {
+    throw std::runtime_error(
+        "launched by srun with SLURM_NTASKS=" + std::to_string(slurm_tasks) +
+        " but without PMIx, so MPI cannot form one job: use srun --mpi=pmix (or set "
+        "MpiDefault=pmix in slurm.conf), or mpirun inside the allocation");
+  }
+}
+
 // srun without PMIx starts N singletons: every rank sees a world of 1 while Slurm says N.
 void check_launch(const LaunchInfo& info) {
   const int slurm_tasks = env_int("SLURM_NTASKS", 0);
@@ -111,9 +123,12 @@ Runtime::Runtime(const RuntimeConfig& config) {
     throw std::invalid_argument("threads must be >= 0 (0 = automatic), got " +
                                 std::to_string(config.threads));
   }
+  // Read before MPI_Init: a singleton MPI_Init sets launcher-like variables itself.
+  info_.launcher = detect_launcher();
   int initialized = 0;
   REEL_MPI_CHECK(MPI_Initialized(&initialized));
   if (!initialized) {
+    check_environment();
     int provided = 0;
     REEL_MPI_CHECK(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided));
     owns_mpi_ = true;
@@ -127,7 +142,6 @@ Runtime::Runtime(const RuntimeConfig& config) {
   REEL_MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
   REEL_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &info_.world_rank));
   REEL_MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &info_.world_size));
-  info_.launcher = detect_launcher();
   info_.host = host_name();
   fill_local(info_);
   check_launch(info_);

@@ -115,7 +115,7 @@ int run_smoke(int argc, char** argv) {
   if (dp == 0) dp = world % sp == 0 ? world / sp : 0;
   auto mesh = ProcessMesh::create(runtime.world(), dp, sp);
   const auto& info = runtime.info();
-  logger.info(cat("reel smoke: ", world, " ranks via ", info.launcher, ", backend ",
+  logger.info(cat("reel smoke: ", world, " rank(s) via ", info.launcher, ", backend ",
                   runtime.world()->backend(), ", ", info.threads, " threads/rank; ",
                   mesh.describe()));
   const int64_t n = std::max<int64_t>(1, static_cast<int64_t>(mib * (1 << 20) / 4));
