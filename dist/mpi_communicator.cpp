@@ -57,14 +57,18 @@ MPI_Op mpi_op(ReduceOp op) { return op == ReduceOp::kMax ? MPI_MAX : MPI_SUM; }
 
 }  // namespace
 
+OwnedComm duplicate_comm(MPI_Comm comm) {
+  OwnedComm own{MPI_COMM_NULL, 0, 0};
+  REEL_MPI_CHECK(MPI_Comm_dup(comm, &own.comm));
+  REEL_MPI_CHECK(MPI_Comm_set_errhandler(own.comm, MPI_ERRORS_RETURN));
+  REEL_MPI_CHECK(MPI_Comm_rank(own.comm, &own.rank));
+  REEL_MPI_CHECK(MPI_Comm_size(own.comm, &own.size));
+  return own;
+}
+
 std::shared_ptr<MpiCommunicator> MpiCommunicator::create(MPI_Comm comm, CommOptions options) {
-  MPI_Comm dup;
-  REEL_MPI_CHECK(MPI_Comm_dup(comm, &dup));
-  REEL_MPI_CHECK(MPI_Comm_set_errhandler(dup, MPI_ERRORS_RETURN));
-  int rank = 0, size = 0;
-  REEL_MPI_CHECK(MPI_Comm_rank(dup, &rank));
-  REEL_MPI_CHECK(MPI_Comm_size(dup, &size));
-  return std::shared_ptr<MpiCommunicator>(new MpiCommunicator(dup, rank, size, options));
+  const OwnedComm own = duplicate_comm(comm);
+  return std::shared_ptr<MpiCommunicator>(new MpiCommunicator(own.comm, own.rank, own.size, options));
 }
 
 MpiCommunicator::MpiCommunicator(MPI_Comm comm, int rank, int size, CommOptions options)

@@ -15,6 +15,15 @@
 
 namespace reel {
 
+// A communicator of reel's own: a duplicate of comm (isolated from the caller's traffic)
+// whose errors are returned rather than fatal. Collective over comm.
+struct OwnedComm {
+  MPI_Comm comm;
+  int rank;
+  int size;
+};
+OwnedComm duplicate_comm(MPI_Comm comm);
+
 class MpiCommunicator final : public Communicator {
  public:
   // Duplicates comm (reel's traffic never mixes with the caller's); errors are returned,

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "dist/error.hpp"
+#include "dist/mpi_communicator.hpp"
 
 namespace reel {
 
@@ -120,17 +121,13 @@ ncclComm_t init_nccl(MPI_Comm mpi, int rank, int size) {
 }  // namespace
 
 std::shared_ptr<NcclCommunicator> NcclCommunicator::create(MPI_Comm comm, CommOptions options) {
-  MPI_Comm dup;
-  REEL_MPI_CHECK(MPI_Comm_dup(comm, &dup));
-  REEL_MPI_CHECK(MPI_Comm_set_errhandler(dup, MPI_ERRORS_RETURN));
-  int rank = 0, size = 0;
-  REEL_MPI_CHECK(MPI_Comm_rank(dup, &rank));
-  REEL_MPI_CHECK(MPI_Comm_size(dup, &size));
+  const OwnedComm own = duplicate_comm(comm);
   int device = 0;
   REEL_CUDA_CHECK(cudaGetDevice(&device));
-  ncclComm_t nccl = init_nccl(dup, rank, size);
-  return std::shared_ptr<NcclCommunicator>(new NcclCommunicator(
-      dup, rank, size, options, nccl, at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(device))));
+  ncclComm_t nccl = init_nccl(own.comm, own.rank, own.size);
+  return std::shared_ptr<NcclCommunicator>(
+      new NcclCommunicator(own.comm, own.rank, own.size, options, nccl,
+                           at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(device))));
 }
 
 NcclCommunicator::NcclCommunicator(MPI_Comm mpi, int rank, int size, CommOptions options,
