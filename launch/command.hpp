@@ -20,5 +20,9 @@ const std::vector<Command>& commands();
 
 // `reel smoke`: checks every collective of the communication layer across the mesh.
 int run_smoke(int argc, char** argv);
+// `reel data`: writes the synthetic physics world (HDF5 video schema).
+int run_data(int argc, char** argv);
+// `reel sample`: rolls a model out on held-out clips, writes PNG grids.
+int run_sample(int argc, char** argv);
 
 }  // namespace reel

@@ -4,6 +4,8 @@ namespace reel {
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> list = {
+      {"data", "write the synthetic physics world as an HDF5 video file", run_data},
+      {"sample", "roll a trained model out on held-out clips and write PNG grids", run_sample},
       {"smoke", "run every collective across a dp x sp mesh and check the results", run_smoke},
   };
   return list;

@@ -1,0 +1,45 @@
+// The world model's configuration and its named presets.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace reel {
+
+struct ModelConfig {
+  std::string preset = "tiny";
+  // Clip geometry: frames, channels, height, width; actions per frame.
+  int64_t frames = 8, channels = 3, height = 32, width = 32, action_dim = 2;
+  // Tubelet (patch) size along t, h, w.
+  int64_t patch_t = 2, patch_h = 8, patch_w = 8;
+  int64_t dim = 128, depth = 4, heads = 4;
+  double mlp_ratio = 4.0;
+  std::string mlp = "gelu";          // gelu | swiglu
+  std::string attention = "causal";  // full | causal (frame-causal: own and earlier groups)
+  // Flow matching: the first `context_groups` frame-groups stay clean (context).
+  int64_t context_groups = 2;
+  std::string time_sampling = "group";  // clip | group: one t per clip or per frame-group
+  double logit_normal_mean = 0.0, logit_normal_std = 1.0;
+  double rope_theta = 10000.0;
+
+  int64_t groups() const { return frames / patch_t; }                       // G
+  int64_t tokens_per_group() const { return (height / patch_h) * (width / patch_w); }
+  int64_t tokens() const { return groups() * tokens_per_group(); }          // L
+  int64_t patch_dim() const { return patch_t * patch_h * patch_w * channels; }  // P
+  int64_t head_dim() const { return dim / heads; }
+  int64_t mlp_hidden() const;
+
+  // Throws std::invalid_argument naming the first inconsistent field.
+  void validate() const;
+};
+
+// Throws std::invalid_argument naming `source` when clips of this geometry cannot feed
+// the model: T, H or W not divisible by the patch size, or a different channel / action
+// count than the model was built for.
+void check_data_geometry(const ModelConfig& cfg, int64_t frames, int64_t height, int64_t width,
+                         int64_t channels, int64_t action_dim, const std::string& source);
+
+// "tiny" | "small" | "1b" | "7b"; anything else throws std::invalid_argument listing them.
+ModelConfig model_preset(const std::string& name);
+
+}  // namespace reel

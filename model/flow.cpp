@@ -1,0 +1,125 @@
+#include "model/flow.hpp"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include "model/seed.hpp"
+#include "model/world_model.hpp"
+
+namespace reel {
+
+at::Tensor frames_to_float(const at::Tensor& frames) {
+  return frames.permute({0, 1, 4, 2, 3}).to(at::kFloat).div(127.5).sub(1.0);
+}
+
+at::Tensor patchify(const at::Tensor& video, const ModelConfig& cfg) {
+  const int64_t b = video.size(0), t = video.size(1), c = video.size(2), h = video.size(3), w = video.size(4);
+  const int64_t pt = cfg.patch_t, ph = cfg.patch_h, pw = cfg.patch_w;
+  auto x = video.reshape({b, t / pt, pt, c, h / ph, ph, w / pw, pw});
+  // -> [B, G, H', W', pt, ph, pw, C]
+  x = x.permute({0, 1, 4, 6, 2, 5, 7, 3});
+  return x.reshape({b, (t / pt) * (h / ph) * (w / pw), pt * ph * pw * c});
+}
+
+at::Tensor unpatchify(const at::Tensor& tokens, const ModelConfig& cfg) {
+  const int64_t b = tokens.size(0), hh = cfg.height / cfg.patch_h, ww = cfg.width / cfg.patch_w;
+  const int64_t g = tokens.size(1) / (hh * ww);
+  auto x = tokens.reshape({b, g, hh, ww, cfg.patch_t, cfg.patch_h, cfg.patch_w, cfg.channels});
+  x = x.permute({0, 1, 4, 7, 2, 5, 3, 6});  // [B, G, pt, C, H', ph, W', pw]
+  return x.reshape({b, g * cfg.patch_t, cfg.channels, cfg.height, cfg.width});
+}
+
+namespace {
+
+// t for each frame-group of one clip: logit-normal, per clip or per group; 0 on context.
+at::Tensor draw_times(const ModelConfig& cfg, at::Generator& gen) {
+  const int64_t g = cfg.groups(), k = cfg.context_groups;
+  auto z = at::empty({cfg.time_sampling == "clip" ? 1 : g - k}, at::kFloat);
+  z.normal_(cfg.logit_normal_mean, cfg.logit_normal_std, gen);
+  auto t = at::zeros({g}, at::kFloat);
+  t.narrow(0, k, g - k).copy_(at::sigmoid(z).expand({g - k}));
+  return t;
+}
+
+}  // namespace
+
+FlowBatch make_flow_batch(const at::Tensor& x0, const std::vector<int64_t>& sample_ids,
+                          int64_t step, uint64_t seed, const ModelConfig& cfg) {
+  const int64_t b = x0.size(0), l = x0.size(1), p = x0.size(2), lg = cfg.tokens_per_group();
+  TORCH_CHECK(static_cast<int64_t>(sample_ids.size()) == b, "one sample id per clip");
+  std::vector<at::Tensor> noise, times;
+  for (int64_t i = 0; i < b; ++i) {
+    // One generator per (seed, step, sample): t first, then eps, in a fixed order.
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(mix_seed(seed, step, sample_ids[i], 0x666c6f77));
+    times.push_back(draw_times(cfg, gen));
+    noise.push_back(at::empty({l, p}, at::kFloat).normal_(0.0, 1.0, gen));
+  }
+  auto t = at::stack(times).to(x0.device());                                 // [B, G]
+  auto eps = at::stack(noise).to(x0.device(), x0.scalar_type());             // [B, L, P]
+  auto t_tok = t.repeat_interleave(lg, 1).unsqueeze(-1).to(x0.scalar_type());  // [B, L, 1]
+  auto weight = at::ones({l}, x0.options());
+  weight.narrow(0, 0, cfg.context_groups * lg).zero_();
+  FlowBatch batch;
+  batch.x_t = (1 - t_tok) * x0 + t_tok * eps;  // context: t = 0, so x_t = x0
+  batch.target = (eps - x0) * weight.view({1, l, 1});
+  batch.t = t;
+  batch.weight = weight;
+  return batch;
+}
+
+at::Tensor flow_loss_sum(const at::Tensor& pred, const FlowBatch& batch, int64_t offset) {
+  const int64_t lc = pred.size(1);
+  auto w = batch.weight.narrow(0, offset, lc).view({1, lc, 1});
+  auto diff = (pred - batch.target.narrow(1, offset, lc)) * w;
+  return diff.pow(2).sum();
+}
+
+int64_t target_elements(const ModelConfig& cfg, int64_t global_batch) {
+  return global_batch * (cfg.groups() - cfg.context_groups) * cfg.tokens_per_group() * cfg.patch_dim();
+}
+
+at::Tensor rollout(WorldModelImpl& model, const at::Tensor& context, const at::Tensor& actions,
+                   int64_t groups, int64_t steps, uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  const auto& cfg = model.config();
+  TORCH_CHECK(cfg.attention == "causal", "rollout needs frame-causal attention");
+  const int64_t b = context.size(0), lg = cfg.tokens_per_group(), p = cfg.patch_dim();
+  const int64_t k = context.size(1) / lg;
+  TORCH_CHECK(k + groups <= cfg.groups(), "rollout past the clip length");
+  auto tokens = context;
+  for (int64_t g = k; g < k + groups; ++g) {
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(mix_seed(seed, g, 0x726f6c6c));
+    auto x = at::empty({b, lg, p}, at::kFloat).normal_(0.0, 1.0, gen).to(context.options());
+    // The model sees groups [0, g]: clean history, the group being generated at time t.
+    // Actions and times beyond group g are padding that causal attention never reads.
+    for (int64_t s = 0; s < steps; ++s) {
+      const double t_now = 1.0 - double(s) / steps, dt = 1.0 / steps;
+      auto t = at::zeros({b, cfg.groups()}, context.options());
+      t.select(1, g).fill_(t_now);
+      auto v = model.forward(at::cat({tokens, x}, 1), t, actions).narrow(1, g * lg, lg);
+      x = x - dt * v;
+    }
+    tokens = at::cat({tokens, x}, 1);
+  }
+  return tokens;
+}
+
+double forward_flops(const ModelConfig& cfg, int64_t batch) {
+  const double l = double(cfg.tokens()) * batch, d = cfg.dim, g = double(cfg.groups()) * batch;
+  const double hidden = cfg.mlp_hidden(), fc1_out = cfg.mlp == "swiglu" ? 2 * hidden : hidden;
+  double per_block = 2 * l * d * (3 * d)           // qkv
+                     + 2 * l * d * d              // proj
+                     + 2 * l * d * fc1_out + 2 * l * hidden * d  // MLP
+                     + 2 * g * d * (6 * d);       // adaLN modulation (per group)
+  // Attention: scores q.k and probs.v, dense L x L per clip and head.
+  per_block += 2 * 2 * double(batch) * cfg.tokens() * cfg.tokens() * d;
+  double total = cfg.depth * per_block;
+  total += 2 * l * cfg.patch_dim() * d;                          // patch embedding
+  total += 2 * g * (256 * d + d * d);                            // time MLP
+  total += 2 * g * (cfg.patch_t * cfg.action_dim) * d;           // action embedding
+  total += 2 * g * d * 2 * d + 2 * l * d * cfg.patch_dim();      // final adaLN + projection
+  return total;
+}
+
+double training_step_flops(const ModelConfig& cfg, int64_t batch) { return 3.0 * forward_flops(cfg, batch); }
+
+}  // namespace reel

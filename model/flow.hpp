@@ -1,0 +1,56 @@
+// World-model flow matching (rectified flow) and the clip <-> token transforms.
+//
+// The first k frame-groups of a clip are context and stay clean (t = 0); the others are
+// targets, noised along x_t = (1 - t) x + t eps with t ~ logit-normal (per clip or per
+// frame-group); the model predicts the velocity eps - x; the loss is the squared error
+// over target tokens only. All randomness is a function of (seed, step, global sample
+// index): never of the rank or of how tokens are split.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <vector>
+
+#include "model/config.hpp"
+
+namespace reel {
+
+class WorldModelImpl;
+
+// frames uint8 [B, T, H, W, C] (the storage layout) -> float [B, T, C, H, W] in [-1, 1].
+at::Tensor frames_to_float(const at::Tensor& frames);
+// [B, T, C, H, W] -> tokens [B, L, P], L in (group, row, col) order, P = (pt, ph, pw, C).
+at::Tensor patchify(const at::Tensor& video, const ModelConfig& cfg);
+// tokens [B, L', P] of whole groups -> [B, T', C, H, W].
+at::Tensor unpatchify(const at::Tensor& tokens, const ModelConfig& cfg);
+
+struct FlowBatch {
+  at::Tensor x_t;     // [B, L, P] model input: clean context, noised targets
+  at::Tensor t;       // [B, G] flow time per frame-group (0 for context)
+  at::Tensor target;  // [B, L, P] velocity eps - x (zero on context tokens)
+  at::Tensor weight;  // [L] 1 on target tokens, 0 on context tokens
+};
+
+// x0 [B, L, P] clean tokens of the clips with global indices sample_ids[b].
+FlowBatch make_flow_batch(const at::Tensor& x0, const std::vector<int64_t>& sample_ids,
+                          int64_t step, uint64_t seed, const ModelConfig& cfg);
+
+// Sum of squared errors over target tokens of pred [B, Lc, P] against a batch's tokens
+// [offset, offset + Lc). Divide by target_elements() of the global batch for the mean.
+at::Tensor flow_loss_sum(const at::Tensor& pred, const FlowBatch& batch, int64_t offset = 0);
+int64_t target_elements(const ModelConfig& cfg, int64_t global_batch);
+
+// Rolls the model out: context tokens [B, k*Lg, P] (k whole groups), actions [B, T, A];
+// generates `groups` further frame-groups one by one, each by `steps` Euler steps of the
+// flow ODE from noise (t = 1) to data (t = 0). Needs frame-causal attention (earlier
+// groups must not see later ones). Returns [B, (k + groups) * Lg, P].
+at::Tensor rollout(WorldModelImpl& model, const at::Tensor& context, const at::Tensor& actions,
+                   int64_t groups, int64_t steps, uint64_t seed);
+
+// Exact floating-point operations of one training step (forward + backward) on
+// `batch` clips: every matmul (2 flops per multiply-add) and both attention matmuls
+// (the dense L x L score matrix, as computed), backward = 2 x forward.
+double training_step_flops(const ModelConfig& cfg, int64_t batch);
+double forward_flops(const ModelConfig& cfg, int64_t batch);
+
+}  // namespace reel

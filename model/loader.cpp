@@ -1,0 +1,104 @@
+#include "model/loader.hpp"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include "model/seed.hpp"
+
+namespace reel {
+
+ClipLoader::ClipLoader(LoaderConfig config, DataPosition start)
+    : config_(std::move(config)), reader_(std::make_unique<VideoReader>(config_.path)), position_(start) {
+  auto& c = config_;
+  if (c.count < 0) c.count = reader_->info().clips - c.first;
+  auto bad = [&](const std::string& what) { throw std::invalid_argument("data loader (" + c.path + "): " + what); };
+  if (c.first < 0 || c.count <= 0 || c.first + c.count > reader_->info().clips) {
+    bad("clip range [" + std::to_string(c.first) + ", " + std::to_string(c.first + c.count) +
+        ") is not inside the file's " + std::to_string(reader_->info().clips) + " clips");
+  }
+  if (c.shares < 1 || c.share < 0 || c.share >= c.shares) bad("share " + std::to_string(c.share) + " of " + std::to_string(c.shares));
+  if (c.global_batch < 1 || c.global_batch % c.shares != 0) {
+    bad("global batch " + std::to_string(c.global_batch) + " does not divide over " +
+        std::to_string(c.shares) + " data-parallel groups");
+  }
+  if (c.global_batch > c.count) bad("global batch " + std::to_string(c.global_batch) + " exceeds the " + std::to_string(c.count) + " clips");
+  if (start.cursor < 0 || start.cursor > c.count || start.epoch < 0) bad("invalid start position");
+  if (c.prefetch > 0) worker_ = std::thread([this] { prefetch_loop(); });
+}
+
+ClipLoader::~ClipLoader() { stop_prefetch(); }
+
+void ClipLoader::stop_prefetch() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (worker_.joinable()) worker_.join();
+}
+
+std::vector<int64_t> ClipLoader::order(int64_t epoch) const {
+  auto idx = at::arange(config_.count, at::kLong);
+  if (config_.shuffle) {
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(mix_seed(config_.seed, epoch, 0x6c6f6164));
+    idx = at::randperm(config_.count, gen, at::kLong);
+  }
+  std::vector<int64_t> out(idx.data_ptr<int64_t>(), idx.data_ptr<int64_t>() + config_.count);
+  for (auto& i : out) i += config_.first;
+  return out;
+}
+
+// The next batch starts here: a partial global batch at the end of an epoch is dropped.
+DataPosition ClipLoader::advance(DataPosition at) const {
+  if (at.cursor + config_.global_batch > config_.count) return {at.epoch + 1, 0};
+  return at;
+}
+
+ClipBatch ClipLoader::read_at(DataPosition at) {
+  at = advance(at);
+  const auto global = order(at.epoch);
+  const int64_t local = config_.global_batch / config_.shares;
+  const int64_t begin = at.cursor + config_.share * local;
+  std::vector<int64_t> ids(global.begin() + begin, global.begin() + begin + local);
+  auto clips = reader_->read(ids);
+  return {clips.frames, clips.actions, ids, {at.epoch, at.cursor + config_.global_batch}};
+}
+
+void ClipLoader::prefetch_loop() {
+  DataPosition at = position_;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      cv_.wait(lock, [&] { return stop_ || static_cast<int>(ready_.size()) < config_.prefetch; });
+      if (stop_) return;
+    }
+    try {
+      auto batch = read_at(at);
+      at = batch.after;
+      std::lock_guard<std::mutex> lock(mutex_);
+      ready_.push_back(std::move(batch));
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      error_ = std::current_exception();
+      stop_ = true;
+    }
+    cv_.notify_all();
+  }
+}
+
+ClipBatch ClipLoader::next() {
+  ClipBatch batch;
+  if (config_.prefetch <= 0) {
+    batch = read_at(position_);
+  } else {
+    std::unique_lock<std::mutex> lock(mutex_);
+    cv_.wait(lock, [&] { return !ready_.empty() || error_; });
+    if (ready_.empty()) std::rethrow_exception(error_);
+    batch = std::move(ready_.front());
+    ready_.pop_front();
+    cv_.notify_all();
+  }
+  position_ = batch.after;
+  return batch;
+}
+
+}  // namespace reel

@@ -1,0 +1,75 @@
+// The clip loader: seeded shuffling per epoch over one global sample order; each
+// data-parallel group reads a disjoint share of every global batch; a background thread
+// prefetches; the position (epoch, cursor in the global order) can be saved and restored
+// whatever the number of ranks. "Which share is mine" is plain numbers, not a mesh.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "model/video_file.hpp"
+
+namespace reel {
+
+// Where a run is in its data: independent of ranks.
+struct DataPosition {
+  int64_t epoch = 0;
+  int64_t cursor = 0;  // samples of this epoch's global order already consumed
+  bool operator==(const DataPosition& o) const { return epoch == o.epoch && cursor == o.cursor; }
+};
+
+struct LoaderConfig {
+  std::string path;
+  int64_t global_batch = 8;
+  int64_t share = 0, shares = 1;  // this data-parallel group's index and the group count
+  int64_t first = 0, count = -1;  // the clips used: [first, first + count); -1: to the end
+  uint64_t seed = 0;
+  bool shuffle = true;
+  int prefetch = 2;  // batches read ahead by the background thread (0: none)
+};
+
+struct ClipBatch {
+  at::Tensor frames;                // uint8 [b, T, H, W, C], b = global_batch / shares
+  at::Tensor actions;               // float32 [b, T, A]
+  std::vector<int64_t> sample_ids;  // file index of each clip (the global sample index)
+  DataPosition after;               // the position once this batch is consumed
+};
+
+class ClipLoader {
+ public:
+  // Throws std::invalid_argument on a bad split (batch not divisible by shares, share out
+  // of range, batch larger than the clips) and the reader's errors on a bad file.
+  explicit ClipLoader(LoaderConfig config, DataPosition start = {});
+  ~ClipLoader();
+
+  ClipBatch next();
+  // Position after the last batch next() returned.
+  DataPosition position() const { return position_; }
+  const VideoFileInfo& info() const { return reader_->info(); }
+  // The global order of epoch e: clip indices, length count (exposed for tests).
+  std::vector<int64_t> order(int64_t epoch) const;
+
+ private:
+  ClipBatch read_at(DataPosition at);
+  DataPosition advance(DataPosition at) const;
+  void prefetch_loop();
+  void stop_prefetch();
+
+  LoaderConfig config_;
+  std::unique_ptr<VideoReader> reader_;
+  DataPosition position_;
+  // Prefetch: the thread reads batches at successive positions into ready_.
+  std::thread worker_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<ClipBatch> ready_;
+  std::exception_ptr error_;
+  bool stop_ = false;
+};
+
+}  // namespace reel

@@ -1,0 +1,34 @@
+// A synthetic physics world for world-model training: balls under gravity with elastic
+// collisions against the walls and each other, one agent ball (white) pushed by the
+// actions. Deterministic from (seed, clip index): any size, resolution and clip length.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <string>
+
+namespace reel {
+
+struct PhysicsWorldSpec {
+  int64_t clips = 256, frames = 8, height = 32, width = 32;
+  int64_t balls = 3;        // including the agent; at least 1
+  double radius = 3.0;      // pixels at 32 x 32 (scaled with the resolution)
+  double gravity = 0.15;    // pixels / frame^2 at 32 x 32
+  double max_speed = 1.5;   // initial speed bound, pixels / frame at 32 x 32
+  double push = 0.3;        // agent acceleration per unit action
+  uint64_t seed = 0;
+  double fps = 10.0;
+};
+
+// One clip: frames uint8 [T, H, W, 3] and actions float32 [T, 2] (the agent's push,
+// a smooth random walk in [-1, 1]^2).
+struct PhysicsClip {
+  at::Tensor frames;
+  at::Tensor actions;
+};
+PhysicsClip simulate_clip(const PhysicsWorldSpec& spec, int64_t index);
+
+// Writes spec.clips clips to path in reel's video schema. Throws on bad specs.
+void write_physics_world(const std::string& path, const PhysicsWorldSpec& spec);
+
+}  // namespace reel

@@ -1,0 +1,31 @@
+// 3-D rotary position embedding: the head dimension's rotation pairs are split into
+// three bands, one per axis (t, h, w), each with its own frequencies
+// theta^(-i / band) for i in [0, band). Pair i of a band rotates by position * freq_i.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include "model/config.hpp"
+
+namespace reel {
+
+struct RopeTables {
+  at::Tensor cos;  // [L, head_dim / 2] float32
+  at::Tensor sin;  // [L, head_dim / 2] float32
+};
+
+// Pairs per band (t, h, w): h and w get a third each, t the rest.
+std::array<int64_t, 3> rope_bands(int64_t head_dim);
+
+// positions [L, 3] int64: (t, h, w) index of each token.
+RopeTables rope_tables(const at::Tensor& positions, int64_t head_dim, double theta);
+
+// x [B, H, L, head_dim] rotated pairwise (x[2i], x[2i+1]) by the tables' angles.
+at::Tensor apply_rope(const at::Tensor& x, const RopeTables& tables);
+
+// Positions of tokens [offset, offset + count) in (group, row, col) order.
+at::Tensor token_positions(const ModelConfig& cfg, int64_t offset, int64_t count);
+// Frame-group index of tokens [offset, offset + count): [count] int64.
+at::Tensor token_groups(const ModelConfig& cfg, int64_t offset, int64_t count);
+
+}  // namespace reel

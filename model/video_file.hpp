@@ -1,0 +1,67 @@
+// reel's HDF5 video schema (docs/data.md), version 1:
+//   /frames   uint8   [N, T, H, W, C]  chunked one clip per chunk
+//   /actions  float32 [N, T, A]        (A may be 0)
+//   attributes on /: schema_version (int), fps (double), provenance (string)
+// Any tool that reads HDF5 (h5py, h5dump) reads these files.
+//
+// HDF5 (the Debian build) is not thread-safe: every HDF5 call in reel holds hdf5_mutex().
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace reel {
+
+constexpr int kVideoSchemaVersion = 1;
+
+std::mutex& hdf5_mutex();
+
+struct VideoFileInfo {
+  std::string path;
+  int64_t clips = 0, frames = 0, height = 0, width = 0, channels = 0, action_dim = 0;
+  double fps = 0;
+  std::string provenance;
+};
+
+struct Clips {
+  at::Tensor frames;   // uint8 [B, T, H, W, C]
+  at::Tensor actions;  // float32 [B, T, A]
+};
+
+// Reads clips from a file in the schema. Opening checks the schema and throws
+// std::runtime_error naming the file (and the clip, for reads) on: a missing dataset, a
+// wrong rank or dtype, a truncated or unreadable file, disagreeing clip counts.
+class VideoReader {
+ public:
+  explicit VideoReader(const std::string& path);
+  ~VideoReader();
+  VideoReader(const VideoReader&) = delete;
+  VideoReader& operator=(const VideoReader&) = delete;
+
+  const VideoFileInfo& info() const { return info_; }
+  Clips read(const std::vector<int64_t>& indices);
+
+ private:
+  VideoFileInfo info_;
+  int64_t file_ = -1, frames_ = -1, actions_ = -1;  // hid_t
+};
+
+// Writes a file in the schema clip by clip (frames uint8 [T, H, W, C], actions [T, A]).
+class VideoWriter {
+ public:
+  VideoWriter(const std::string& path, int64_t clips, int64_t frames, int64_t height, int64_t width,
+              int64_t channels, int64_t action_dim, double fps, const std::string& provenance);
+  ~VideoWriter();
+  VideoWriter(const VideoWriter&) = delete;
+  VideoWriter& operator=(const VideoWriter&) = delete;
+  void write(int64_t index, const at::Tensor& frames, const at::Tensor& actions);
+
+ private:
+  std::string path_;
+  int64_t file_ = -1, frames_ = -1, actions_ = -1;
+};
+
+}  // namespace reel

@@ -1,0 +1,135 @@
+#include "model/world_model.hpp"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cmath>
+
+#include "model/rope.hpp"
+#include "model/seed.hpp"
+
+namespace reel {
+
+namespace F = torch::nn::functional;
+
+namespace {
+constexpr int64_t kTimeFeatures = 256;
+
+// Per-group modulation [B, G, n*D] gathered to tokens and split: n tensors [B, Lc, D].
+std::vector<at::Tensor> per_token(const at::Tensor& mod, const at::Tensor& groups, int64_t n) {
+  return mod.index_select(1, groups.to(mod.device())).chunk(n, -1);
+}
+
+at::Tensor modulate(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale) {
+  auto h = at::layer_norm(x, {x.size(-1)}, {}, {}, 1e-6);
+  return h * (1 + scale) + shift;
+}
+}  // namespace
+
+BlockImpl::BlockImpl(const ModelConfig& cfg) : cfg_(cfg) {
+  const int64_t d = cfg.dim, hidden = cfg.mlp_hidden();
+  qkv_ = register_module("qkv", torch::nn::Linear(d, 3 * d));
+  proj_ = register_module("proj", torch::nn::Linear(d, d));
+  fc1_ = register_module("fc1", torch::nn::Linear(d, cfg.mlp == "swiglu" ? 2 * hidden : hidden));
+  fc2_ = register_module("fc2", torch::nn::Linear(hidden, d));
+  ada_ = register_module("ada", torch::nn::Linear(d, 6 * d));
+}
+
+at::Tensor BlockImpl::forward(const at::Tensor& x, const at::Tensor& cond, const TokenContext& ctx) {
+  const int64_t b = x.size(0), lc = x.size(1), d = cfg_.dim, h = cfg_.heads, hd = cfg_.head_dim();
+  auto mod = per_token(ada_->forward(at::silu(cond)), ctx.groups, 6);  // 6 x [B, Lc, D]
+  // Attention: pre-norm, adaLN shift/scale, 3-D RoPE on q and k, gated residual.
+  auto qkv = qkv_->forward(modulate(x, mod[0], mod[1])).view({b, lc, 3, h, hd}).permute({2, 0, 3, 1, 4});
+  RopeTables rope{ctx.rope_cos, ctx.rope_sin};
+  AttentionInputs in{apply_rope(qkv[0], rope), apply_rope(qkv[1], rope), qkv[2], ctx.groups,
+                     ctx.groups, cfg_.attention == "causal"};
+  auto att = attention_fn(in).out.permute({0, 2, 1, 3}).reshape({b, lc, d});  // [B, Lc, D]
+  auto y = x + mod[2] * proj_->forward(att);
+  // MLP: pre-norm, adaLN, GELU or SwiGLU, gated residual.
+  auto hidden = fc1_->forward(modulate(y, mod[3], mod[4]));
+  if (cfg_.mlp == "swiglu") {
+    auto parts = hidden.chunk(2, -1);
+    hidden = at::silu(parts[0]) * parts[1];
+  } else {
+    hidden = at::gelu(hidden, "tanh");
+  }
+  return y + mod[5] * fc2_->forward(hidden);
+}
+
+WorldModelImpl::WorldModelImpl(const ModelConfig& cfg) : cfg_(cfg) {
+  cfg.validate();
+  const int64_t d = cfg.dim;
+  patch_embed_ = register_module("patch_embed", torch::nn::Linear(cfg.patch_dim(), d));
+  time_fc1_ = register_module("time_fc1", torch::nn::Linear(kTimeFeatures, d));
+  time_fc2_ = register_module("time_fc2", torch::nn::Linear(d, d));
+  if (cfg.action_dim > 0) {
+    action_embed_ = register_module("action_embed", torch::nn::Linear(cfg.patch_t * cfg.action_dim, d));
+  }
+  for (int64_t i = 0; i < cfg.depth; ++i) {
+    blocks_.push_back(register_module("block" + std::to_string(i), Block(cfg)));
+  }
+  final_ada_ = register_module("final_ada", torch::nn::Linear(d, 2 * d));
+  final_proj_ = register_module("final_proj", torch::nn::Linear(d, cfg.patch_dim()));
+}
+
+void WorldModelImpl::set_attention(const AttentionFn& fn) {
+  for (auto& block : blocks_) block->attention_fn = fn;
+}
+
+TokenContext WorldModelImpl::context(int64_t offset, int64_t count, const at::Device& device) const {
+  auto rope = rope_tables(token_positions(cfg_, offset, count), cfg_.head_dim(), cfg_.rope_theta);
+  return {offset, token_groups(cfg_, offset, count).to(device), rope.cos.to(device), rope.sin.to(device)};
+}
+
+at::Tensor WorldModelImpl::embed(const at::Tensor& tokens) { return patch_embed_->forward(tokens); }
+
+at::Tensor WorldModelImpl::condition(const at::Tensor& t, const at::Tensor& actions) {
+  const int64_t b = t.size(0), g = t.size(1);
+  auto feats = timestep_embedding(t.reshape({-1}), kTimeFeatures).to(patch_embed_->weight.dtype());
+  auto cond = time_fc2_->forward(at::silu(time_fc1_->forward(feats))).view({b, g, cfg_.dim});
+  if (action_embed_) {
+    auto a = actions.to(cond.dtype()).reshape({b, g, cfg_.patch_t * cfg_.action_dim});
+    cond = cond + action_embed_->forward(a);
+  }
+  return cond;  // [B, G, D]
+}
+
+at::Tensor WorldModelImpl::head(const at::Tensor& x, const at::Tensor& cond, const TokenContext& ctx) {
+  auto mod = per_token(final_ada_->forward(at::silu(cond)), ctx.groups, 2);
+  return final_proj_->forward(modulate(x, mod[0], mod[1]));
+}
+
+at::Tensor WorldModelImpl::forward(const at::Tensor& tokens, const at::Tensor& t,
+                                   const at::Tensor& actions, int64_t offset) {
+  const auto ctx = context(offset, tokens.size(1), tokens.device());
+  auto cond = condition(t, actions);
+  auto x = embed(tokens);
+  for (auto& block : blocks_) x = block->forward(x, cond, ctx);
+  return head(x, cond, ctx);
+}
+
+at::Tensor timestep_embedding(const at::Tensor& t, int64_t dim) {
+  const int64_t half = dim / 2;
+  auto freqs = at::exp(at::arange(half, t.options().dtype(at::kFloat)) * (-std::log(10000.0) / half));
+  auto args = t.to(at::kFloat).unsqueeze(1) * 1000.0 * freqs.unsqueeze(0);  // [N, half]
+  return at::cat({at::cos(args), at::sin(args)}, 1);
+}
+
+void init_parameter(const std::string& name, at::Tensor& param, uint64_t seed) {
+  at::NoGradGuard no_grad;
+  const bool zero = name.find("bias") != std::string::npos || name.find("ada") != std::string::npos ||
+                    name.find("final_proj") != std::string::npos;
+  if (zero) {
+    param.zero_();
+    return;
+  }
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(mix_seed(seed, name));
+  auto values = at::empty(param.sizes(), at::kFloat);
+  values.normal_(0.0, 0.02, gen);
+  param.copy_(values);
+}
+
+void init_model(WorldModelImpl& model, uint64_t seed) {
+  for (auto& p : model.named_parameters()) init_parameter(p.key(), p.value(), seed);
+}
+
+}  // namespace reel

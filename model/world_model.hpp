@@ -1,0 +1,76 @@
+// The video world model: a diffusion transformer over tubelet tokens, conditioned per
+// frame-group on the flow-matching time and that group's actions (adaLN-Zero), with
+// 3-D RoPE attention (full or frame-causal). It knows nothing about parallelism: the
+// attention function and the list of blocks are the handles parallel/ uses.
+//
+// Token order is (frame-group, row, col), group-major: the tokens of one frame-group are
+// contiguous, so a contiguous split along the token axis is a split by groups and rows.
+#pragma once
+
+#include <torch/torch.h>
+
+#include "model/attention.hpp"
+#include "model/config.hpp"
+
+namespace reel {
+
+// Per-token context the blocks need, for tokens [offset, offset + count) of the clip.
+struct TokenContext {
+  int64_t offset = 0;
+  at::Tensor groups;  // [Lc] int64 frame-group of each token
+  at::Tensor rope_cos, rope_sin;  // [Lc, head_dim / 2]
+};
+
+class BlockImpl : public torch::nn::Module {
+ public:
+  explicit BlockImpl(const ModelConfig& cfg);
+  // x [B, Lc, D]; mod [B, G, 6D] per-group modulation input (SiLU(cond) already applied
+  // by the caller is NOT assumed: cond [B, G, D]). Returns [B, Lc, D].
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& cond, const TokenContext& ctx);
+
+  AttentionFn attention_fn = attention;  // replaced by sequence parallelism
+
+ private:
+  ModelConfig cfg_;
+  torch::nn::Linear qkv_{nullptr}, proj_{nullptr}, fc1_{nullptr}, fc2_{nullptr}, ada_{nullptr};
+};
+TORCH_MODULE(Block);
+
+class WorldModelImpl : public torch::nn::Module {
+ public:
+  explicit WorldModelImpl(const ModelConfig& cfg);
+
+  // tokens [B, Lc, P] (tokens [offset, offset + Lc) of each clip), t [B, G] flow time of
+  // every frame-group (0 = clean), actions [B, T, A] -> predicted velocity [B, Lc, P].
+  at::Tensor forward(const at::Tensor& tokens, const at::Tensor& t, const at::Tensor& actions,
+                     int64_t offset = 0);
+
+  // Pieces of forward, exposed for FSDP units and activation checkpointing:
+  TokenContext context(int64_t offset, int64_t count, const at::Device& device) const;
+  at::Tensor embed(const at::Tensor& tokens);                         // [B,Lc,P] -> [B,Lc,D]
+  at::Tensor condition(const at::Tensor& t, const at::Tensor& actions);  // -> [B, G, D]
+  at::Tensor head(const at::Tensor& x, const at::Tensor& cond, const TokenContext& ctx);
+
+  const ModelConfig& config() const { return cfg_; }
+  std::vector<Block>& blocks() { return blocks_; }
+  void set_attention(const AttentionFn& fn);
+
+ private:
+  ModelConfig cfg_;
+  torch::nn::Linear patch_embed_{nullptr}, time_fc1_{nullptr}, time_fc2_{nullptr},
+      action_embed_{nullptr}, final_ada_{nullptr}, final_proj_{nullptr};
+  std::vector<Block> blocks_;
+};
+TORCH_MODULE(WorldModel);
+
+// Deterministic initialisation of one parameter from (seed, its name) alone: the same
+// values whatever else exists, so a sharded run may initialise piece by piece.
+// Linear weights ~ N(0, 0.02) (fan-in scaled for the output projections), biases 0,
+// adaLN and final projections 0 (adaLN-Zero).
+void init_parameter(const std::string& name, at::Tensor& param, uint64_t seed);
+void init_model(WorldModelImpl& model, uint64_t seed);
+
+// Sinusoidal embedding of t in [0, 1]: [N] -> [N, dim].
+at::Tensor timestep_embedding(const at::Tensor& t, int64_t dim);
+
+}  // namespace reel
