@@ -5,6 +5,7 @@
 
 #include "launch/command.hpp"
 #include "model/physics_world.hpp"
+#include "model/video_file.hpp"
 
 namespace po = boost::program_options;
 
@@ -12,10 +13,11 @@ namespace reel {
 
 int run_data(int argc, char** argv) {
   PhysicsWorldSpec s;
-  std::string out;
+  std::string out, inspect;
   po::options_description desc("reel data options (the physics world: balls under gravity, one agent ball)");
   desc.add_options()("help,h", "show this help")(
-      "out", po::value(&out)->required(), "output HDF5 file")(
+      "out", po::value(&out), "output HDF5 file")(
+      "inspect", po::value(&inspect), "check FILE against the schema and describe it (writes nothing)")(
       "clips", po::value(&s.clips)->default_value(s.clips), "number of clips")(
       "frames", po::value(&s.frames)->default_value(s.frames), "frames per clip (T)")(
       "height", po::value(&s.height)->default_value(s.height), "frame height (H)")(
@@ -32,6 +34,15 @@ int run_data(int argc, char** argv) {
     return 0;
   }
   po::notify(vm);
+  if (!inspect.empty()) {
+    VideoReader reader(inspect);
+    const auto& i = reader.info();
+    std::cout << inspect << ": " << i.clips << " clips of " << i.frames << "x" << i.height << "x" << i.width
+              << "x" << i.channels << " (T x H x W x C), " << i.action_dim << " action dims, fps " << i.fps
+              << ", schema " << kVideoSchemaVersion << "\n";
+    return 0;
+  }
+  if (out.empty()) throw std::invalid_argument("reel data: --out FILE (or --inspect FILE) is required");
   write_physics_world(out, s);
   std::cout << "reel data: wrote " << s.clips << " clips of " << s.frames << "x" << s.height << "x" << s.width
             << " to " << out << "\n";

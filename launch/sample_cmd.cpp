@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "launch/command.hpp"
+#include "model/video_file.hpp"
 #include "model/weights.hpp"
 
 namespace po = boost::program_options;

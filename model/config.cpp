@@ -53,7 +53,7 @@ void check_data_geometry(const ModelConfig& cfg, int64_t frames, int64_t height,
 ModelConfig model_preset(const std::string& name) {
   ModelConfig c;
   c.preset = name;
-  if (name == "tiny") return c;  // trains in CI on 2 cores: L = 4 x 4 x 4 = 64 tokens
+  if (name == "tiny") return c;  // trains in CI on 2 cores: 8 x 16 x 16 clips, L = 4 x 4 x 4 = 64 tokens
   if (name == "small") {
     c.frames = 16; c.height = c.width = 64; c.patch_h = c.patch_w = 8;
     c.dim = 384; c.depth = 8; c.heads = 6; c.context_groups = 4;

@@ -9,9 +9,9 @@ namespace reel {
 struct ModelConfig {
   std::string preset = "tiny";
   // Clip geometry: frames, channels, height, width; actions per frame.
-  int64_t frames = 8, channels = 3, height = 32, width = 32, action_dim = 2;
+  int64_t frames = 8, channels = 3, height = 16, width = 16, action_dim = 2;
   // Tubelet (patch) size along t, h, w.
-  int64_t patch_t = 2, patch_h = 8, patch_w = 8;
+  int64_t patch_t = 2, patch_h = 4, patch_w = 4;
   int64_t dim = 128, depth = 4, heads = 4;
   double mlp_ratio = 4.0;
   std::string mlp = "gelu";          // gelu | swiglu

@@ -10,7 +10,7 @@
 namespace reel {
 
 struct PhysicsWorldSpec {
-  int64_t clips = 256, frames = 8, height = 32, width = 32;
+  int64_t clips = 256, frames = 8, height = 16, width = 16;  // the tiny preset's clips
   int64_t balls = 3;        // including the agent; at least 1
   double radius = 3.0;      // pixels at 32 x 32 (scaled with the resolution)
   double gravity = 0.15;    // pixels / frame^2 at 32 x 32

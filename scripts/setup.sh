@@ -38,4 +38,6 @@ if ! "$venv/bin/python" -c "import torch,sys; sys.exit(0 if torch.__version__.sp
   "$venv/bin/python" -m pip install -q --upgrade pip
   "$venv/bin/python" -m pip install -q "torch==$torch_pin" numpy
 fi
+# The video converter (scripts/convert_videos.py) and its test.
+"$venv/bin/python" -c "import imageio, h5py" 2>/dev/null || "$venv/bin/python" -m pip install -q imageio h5py
 echo "setup: ok (torch $("$venv/bin/python" -c 'import torch; print(torch.__version__)'))"

@@ -160,9 +160,9 @@ TEST(Data, BadFilesGetErrorsNamingTheFileAndTheClip) {
   VideoReader r(fine);
   expect_error([&] { r.read({7}); }, {fine, "clip 7"});
   const auto cfg = model_preset("tiny");
-  expect_error([&] { check_data_geometry(cfg, 7, 32, 32, 3, 2, fine); }, {fine, "T=7", "pt=2"});
-  expect_error([&] { check_data_geometry(cfg, 8, 30, 32, 3, 2, fine); }, {"H=30"});
-  expect_error([&] { check_data_geometry(cfg, 8, 32, 36, 3, 2, fine); }, {"W=36"});
+  expect_error([&] { check_data_geometry(cfg, 7, 16, 16, 3, 2, fine); }, {fine, "T=7", "pt=2"});
+  expect_error([&] { check_data_geometry(cfg, 8, 14, 16, 3, 2, fine); }, {"H=14", "ph=4"});
+  expect_error([&] { check_data_geometry(cfg, 8, 16, 18, 3, 2, fine); }, {"W=18", "pw=4"});
   LoaderConfig c;
   c.path = fine;
   c.global_batch = 3;
