@@ -1,5 +1,7 @@
 #include "model/rope.hpp"
 
+#include "model/ops.hpp"
+
 #include <cmath>
 
 namespace reel {
@@ -24,13 +26,7 @@ RopeTables rope_tables(const at::Tensor& positions, int64_t head_dim, double the
 }
 
 at::Tensor apply_rope(const at::Tensor& x, const RopeTables& tables) {
-  const auto sizes = x.sizes().vec();
-  auto pairs = x.reshape({sizes[0], sizes[1], sizes[2], sizes[3] / 2, 2});  // [B, H, L, n, 2]
-  auto a = pairs.select(4, 0), b = pairs.select(4, 1);
-  auto cos = tables.cos.to(x.device(), x.scalar_type());  // [L, n]
-  auto sin = tables.sin.to(x.device(), x.scalar_type());
-  auto ra = a * cos - b * sin, rb = a * sin + b * cos;
-  return at::stack({ra, rb}, 4).reshape(sizes);
+  return rope(x, tables.cos, tables.sin);  // fused on CUDA (model/ops.hpp)
 }
 
 at::Tensor token_positions(const ModelConfig& cfg, int64_t offset, int64_t count) {

@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "model/ops.hpp"
 #include "model/rope.hpp"
 #include "model/seed.hpp"
 
@@ -19,9 +20,9 @@ std::vector<at::Tensor> per_token(const at::Tensor& mod, const at::Tensor& group
   return mod.index_select(1, groups.to(mod.device())).chunk(n, -1);
 }
 
-at::Tensor modulate(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale) {
-  auto h = at::layer_norm(x, {x.size(-1)}, {}, {}, 1e-6);
-  return h * (1 + scale) + shift;
+// A linear layer through ops.hpp: cuBLASLt with fused bias (and GELU) on CUDA.
+at::Tensor run_linear(const torch::nn::Linear& layer, const at::Tensor& x, bool gelu = false) {
+  return linear(x, layer->weight, layer->bias, gelu);
 }
 }  // namespace
 
@@ -38,21 +39,20 @@ at::Tensor BlockImpl::forward(const at::Tensor& x, const at::Tensor& cond, const
   const int64_t b = x.size(0), lc = x.size(1), d = cfg_.dim, h = cfg_.heads, hd = cfg_.head_dim();
   auto mod = per_token(ada_->forward(at::silu(cond)), ctx.groups, 6);  // 6 x [B, Lc, D]
   // Attention: pre-norm, adaLN shift/scale, 3-D RoPE on q and k, gated residual.
-  auto qkv = qkv_->forward(modulate(x, mod[0], mod[1])).view({b, lc, 3, h, hd}).permute({2, 0, 3, 1, 4});
+  auto qkv = run_linear(qkv_, modulated_norm(x, mod[0], mod[1])).view({b, lc, 3, h, hd}).permute({2, 0, 3, 1, 4});
   RopeTables rope{ctx.rope_cos, ctx.rope_sin};
   AttentionInputs in{apply_rope(qkv[0], rope), apply_rope(qkv[1], rope), qkv[2], ctx.groups,
                      ctx.groups, cfg_.attention == "causal"};
   auto att = attention_fn(in).out.permute({0, 2, 1, 3}).reshape({b, lc, d});  // [B, Lc, D]
-  auto y = x + mod[2] * proj_->forward(att);
-  // MLP: pre-norm, adaLN, GELU or SwiGLU, gated residual.
-  auto hidden = fc1_->forward(modulate(y, mod[3], mod[4]));
-  if (cfg_.mlp == "swiglu") {
+  auto y = x + mod[2] * run_linear(proj_, att);
+  // MLP: pre-norm, adaLN, GELU (fused into fc1's epilogue on CUDA) or SwiGLU, gated residual.
+  const bool swiglu = cfg_.mlp == "swiglu";
+  auto hidden = run_linear(fc1_, modulated_norm(y, mod[3], mod[4]), /*gelu=*/!swiglu);
+  if (swiglu) {
     auto parts = hidden.chunk(2, -1);
     hidden = at::silu(parts[0]) * parts[1];
-  } else {
-    hidden = at::gelu(hidden, "tanh");
   }
-  return y + mod[5] * fc2_->forward(hidden);
+  return y + mod[5] * run_linear(fc2_, hidden);
 }
 
 WorldModelImpl::WorldModelImpl(const ModelConfig& cfg) : cfg_(cfg) {
@@ -95,7 +95,7 @@ at::Tensor WorldModelImpl::condition(const at::Tensor& t, const at::Tensor& acti
 
 at::Tensor WorldModelImpl::head(const at::Tensor& x, const at::Tensor& cond, const TokenContext& ctx) {
   auto mod = per_token(final_ada_->forward(at::silu(cond)), ctx.groups, 2);
-  return final_proj_->forward(modulate(x, mod[0], mod[1]));
+  return run_linear(final_proj_, modulated_norm(x, mod[0], mod[1]));
 }
 
 at::Tensor WorldModelImpl::forward(const at::Tensor& tokens, const at::Tensor& t,
