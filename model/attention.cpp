@@ -28,9 +28,16 @@ AttentionResult math_attention(const AttentionInputs& in) {
 
 AttentionResult attention(const AttentionInputs& in) {
   if (in.q.is_cuda()) {
+    const bool half = in.q.scalar_type() == at::kBFloat16 || in.q.scalar_type() == at::kHalf;
+    if (!in.causal && half && in.q.size(-1) <= 256 && in.q.size(-1) % 8 == 0) {
+      // FlashAttention-2 (no mask to apply): output and the log-sum-exp [B, H, Lq].
+      auto r = at::_scaled_dot_product_flash_attention(in.q, in.k, in.v);
+      return {std::get<0>(r), std::get<1>(r)};
+    }
     at::Tensor bias;
     if (in.causal) bias = causal_bias(in, in.q.scalar_type()).expand({in.q.size(0), in.q.size(1), in.q.size(2), in.k.size(2)});
-    // Fused kernel (cutlass memory-efficient attention) with the log-sum-exp.
+    // Frame-causal masks are not FlashAttention's causal triangle: the memory-efficient
+    // kernel takes the additive mask and also returns the log-sum-exp.
     auto result = at::_scaled_dot_product_efficient_attention(in.q, in.k, in.v, bias,
                                                               /*compute_log_sumexp=*/true);
     return {std::get<0>(result), std::get<1>(result).narrow(-1, 0, in.q.size(2))};

@@ -98,6 +98,42 @@ TEST(GpuModel, CublasLtLinearWithFusedBiasAndGeluMatchesReference) {
   }
 }
 
+// Central finite differences in float64 of the fused kernels' own backward passes.
+template <typename Fn>
+void expect_fd_gradient(Fn&& f, const at::Tensor& x0, const std::string& what) {
+  auto x = x0.clone().set_requires_grad(true);
+  f(x).backward();
+  auto grad = x.grad().cpu();
+  auto flat = x.detach().view({-1});
+  for (int i = 0; i < 10; ++i) {
+    const int64_t idx = (i * 7919) % flat.numel();
+    const double h = 1e-6, orig = flat[idx].item<double>();
+    flat[idx] = orig + h;
+    const double up = at::Tensor(f(x.detach())).item<double>();
+    flat[idx] = orig - h;
+    const double down = at::Tensor(f(x.detach())).item<double>();
+    flat[idx] = orig;
+    const double fd = (up - down) / (2 * h);
+    EXPECT_NEAR(grad.view({-1})[idx].item<double>(), fd, 1e-6 + 1e-5 * std::abs(fd)) << what << " at " << idx;
+  }
+}
+
+TEST(GpuModel, FusedKernelGradientsMatchFiniteDifferencesInDouble) {
+  REEL_REQUIRE_GPU();
+  auto o = at::TensorOptions(at::kDouble).device(at::kCUDA);
+  auto cfg = model_preset("tiny");
+  auto shift = at::randn({5, 64}, o), scale = at::randn({5, 64}, o), w = at::randn({5, 64}, o);
+  expect_fd_gradient([&](const at::Tensor& x) { return (cuda::modulated_norm(x, shift, scale) * w).sum(); },
+                     at::randn({5, 64}, o), "modulated_norm x");
+  auto x = at::randn({5, 64}, o);
+  expect_fd_gradient([&](const at::Tensor& s) { return (cuda::modulated_norm(x, shift, s) * w).sum(); },
+                     at::randn({5, 64}, o), "modulated_norm scale");
+  auto tables = rope_tables(token_positions(cfg, 0, 16), 12, 10000.0);
+  auto wr = at::randn({1, 2, 16, 12}, o);
+  expect_fd_gradient([&](const at::Tensor& q) { return (cuda::rope(q, tables.cos, tables.sin) * wr).sum(); },
+                     at::randn({1, 2, 16, 12}, o), "rope");
+}
+
 TEST(GpuModel, FusedAttentionMatchesReferenceWithLse) {
   REEL_REQUIRE_GPU();
   auto cfg = model_preset("tiny");
@@ -110,6 +146,10 @@ TEST(GpuModel, FusedAttentionMatchesReferenceWithLse) {
     auto ref = attention({q.cpu(), k.cpu(), v.cpu(), g.cpu(), g.cpu(), causal});
     EXPECT_LT(rel_error(fused.out, ref.out), 1e-4) << "causal " << causal;
     EXPECT_LT(rel_error(fused.lse, ref.lse), 1e-4) << "causal " << causal;
+    // bf16 (FlashAttention when not causal), against the float32 reference.
+    auto b16 = attention({q.to(at::kBFloat16), k.to(at::kBFloat16), v.to(at::kBFloat16), g, g, causal});
+    EXPECT_LT(rel_error(b16.out, ref.out), 3e-2) << "bf16 causal " << causal;
+    EXPECT_LT(rel_error(b16.lse, ref.lse), 3e-2) << "bf16 causal " << causal;
   }
 }
 
