@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "launch/command.hpp"
+#include "launch/options.hpp"
 #include "model/physics_world.hpp"
 #include "model/video_file.hpp"
 
@@ -27,13 +28,7 @@ int run_data(int argc, char** argv) {
       "gravity", po::value(&s.gravity)->default_value(s.gravity), "pixels / frame^2 at 32x32")(
       "seed", po::value(&s.seed)->default_value(s.seed), "the world's seed")(
       "fps", po::value(&s.fps)->default_value(s.fps), "frame rate recorded in the file");
-  po::variables_map vm;
-  po::store(po::parse_command_line(argc, argv, desc), vm);
-  if (vm.count("help")) {
-    std::cout << desc << "\n";
-    return 0;
-  }
-  po::notify(vm);
+  if (!parse_options(argc, argv, desc)) return 0;
   if (!inspect.empty()) {
     VideoReader reader(inspect);
     const auto& i = reader.info();

@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "launch/command.hpp"
+#include "launch/options.hpp"
 #include "model/video_file.hpp"
 #include "model/weights.hpp"
 
@@ -27,13 +28,7 @@ int run_sample(int argc, char** argv) {
       "zoom", po::value(&zoom)->default_value(zoom), "pixel zoom of the pictures")(
       "seed", po::value(&seed)->default_value(seed), "noise seed")(
       "out", po::value(&out)->default_value(out), "output directory");
-  po::variables_map vm;
-  po::store(po::parse_command_line(argc, argv, desc), vm);
-  if (vm.count("help")) {
-    std::cout << desc << "\n";
-    return 0;
-  }
-  po::notify(vm);
+  if (!parse_options(argc, argv, desc)) return 0;
   if (steps < 1) throw std::invalid_argument("--steps must be >= 1");
   const ModelConfig cfg = model_preset(preset);
   if (cfg.attention != "causal") throw std::invalid_argument("sampling needs a frame-causal model");

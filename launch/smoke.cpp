@@ -11,6 +11,7 @@
 #include "dist/process_mesh.hpp"
 #include "dist/runtime.hpp"
 #include "launch/command.hpp"
+#include "launch/options.hpp"
 
 namespace po = boost::program_options;
 
@@ -98,13 +99,7 @@ int run_smoke(int argc, char** argv) {
       "log.level", po::value(&log.level)->default_value("info"), "log level")(
       "log.all-ranks", po::bool_switch(&log.all_ranks), "every rank prints")(
       "log.dir", po::value(&log.dir), "also log every rank to DIR/rank<R>.log");
-  po::variables_map vm;
-  po::store(po::parse_command_line(argc, argv, desc), vm);
-  if (vm.count("help")) {
-    std::cout << desc << "\n";
-    return 0;
-  }
-  po::notify(vm);
+  if (!parse_options(argc, argv, desc)) return 0;
   if (mib <= 0) throw std::invalid_argument("--mib must be > 0, got " + std::to_string(mib));
   check_level(log.level);  // bad input fails before start-up
   if (sp < 1) throw std::invalid_argument("--parallel.sp must be >= 1, got " + std::to_string(sp));

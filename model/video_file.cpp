@@ -85,17 +85,18 @@ VideoReader::~VideoReader() {
 
 namespace {
 // Reads row `index` of a dataset [N, ...] into dst (contiguous, one row).
-bool read_row(hid_t ds, hid_t mem_type, int64_t index, void* dst) {
+// Reads (write = false) or writes row `index` of a dataset [N, ...] from / to buf.
+bool transfer_row(hid_t ds, hid_t mem_type, int64_t index, void* buf, bool write) {
   hid_t space = H5Dget_space(ds);
   const int rank = H5Sget_simple_extent_ndims(space);
-  std::vector<hsize_t> dims(rank), start(rank, 0), count;
-  H5Sget_simple_extent_dims(space, dims.data(), nullptr);
-  count = dims;
+  std::vector<hsize_t> count(rank), start(rank, 0);
+  H5Sget_simple_extent_dims(space, count.data(), nullptr);
   start[0] = index;
   count[0] = 1;
   H5Sselect_hyperslab(space, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr);
   hid_t mem = H5Screate_simple(rank, count.data(), nullptr);
-  const herr_t status = H5Dread(ds, mem_type, mem, space, H5P_DEFAULT, dst);
+  const herr_t status = write ? H5Dwrite(ds, mem_type, mem, space, H5P_DEFAULT, buf)
+                              : H5Dread(ds, mem_type, mem, space, H5P_DEFAULT, buf);
   H5Sclose(mem);
   H5Sclose(space);
   return status >= 0;
@@ -113,8 +114,8 @@ Clips VideoReader::read(const std::vector<int64_t>& indices) {
     if (clip < 0 || clip >= i.clips) {
       fail(i.path, "clip " + std::to_string(clip) + " is outside [0, " + std::to_string(i.clips) + ")");
     }
-    if (!read_row(frames_, H5T_NATIVE_UINT8, clip, out.frames[n].data_ptr()) ||
-        (i.action_dim > 0 && !read_row(actions_, H5T_NATIVE_FLOAT, clip, out.actions[n].data_ptr()))) {
+    if (!transfer_row(frames_, H5T_NATIVE_UINT8, clip, out.frames[n].data_ptr(), false) ||
+        (i.action_dim > 0 && !transfer_row(actions_, H5T_NATIVE_FLOAT, clip, out.actions[n].data_ptr(), false))) {
       fail(i.path, "cannot read clip " + std::to_string(clip) + " (truncated or damaged file?)");
     }
   }
@@ -171,19 +172,8 @@ VideoWriter::~VideoWriter() {
 void VideoWriter::write(int64_t index, const at::Tensor& frames, const at::Tensor& actions) {
   auto f = frames.contiguous().to(at::kByte), a = actions.contiguous().to(at::kFloat);
   std::lock_guard<std::mutex> lock(hdf5_mutex());
-  auto put = [&](hid_t ds, hid_t type, const void* src) {
-    hid_t space = H5Dget_space(ds);
-    const int rank = H5Sget_simple_extent_ndims(space);
-    std::vector<hsize_t> dims(rank), start(rank, 0);
-    H5Sget_simple_extent_dims(space, dims.data(), nullptr);
-    start[0] = index;
-    dims[0] = 1;
-    H5Sselect_hyperslab(space, H5S_SELECT_SET, start.data(), nullptr, dims.data(), nullptr);
-    hid_t mem = H5Screate_simple(rank, dims.data(), nullptr);
-    const herr_t status = H5Dwrite(ds, type, mem, space, H5P_DEFAULT, src);
-    H5Sclose(mem);
-    H5Sclose(space);
-    if (status < 0) fail(path_, "cannot write clip " + std::to_string(index));
+  auto put = [&](hid_t ds, hid_t type, void* src) {
+    if (!transfer_row(ds, type, index, src, true)) fail(path_, "cannot write clip " + std::to_string(index));
   };
   put(frames_, H5T_NATIVE_UINT8, f.data_ptr());
   if (a.numel() > 0) put(actions_, H5T_NATIVE_FLOAT, a.data_ptr());

@@ -9,6 +9,7 @@
 #include "model/attention.hpp"
 #include "model/ops.hpp"
 #include "model/rope.hpp"
+#include "tests/support/gradcheck.hpp"
 #include "tests/support/test_env.hpp"
 
 namespace reel::test {
@@ -98,39 +99,20 @@ TEST(GpuModel, CublasLtLinearWithFusedBiasAndGeluMatchesReference) {
   }
 }
 
-// Central finite differences in float64 of the fused kernels' own backward passes.
-template <typename Fn>
-void expect_fd_gradient(Fn&& f, const at::Tensor& x0, const std::string& what) {
-  auto x = x0.clone().set_requires_grad(true);
-  f(x).backward();
-  auto grad = x.grad().cpu();
-  auto flat = x.detach().view({-1});
-  for (int i = 0; i < 10; ++i) {
-    const int64_t idx = (i * 7919) % flat.numel();
-    const double h = 1e-6, orig = flat[idx].item<double>();
-    flat[idx] = orig + h;
-    const double up = at::Tensor(f(x.detach())).item<double>();
-    flat[idx] = orig - h;
-    const double down = at::Tensor(f(x.detach())).item<double>();
-    flat[idx] = orig;
-    const double fd = (up - down) / (2 * h);
-    EXPECT_NEAR(grad.view({-1})[idx].item<double>(), fd, 1e-6 + 1e-5 * std::abs(fd)) << what << " at " << idx;
-  }
-}
-
+// Finite differences in float64 of the fused kernels' own backward passes.
 TEST(GpuModel, FusedKernelGradientsMatchFiniteDifferencesInDouble) {
   REEL_REQUIRE_GPU();
   auto o = at::TensorOptions(at::kDouble).device(at::kCUDA);
   auto cfg = model_preset("tiny");
   auto shift = at::randn({5, 64}, o), scale = at::randn({5, 64}, o), w = at::randn({5, 64}, o);
-  expect_fd_gradient([&](const at::Tensor& x) { return (cuda::modulated_norm(x, shift, scale) * w).sum(); },
+  expect_gradient_matches([&](const at::Tensor& x) { return (cuda::modulated_norm(x, shift, scale) * w).sum(); },
                      at::randn({5, 64}, o), "modulated_norm x");
   auto x = at::randn({5, 64}, o);
-  expect_fd_gradient([&](const at::Tensor& s) { return (cuda::modulated_norm(x, shift, s) * w).sum(); },
+  expect_gradient_matches([&](const at::Tensor& s) { return (cuda::modulated_norm(x, shift, s) * w).sum(); },
                      at::randn({5, 64}, o), "modulated_norm scale");
   auto tables = rope_tables(token_positions(cfg, 0, 16), 12, 10000.0);
   auto wr = at::randn({1, 2, 16, 12}, o);
-  expect_fd_gradient([&](const at::Tensor& q) { return (cuda::rope(q, tables.cos, tables.sin) * wr).sum(); },
+  expect_gradient_matches([&](const at::Tensor& q) { return (cuda::rope(q, tables.cos, tables.sin) * wr).sum(); },
                      at::randn({1, 2, 16, 12}, o), "rope");
 }
 

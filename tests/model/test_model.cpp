@@ -7,6 +7,7 @@
 #include "model/flow.hpp"
 #include "model/rope.hpp"
 #include "model/world_model.hpp"
+#include "tests/support/gradcheck.hpp"
 
 namespace reel::test {
 namespace {
@@ -86,26 +87,6 @@ TEST(Model, FrameCausalOutputsOfEarlierGroupsIgnoreLaterFrames) {
   auto after = model->forward(tokens2, t2, actions2);
   EXPECT_TRUE(before.narrow(1, 0, last * lg).equal(after.narrow(1, 0, last * lg)));
   EXPECT_FALSE(before.narrow(1, last * lg, lg).equal(after.narrow(1, last * lg, lg)));
-}
-
-// Central finite differences of f at a few coordinates of x, against autograd (double).
-template <typename Fn>
-void expect_gradient_matches(Fn&& f, at::Tensor x, int probes = 12) {
-  x = x.clone().set_requires_grad(true);
-  f(x).backward();
-  auto grad = x.grad().clone();
-  auto flat = x.detach().view({-1});
-  for (int i = 0; i < probes; ++i) {
-    const int64_t idx = (i * 7919) % flat.numel();
-    const double h = 1e-6, orig = flat[idx].item<double>();
-    flat[idx] = orig + h;
-    const double up = at::Tensor(f(x.detach())).item<double>();
-    flat[idx] = orig - h;
-    const double down = at::Tensor(f(x.detach())).item<double>();
-    flat[idx] = orig;
-    const double fd = (up - down) / (2 * h), ad = grad.view({-1})[idx].item<double>();
-    EXPECT_NEAR(ad, fd, 1e-6 + 1e-5 * std::abs(fd)) << "coordinate " << idx;
-  }
 }
 
 TEST(Model, AttentionAndRopeGradientsMatchFiniteDifferences) {
