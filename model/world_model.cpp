@@ -103,7 +103,10 @@ at::Tensor WorldModelImpl::forward(const at::Tensor& tokens, const at::Tensor& t
   const auto ctx = context(offset, tokens.size(1), tokens.device());
   auto cond = condition(t, actions);
   auto x = embed(tokens);
-  for (auto& block : blocks_) x = block->forward(x, cond, ctx);
+  for (size_t i = 0; i < blocks_.size(); ++i) {
+    auto run = [&, i] { return blocks_[i]->forward(x, cond, ctx); };
+    x = block_runner_ ? block_runner_(i, run) : run();
+  }
   return head(x, cond, ctx);
 }
 

@@ -55,11 +55,17 @@ class WorldModelImpl : public torch::nn::Module {
   std::vector<Block>& blocks() { return blocks_; }
   void set_attention(const AttentionFn& fn);
 
+  // How block i is run: `run` computes the block; a runner may act around it (gather its
+  // parameters first, recompute it in backward, ...). parallel/ installs one.
+  using BlockRunner = std::function<at::Tensor(size_t index, const std::function<at::Tensor()>& run)>;
+  void set_block_runner(BlockRunner runner) { block_runner_ = std::move(runner); }
+
  private:
   ModelConfig cfg_;
   torch::nn::Linear patch_embed_{nullptr}, time_fc1_{nullptr}, time_fc2_{nullptr},
       action_embed_{nullptr}, final_ada_{nullptr}, final_proj_{nullptr};
   std::vector<Block> blocks_;
+  BlockRunner block_runner_;
 };
 TORCH_MODULE(WorldModel);
 

@@ -1,0 +1,183 @@
+#include "parallel/fsdp.hpp"
+
+#include <ATen/core/grad_mode.h>
+
+#include <map>
+#include <stdexcept>
+
+namespace reel {
+namespace {
+
+// The gathered buffer's storage is allocated only while a unit is gathered; the
+// parameters (and autograd's saved copies of them) view it throughout.
+void free_storage(at::Tensor& t) {
+  auto* impl = t.storage().unsafeGetStorageImpl();
+  impl->set_data_ptr_noswap(at::DataPtr(nullptr, t.device()));
+  impl->set_nbytes(0);
+}
+
+void alloc_storage(at::Tensor& t, size_t nbytes) {
+  auto* impl = t.storage().unsafeGetStorageImpl();
+  if (impl->nbytes() == nbytes) return;
+  impl->set_data_ptr_noswap(impl->allocator()->allocate(nbytes));
+  impl->set_nbytes(nbytes);
+}
+
+}  // namespace
+
+FsdpUnit::FsdpUnit(UnitLayout layout, std::vector<at::Tensor> params, Communicator& comm, uint64_t seed)
+    : layout_(std::move(layout)), params_(std::move(params)), comm_(comm) {
+  at::NoGradGuard no_grad;
+  const auto opts = params_.at(0).options().dtype(at::kFloat);
+  shard_ = at::zeros({layout_.shard}, opts);
+  grad_shard_ = at::zeros({layout_.shard}, opts);
+  full_ = at::zeros({layout_.padded}, opts);
+  // Initialise this rank's range, parameter by parameter, from (seed, name).
+  const int64_t lo = layout_.begin(comm_.rank()), hi = lo + layout_.shard;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const auto& slot = layout_.params[i];
+    const int64_t a = std::max(lo, slot.offset), b = std::min(hi, slot.offset + slot.numel);
+    if (a < b) {
+      auto value = at::empty(slot.shape, opts);
+      init_parameter(slot.name, value, seed);
+      shard_.narrow(0, a - lo, b - a).copy_(value.view({-1}).narrow(0, a - slot.offset, b - a));
+    }
+    // The module's parameter becomes a view of the gathered buffer.
+    params_[i].set_data(full_.narrow(0, slot.offset, slot.numel).view(slot.shape));
+    params_[i].register_hook([this, i](const at::Tensor& grad) { add_gradient(i, grad); });
+  }
+  free_storage(full_);
+}
+
+void FsdpUnit::gather() {
+  if (gathered_) return;
+  alloc_storage(full_, layout_.padded * sizeof(float));
+  comm_.all_gather(shard_, full_);
+  gathered_ = true;
+}
+
+void FsdpUnit::reshard() {
+  if (!gathered_ || keep_gathered) return;
+  free_storage(full_);
+  gathered_ = false;
+}
+
+void FsdpUnit::add_gradient(size_t index, const at::Tensor& grad) {
+  at::NoGradGuard no_grad;
+  if (!full_grad_.defined()) full_grad_ = at::zeros({layout_.padded}, shard_.options());
+  const auto& slot = layout_.params[index];
+  full_grad_.narrow(0, slot.offset, slot.numel).add_(grad.reshape({-1}));
+  if (++grads_seen_ < params_.size()) return;
+  // Every parameter of the unit has its gradient: this unit's backward is done.
+  grads_seen_ = 0;
+  if (sync) {
+    reduce_gradients();
+    keep_gathered = false;
+  }
+  reshard();
+}
+
+void FsdpUnit::reduce_gradients() {
+  // SUM over ranks: the loss is normalised by the global target count already.
+  auto reduced = at::empty({layout_.shard}, shard_.options());
+  comm_.reduce_scatter(full_grad_, reduced, ReduceOp::kSum);
+  grad_shard_.add_(reduced);
+  full_grad_ = at::Tensor();
+}
+
+FsdpModel::FsdpModel(WorldModelImpl& model, Communicator& comm, FsdpConfig config, uint64_t seed)
+    : model_(model), config_(config) {
+  std::map<const void*, bool> in_block;
+  std::vector<std::vector<std::pair<std::string, at::Tensor>>> block_params(model.blocks().size());
+  for (size_t i = 0; i < model.blocks().size(); ++i) {
+    for (const auto& p : model.blocks()[i]->named_parameters()) {
+      block_params[i].emplace_back("block" + std::to_string(i) + "." + p.key(), p.value());
+      in_block[p.value().unsafeGetTensorImpl()] = true;
+    }
+  }
+  std::vector<std::pair<std::string, at::Tensor>> root;
+  for (const auto& p : model.named_parameters()) {
+    if (!in_block.count(p.value().unsafeGetTensorImpl())) root.emplace_back(p.key(), p.value());
+  }
+  auto make = [&](const std::string& name, const std::vector<std::pair<std::string, at::Tensor>>& params) {
+    std::vector<at::Tensor> tensors;
+    for (const auto& p : params) tensors.push_back(p.second);
+    units_.push_back(std::make_unique<FsdpUnit>(make_unit_layout(name, params, comm.size()), tensors, comm, seed));
+  };
+  make("root", root);
+  for (size_t i = 0; i < block_params.size(); ++i) make("block" + std::to_string(i), block_params[i]);
+
+  model_.set_block_runner([this](size_t i, const std::function<at::Tensor()>& run) {
+    auto& unit = *units_[i + 1];
+    unit.gather();
+    at::Tensor out = run();
+    if (config_.reshard_after_forward) {
+      unit.reshard();
+      // Backward reaches this unit when out's gradient is ready: re-gather first.
+      if (out.requires_grad()) out.register_hook([&unit](const at::Tensor&) { unit.gather(); });
+    }
+    return out;
+  });
+}
+
+at::Tensor FsdpModel::forward(const at::Tensor& tokens, const at::Tensor& t, const at::Tensor& actions,
+                              int64_t offset) {
+  auto& root = *units_[0];
+  root.gather();
+  root.keep_gathered = true;  // runs first and last: stays until its gradients are reduced
+  return model_.forward(tokens, t, actions, offset);
+}
+
+void FsdpModel::finish_backward() {
+  for (auto& unit : units_) {
+    if (unit->sync && unit->gathered() && unit.get() != units_[0].get()) {
+      throw std::logic_error("FSDP unit " + unit->layout().name + " did not receive all its gradients");
+    }
+  }
+  for (auto& p : model_.parameters()) p.mutable_grad() = at::Tensor();
+}
+
+void FsdpModel::set_sync(bool sync) {
+  for (auto& unit : units_) unit->sync = sync;
+}
+
+std::vector<at::Tensor> FsdpModel::shards() {
+  std::vector<at::Tensor> out;
+  for (auto& u : units_) out.push_back(u->shard());
+  return out;
+}
+
+std::vector<at::Tensor> FsdpModel::grad_shards() {
+  std::vector<at::Tensor> out;
+  for (auto& u : units_) out.push_back(u->grad_shard());
+  return out;
+}
+
+void FsdpModel::zero_grad_shards() {
+  for (auto& u : units_) u->grad_shard().zero_();
+}
+
+std::map<std::string, at::Tensor> FsdpModel::full_parameters() {
+  std::map<std::string, at::Tensor> out;
+  for (auto& u : units_) {
+    const bool was = u->gathered();
+    u->gather();
+    const auto named = model_.named_parameters();
+    for (const auto& slot : u->layout().params) out[slot.name] = named[slot.name].detach().clone();
+    if (!was) {
+      const bool keep = u->keep_gathered;
+      u->keep_gathered = false;
+      u->reshard();
+      u->keep_gathered = keep;
+    }
+  }
+  return out;
+}
+
+int64_t FsdpModel::shard_bytes() const {
+  int64_t bytes = 0;
+  for (const auto& u : units_) bytes += 2 * u->layout().shard * static_cast<int64_t>(sizeof(float));
+  return bytes;
+}
+
+}  // namespace reel
