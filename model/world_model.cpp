@@ -104,10 +104,14 @@ at::Tensor WorldModelImpl::forward(const at::Tensor& tokens, const at::Tensor& t
   auto cond = condition(t, actions);
   auto x = embed(tokens);
   for (size_t i = 0; i < blocks_.size(); ++i) {
-    auto run = [&, i] { return blocks_[i]->forward(x, cond, ctx); };
-    x = block_runner_ ? block_runner_(i, run) : run();
+    x = block_runner_ ? block_runner_(i, x, cond, ctx) : run_block(i, x, cond, ctx);
   }
   return head(x, cond, ctx);
+}
+
+at::Tensor WorldModelImpl::run_block(size_t index, const at::Tensor& x, const at::Tensor& cond,
+                                     const TokenContext& ctx) {
+  return blocks_.at(index)->forward(x, cond, ctx);
 }
 
 at::Tensor timestep_embedding(const at::Tensor& t, int64_t dim) {

@@ -55,10 +55,15 @@ class WorldModelImpl : public torch::nn::Module {
   std::vector<Block>& blocks() { return blocks_; }
   void set_attention(const AttentionFn& fn);
 
-  // How block i is run: `run` computes the block; a runner may act around it (gather its
-  // parameters first, recompute it in backward, ...). parallel/ installs one.
-  using BlockRunner = std::function<at::Tensor(size_t index, const std::function<at::Tensor()>& run)>;
+  // How block i runs on (x [B, Lc, D], cond [B, G, D], ctx): by default
+  // blocks()[i]->forward(x, cond, ctx). A runner may act around that (gather the block's
+  // parameters first, recompute it in backward, ...); parallel/ installs one.
+  using BlockRunner = std::function<at::Tensor(size_t index, const at::Tensor& x, const at::Tensor& cond,
+                                               const TokenContext& ctx)>;
   void set_block_runner(BlockRunner runner) { block_runner_ = std::move(runner); }
+  const BlockRunner& block_runner() const { return block_runner_; }
+  // Runs block i directly (what the default runner does).
+  at::Tensor run_block(size_t index, const at::Tensor& x, const at::Tensor& cond, const TokenContext& ctx);
 
  private:
   ModelConfig cfg_;

@@ -25,8 +25,9 @@ void alloc_storage(at::Tensor& t, size_t nbytes) {
 
 }  // namespace
 
-FsdpUnit::FsdpUnit(UnitLayout layout, std::vector<at::Tensor> params, Communicator& comm, uint64_t seed)
-    : layout_(std::move(layout)), params_(std::move(params)), comm_(comm) {
+FsdpUnit::FsdpUnit(UnitLayout layout, std::vector<at::Tensor> params, Communicator& comm, Communicator* replicas,
+                   uint64_t seed)
+    : layout_(std::move(layout)), params_(std::move(params)), comm_(comm), replicas_(replicas) {
   at::NoGradGuard no_grad;
   const auto opts = params_.at(0).options().dtype(at::kFloat);
   shard_ = at::zeros({layout_.shard}, opts);
@@ -49,10 +50,21 @@ FsdpUnit::FsdpUnit(UnitLayout layout, std::vector<at::Tensor> params, Communicat
   free_storage(full_);
 }
 
+void FsdpUnit::gather_async() {
+  if (gathered_ || pending_) return;
+  alloc_storage(full_, layout_.padded * sizeof(float));
+  pending_ = comm_.all_gather_async(shard_, full_);
+}
+
 void FsdpUnit::gather() {
   if (gathered_) return;
-  alloc_storage(full_, layout_.padded * sizeof(float));
-  comm_.all_gather(shard_, full_);
+  if (!pending_) {
+    alloc_storage(full_, layout_.padded * sizeof(float));
+    comm_.all_gather(shard_, full_);
+  } else {
+    pending_->wait();  // the prefetch started earlier
+    pending_ = nullptr;
+  }
   gathered_ = true;
 }
 
@@ -81,12 +93,16 @@ void FsdpUnit::reduce_gradients() {
   // SUM over ranks: the loss is normalised by the global target count already.
   auto reduced = at::empty({layout_.shard}, shard_.options());
   comm_.reduce_scatter(full_grad_, reduced, ReduceOp::kSum);
+  // HSDP: every replica of this shard saw other data; sum their gradients too.
+  if (replicas_ && replicas_->size() > 1) replicas_->all_reduce(reduced, ReduceOp::kSum);
   grad_shard_.add_(reduced);
   full_grad_ = at::Tensor();
 }
 
-FsdpModel::FsdpModel(WorldModelImpl& model, Communicator& comm, FsdpConfig config, uint64_t seed)
-    : model_(model), config_(config) {
+FsdpModel::FsdpModel(WorldModelImpl& model, Communicator& comm, FsdpConfig config, uint64_t seed,
+                     Communicator* replicas)
+    : model_(model), config_(config), inner_(model.block_runner()) {
+  if (config_.max_gathered < 1) throw std::invalid_argument("FSDP max_gathered must be >= 1");
   std::map<const void*, bool> in_block;
   std::vector<std::vector<std::pair<std::string, at::Tensor>>> block_params(model.blocks().size());
   for (size_t i = 0; i < model.blocks().size(); ++i) {
@@ -102,22 +118,41 @@ FsdpModel::FsdpModel(WorldModelImpl& model, Communicator& comm, FsdpConfig confi
   auto make = [&](const std::string& name, const std::vector<std::pair<std::string, at::Tensor>>& params) {
     std::vector<at::Tensor> tensors;
     for (const auto& p : params) tensors.push_back(p.second);
-    units_.push_back(std::make_unique<FsdpUnit>(make_unit_layout(name, params, comm.size()), tensors, comm, seed));
+    units_.push_back(
+        std::make_unique<FsdpUnit>(make_unit_layout(name, params, comm.size()), tensors, comm, replicas, seed));
   };
   make("root", root);
   for (size_t i = 0; i < block_params.size(); ++i) make("block" + std::to_string(i), block_params[i]);
 
-  model_.set_block_runner([this](size_t i, const std::function<at::Tensor()>& run) {
-    auto& unit = *units_[i + 1];
-    unit.gather();
-    at::Tensor out = run();
-    if (config_.reshard_after_forward) {
-      unit.reshard();
-      // Backward reaches this unit when out's gradient is ready: re-gather first.
-      if (out.requires_grad()) out.register_hook([&unit](const at::Tensor&) { unit.gather(); });
-    }
-    return out;
+  model_.set_block_runner([this](size_t i, const at::Tensor& x, const at::Tensor& cond, const TokenContext& ctx) {
+    return run_block(i, x, cond, ctx);
   });
+}
+
+void FsdpModel::prefetch(int64_t block) {
+  if (!config_.prefetch || block < 0 || block + 1 >= static_cast<int64_t>(units_.size())) return;
+  int busy = 0;
+  for (size_t u = 1; u < units_.size(); ++u) busy += units_[u]->gathered() || units_[u]->pending();
+  if (busy < config_.max_gathered) units_[block + 1]->gather_async();
+}
+
+// All-gather forward (prefetching the next block), free after; in backward, a hook on
+// the output re-gathers this block (prefetching the previous one) before its backward.
+at::Tensor FsdpModel::run_block(size_t i, const at::Tensor& x, const at::Tensor& cond, const TokenContext& ctx) {
+  auto& unit = *units_[i + 1];
+  unit.gather();
+  prefetch(static_cast<int64_t>(i) + 1);
+  at::Tensor out = inner_ ? inner_(i, x, cond, ctx) : model_.run_block(i, x, cond, ctx);
+  if (config_.reshard_after_forward) {
+    unit.reshard();
+    if (out.requires_grad()) {
+      out.register_hook([this, i, &unit](const at::Tensor&) {
+        unit.gather();
+        prefetch(static_cast<int64_t>(i) - 1);
+      });
+    }
+  }
+  return out;
 }
 
 at::Tensor FsdpModel::forward(const at::Tensor& tokens, const at::Tensor& t, const at::Tensor& actions,

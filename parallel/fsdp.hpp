@@ -19,6 +19,7 @@
 // gradients are reduced (it runs both first and last).
 #pragma once
 
+#include <map>
 #include <memory>
 #include <vector>
 
@@ -30,17 +31,24 @@ namespace reel {
 
 struct FsdpConfig {
   bool reshard_after_forward = true;
+  bool prefetch = true;  // start the next unit's all-gather while the current one computes
+  int max_gathered = 2;  // bound on block units gathered or being gathered at once (memory)
 };
 
 class FsdpUnit {
  public:
   // params: the module's parameters of this unit, in layout order. Initialises the shard
   // from (seed, parameter name) — one unit at a time, never the whole model.
-  FsdpUnit(UnitLayout layout, std::vector<at::Tensor> params, Communicator& comm, uint64_t seed);
+  // replicas: for hybrid sharding (HSDP), the ranks holding the same shard (null: none);
+  // gradients are reduce-scattered over comm, then all-reduced over replicas.
+  FsdpUnit(UnitLayout layout, std::vector<at::Tensor> params, Communicator& comm, Communicator* replicas,
+           uint64_t seed);
 
-  void gather();   // all-gather the shards; the parameters hold the full values
-  void reshard();  // free the gathered storage (parameters become empty views)
+  void gather();        // all-gather the shards (or finish a prefetch); parameters hold full values
+  void gather_async();  // start the all-gather without waiting (prefetch)
+  void reshard();       // free the gathered storage (parameters become empty views)
   bool gathered() const { return gathered_; }
+  bool pending() const { return pending_ != nullptr; }
   // Called by each parameter's gradient hook.
   void add_gradient(size_t index, const at::Tensor& grad);
 
@@ -56,6 +64,8 @@ class FsdpUnit {
   UnitLayout layout_;
   std::vector<at::Tensor> params_;
   Communicator& comm_;
+  Communicator* replicas_;
+  WorkPtr pending_;  // an all-gather in flight (prefetch)
   at::Tensor shard_, grad_shard_;
   at::Tensor full_;       // [padded] gathered parameters; storage freed when resharded
   at::Tensor full_grad_;  // [padded] gradients of this rank's micro-batches
@@ -65,8 +75,11 @@ class FsdpUnit {
 
 class FsdpModel {
  public:
-  // Shards model's parameters over comm (every rank of comm holds one shard).
-  FsdpModel(WorldModelImpl& model, Communicator& comm, FsdpConfig config, uint64_t seed);
+  // Shards model's parameters over comm (every rank of comm holds one shard); with
+  // replicas (HSDP), each shard is also held by every rank of `replicas`. Installs its
+  // block runner around the model's current one (e.g. activation checkpointing).
+  FsdpModel(WorldModelImpl& model, Communicator& comm, FsdpConfig config, uint64_t seed,
+            Communicator* replicas = nullptr);
 
   // As WorldModelImpl::forward; gathers units as they run.
   at::Tensor forward(const at::Tensor& tokens, const at::Tensor& t, const at::Tensor& actions, int64_t offset = 0);
@@ -86,8 +99,13 @@ class FsdpModel {
   int64_t shard_bytes() const;
 
  private:
+  at::Tensor run_block(size_t i, const at::Tensor& x, const at::Tensor& cond, const TokenContext& ctx);
+  // Starts gathering the unit of block i if it exists and the in-flight bound allows.
+  void prefetch(int64_t block);
+
   WorldModelImpl& model_;
   FsdpConfig config_;
+  WorldModelImpl::BlockRunner inner_;
   std::vector<std::unique_ptr<FsdpUnit>> units_;  // root first, then one per block
 };
 

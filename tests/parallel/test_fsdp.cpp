@@ -13,7 +13,7 @@
 #include "model/physics_world.hpp"
 #include "optim/adamw.hpp"
 #include "optim/clip.hpp"
-#include "parallel/fsdp.hpp"
+#include "parallel/parallelize.hpp"
 #include "tests/support/test_env.hpp"
 
 namespace reel::test {
@@ -96,12 +96,15 @@ struct FsdpRun {
   int64_t shard_bytes = 0;
 };
 
-FsdpRun train_fsdp(const ModelConfig& cfg, FsdpConfig fc, int micro, int64_t global_batch = kGlobalBatch) {
+FsdpRun train_fsdp(const ModelConfig& cfg, const ParallelConfig& pc, int micro, int64_t global_batch = kGlobalBatch) {
   auto& w = world();
   WorldModel model(cfg);
-  FsdpModel fsdp(*model, w, fc, kSeed);
+  auto mesh = ProcessMesh::create(runtime().world(), w.size(), 1);
+  auto parallel = parallelize(*model, mesh, pc, kSeed);
+  auto& fsdp = *parallel.fsdp;
+  auto& shard_comm = *parallel.shard_comm;
   FlatAdamW opt({});
-  for (auto& u : fsdp.units()) opt.add(u->shard(), u->layout().decay_mask(w.rank()));
+  for (auto& u : fsdp.units()) opt.add(u->shard(), u->layout().decay_mask(shard_comm.rank()));
   LoaderConfig lc{data_file(), global_batch / micro, w.rank(), w.size(), 0, -1, 5, true, 0};
   ClipLoader loader(lc);
   FsdpRun run;
@@ -116,7 +119,7 @@ FsdpRun train_fsdp(const ModelConfig& cfg, FsdpConfig fc, int micro, int64_t glo
       total += loss.item<double>();
     }
     w.all_reduce(total);  // the global loss: per-rank sums over the global count
-    clip_grad_norm(fsdp.grad_shards(), 1.0, &w);
+    clip_grad_norm(fsdp.grad_shards(), 1.0, &shard_comm);  // replicas hold the same shards
     opt.step(fsdp.grad_shards(), kLr);
     run.losses.push_back(total.item<double>());
   }
@@ -125,10 +128,18 @@ FsdpRun train_fsdp(const ModelConfig& cfg, FsdpConfig fc, int micro, int64_t glo
   return run;
 }
 
-void expect_parity(const FsdpConfig& fc, int micro, int64_t global_batch = kGlobalBatch) {
+ParallelConfig fsdp_config(bool reshard = true, const std::string& checkpoint = "none", int shard_group = 0) {
+  ParallelConfig pc;
+  pc.fsdp.reshard_after_forward = reshard;
+  pc.checkpoint.mode = checkpoint;
+  pc.shard_group = shard_group;
+  return pc;
+}
+
+void expect_parity(const ParallelConfig& pc, int micro, int64_t global_batch = kGlobalBatch) {
   const auto cfg = parity_config();
   const auto reference = train_reference(cfg, micro, global_batch);
-  const auto run = train_fsdp(cfg, fc, micro, global_batch);
+  const auto run = train_fsdp(cfg, pc, micro, global_batch);
   ASSERT_EQ(run.losses.size(), reference.size());
   for (size_t s = 0; s < reference.size(); ++s) {
     EXPECT_NEAR(run.losses[s], reference[s], 1e-5 * std::abs(reference[s])) << "step " << s;
@@ -140,9 +151,32 @@ void expect_parity(const FsdpConfig& fc, int micro, int64_t global_batch = kGlob
   }
 }
 
-TEST(Fsdp, MatchesOneRank) { expect_parity({true}, 1); }
-TEST(Fsdp, MatchesOneRankWithGradientAccumulation) { expect_parity({true}, 2, kAccumBatch); }
-TEST(Fsdp, MatchesOneRankWithoutReshardAfterForward) { expect_parity({false}, 1); }
+TEST(Fsdp, MatchesOneRank) { expect_parity(fsdp_config(), 1); }
+TEST(Fsdp, MatchesOneRankWithGradientAccumulation) { expect_parity(fsdp_config(), 2, kAccumBatch); }
+TEST(Fsdp, MatchesOneRankWithoutReshardAfterForward) { expect_parity(fsdp_config(false), 1); }
+TEST(Fsdp, MatchesOneRankWithActivationCheckpointing) { expect_parity(fsdp_config(true, "full"), 1); }
+TEST(Fsdp, MatchesOneRankWithCheckpointingEveryOtherBlock) { expect_parity(fsdp_config(true, "every"), 1); }
+TEST(Fsdp, MatchesOneRankWithHybridSharding) {
+  if (world().size() % 2) GTEST_SKIP() << "HSDP with shard groups of 2 needs an even world";
+  expect_parity(fsdp_config(true, "none", 2), 1);
+}
+TEST(Fsdp, MatchesOneRankWithoutPrefetch) {
+  auto pc = fsdp_config();
+  pc.fsdp.prefetch = false;
+  expect_parity(pc, 1);
+}
+
+TEST(Fsdp, BadConfigurationsAreRejected) {
+  const auto cfg = parity_config();
+  WorldModel model(cfg);
+  auto mesh = ProcessMesh::create(runtime().world(), world().size(), 1);
+  EXPECT_THROW(parallelize(*model, mesh, fsdp_config(true, "sometimes"), kSeed), std::invalid_argument);
+  EXPECT_THROW(parallelize(*model, mesh, fsdp_config(true, "none", world().size() + 1), kSeed), std::invalid_argument);
+  if (world().size() % 2 == 0) {
+    auto sp_mesh = ProcessMesh::create(runtime().world(), world().size() / 2, 2);
+    EXPECT_THROW(parallelize(*model, sp_mesh, fsdp_config(), kSeed), std::invalid_argument);
+  }
+}
 
 TEST(Fsdp, ParametersAgreeWithOneRankAtTheEnd) {
   const auto cfg = parity_config();
@@ -165,7 +199,7 @@ TEST(Fsdp, ParametersAgreeWithOneRankAtTheEnd) {
     clip_grad_norm(grads, 1.0, nullptr);
     opt.step(grads, kLr);
   }
-  const auto run = train_fsdp(cfg, {true}, 1);
+  const auto run = train_fsdp(cfg, fsdp_config(), 1);
   // The same initial weights and the same updates: the same parameters at the end.
   for (const auto& p : model->named_parameters()) {
     const auto& got = run.params.at(p.key());
@@ -177,7 +211,7 @@ TEST(Fsdp, ParametersAgreeWithOneRankAtTheEnd) {
 TEST(Fsdp, PersistentStateIsOneNthPlusPadding) {
   const auto cfg = parity_config();
   WorldModel model(cfg);
-  FsdpModel fsdp(*model, world(), {}, kSeed);
+  FsdpModel fsdp(*model, world(), {}, kSeed);  // shards over every rank
   int64_t full = 0;
   for (const auto& p : model->parameters()) full += p.numel();
   const int64_t n = world().size(), units = static_cast<int64_t>(fsdp.units().size());
@@ -192,7 +226,7 @@ TEST(Fsdp, PersistentStateIsOneNthPlusPadding) {
 
 TEST(Fsdp, RepeatedRunsAreBitwiseIdentical) {
   const auto cfg = parity_config();
-  const auto a = train_fsdp(cfg, {true}, 1), b = train_fsdp(cfg, {true}, 1);
+  const auto a = train_fsdp(cfg, fsdp_config(), 1), b = train_fsdp(cfg, fsdp_config(), 1);
   EXPECT_EQ(a.losses, b.losses);
 }
 

@@ -1,0 +1,79 @@
+#include "parallel/checkpoint.hpp"
+
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <stdexcept>
+
+namespace reel {
+
+void CheckpointConfig::validate() const {
+  if (mode != "none" && mode != "full" && mode != "every") {
+    throw std::invalid_argument("activation checkpointing must be none, full or every, got '" + mode + "'");
+  }
+  if (mode == "every" && every < 1) throw std::invalid_argument("activation checkpointing every k-th block needs k >= 1");
+}
+
+bool CheckpointConfig::applies(size_t block) const {
+  return mode == "full" || (mode == "every" && block % static_cast<size_t>(every) == 0);
+}
+
+namespace {
+
+// The runner a checkpointed block recomputes with; lives as long as the model's runner.
+struct Recompute {
+  WorldModelImpl::BlockRunner inner;
+};
+
+// Forward: the block without autograd (inputs saved). Backward: recompute with autograd,
+// then back-propagate the output gradient through the recomputation.
+struct CheckpointFn : public torch::autograd::Function<CheckpointFn> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& cond,
+                            const at::Tensor& groups, const at::Tensor& cos, const at::Tensor& sin, int64_t offset,
+                            int64_t index, int64_t recompute) {
+    ctx->save_for_backward({x, cond, groups, cos, sin});
+    ctx->saved_data["offset"] = offset;
+    ctx->saved_data["index"] = index;
+    // The runner outlives every backward of the model it is installed on.
+    ctx->saved_data["recompute"] = recompute;
+    at::NoGradGuard no_grad;
+    const auto* r = reinterpret_cast<const Recompute*>(recompute);
+    return r->inner(index, x, cond, TokenContext{offset, groups, cos, sin});
+  }
+
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grads) {
+    auto saved = ctx->get_saved_variables();
+    auto x = saved[0].detach().requires_grad_(true), cond = saved[1].detach().requires_grad_(true);
+    const auto* r = reinterpret_cast<const Recompute*>(ctx->saved_data["recompute"].toInt());
+    at::Tensor out;
+    {
+      at::AutoGradMode grad_on(true);
+      out = r->inner(ctx->saved_data["index"].toInt(), x, cond,
+                     TokenContext{ctx->saved_data["offset"].toInt(), saved[2], saved[3], saved[4]});
+    }
+    // Into every leaf: x and cond here, and the block's parameters (FSDP's hooks see them).
+    torch::autograd::backward({out}, {grads[0]});
+    return {x.grad(), cond.grad(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(),
+            at::Tensor()};
+  }
+};
+
+}  // namespace
+
+WorldModelImpl::BlockRunner checkpoint_runner(WorldModelImpl& model, const CheckpointConfig& config,
+                                              WorldModelImpl::BlockRunner inner) {
+  config.validate();
+  if (!inner) {
+    inner = [&model](size_t i, const at::Tensor& x, const at::Tensor& cond, const TokenContext& ctx) {
+      return model.run_block(i, x, cond, ctx);
+    };
+  }
+  auto recompute = std::make_shared<Recompute>(Recompute{inner});
+  return [config, recompute](size_t i, const at::Tensor& x, const at::Tensor& cond, const TokenContext& ctx) {
+    if (!config.applies(i) || !at::GradMode::is_enabled()) return recompute->inner(i, x, cond, ctx);
+    return CheckpointFn::apply(x, cond, ctx.groups, ctx.rope_cos, ctx.rope_sin, ctx.offset, static_cast<int64_t>(i),
+                               reinterpret_cast<int64_t>(recompute.get()));
+  };
+}
+
+}  // namespace reel

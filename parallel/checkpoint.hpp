@@ -1,0 +1,25 @@
+// Activation checkpointing per block: forward runs without keeping the block's
+// activations (only its inputs); backward recomputes the block with gradients on and
+// back-propagates through the recomputation. Under FSDP the recomputation finds the
+// block's parameters gathered again (FSDP re-gathers before the block's backward).
+// The model is deterministic (no dropout), so the recomputation equals the original.
+#pragma once
+
+#include <string>
+
+#include "model/world_model.hpp"
+
+namespace reel {
+
+struct CheckpointConfig {
+  std::string mode = "none";  // none | full | every (every k-th block)
+  int every = 2;              // with mode "every": blocks 0, k, 2k, ... are checkpointed
+  void validate() const;      // throws std::invalid_argument
+  bool applies(size_t block) const;
+};
+
+// Wraps `inner` (the runner in place before) so that the chosen blocks are checkpointed.
+WorldModelImpl::BlockRunner checkpoint_runner(WorldModelImpl& model, const CheckpointConfig& config,
+                                              WorldModelImpl::BlockRunner inner);
+
+}  // namespace reel
