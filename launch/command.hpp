@@ -22,6 +22,8 @@ const std::vector<Command>& commands();
 int run_smoke(int argc, char** argv);
 // `reel data`: writes the synthetic physics world (HDF5 video schema).
 int run_data(int argc, char** argv);
+// `reel train`: trains the world model with FSDP across the job's ranks.
+int run_train(int argc, char** argv);
 // `reel sample`: rolls a model out on held-out clips, writes PNG grids.
 int run_sample(int argc, char** argv);
 

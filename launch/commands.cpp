@@ -6,6 +6,7 @@ const std::vector<Command>& commands() {
   static const std::vector<Command> list = {
       {"data", "write the synthetic physics world as an HDF5 video file", run_data},
       {"sample", "roll a trained model out on held-out clips and write PNG grids", run_sample},
+      {"train", "train the world model with FSDP across the job's ranks", run_train},
       {"smoke", "run every collective across a dp x sp mesh and check the results", run_smoke},
   };
   return list;

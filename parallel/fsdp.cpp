@@ -2,6 +2,7 @@
 
 #include <ATen/core/grad_mode.h>
 
+#include <chrono>
 #include <map>
 #include <stdexcept>
 
@@ -56,8 +57,19 @@ void FsdpUnit::gather_async() {
   pending_ = comm_.all_gather_async(shard_, full_);
 }
 
+namespace {
+double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+}  // namespace
+
+double FsdpUnit::take_comm_seconds() {
+  const double s = comm_seconds_;
+  comm_seconds_ = 0;
+  return s;
+}
+
 void FsdpUnit::gather() {
   if (gathered_) return;
+  const double start = now();
   if (!pending_) {
     alloc_storage(full_, layout_.padded * sizeof(float));
     comm_.all_gather(shard_, full_);
@@ -66,6 +78,7 @@ void FsdpUnit::gather() {
     pending_ = nullptr;
   }
   gathered_ = true;
+  comm_seconds_ += now() - start;
 }
 
 void FsdpUnit::reshard() {
@@ -90,6 +103,7 @@ void FsdpUnit::add_gradient(size_t index, const at::Tensor& grad) {
 }
 
 void FsdpUnit::reduce_gradients() {
+  const double start = now();
   // SUM over ranks: the loss is normalised by the global target count already.
   auto reduced = at::empty({layout_.shard}, shard_.options());
   comm_.reduce_scatter(full_grad_, reduced, ReduceOp::kSum);
@@ -97,6 +111,7 @@ void FsdpUnit::reduce_gradients() {
   if (replicas_ && replicas_->size() > 1) replicas_->all_reduce(reduced, ReduceOp::kSum);
   grad_shard_.add_(reduced);
   full_grad_ = at::Tensor();
+  comm_seconds_ += now() - start;
 }
 
 FsdpModel::FsdpModel(WorldModelImpl& model, Communicator& comm, FsdpConfig config, uint64_t seed,
@@ -207,6 +222,12 @@ std::map<std::string, at::Tensor> FsdpModel::full_parameters() {
     }
   }
   return out;
+}
+
+double FsdpModel::take_comm_seconds() {
+  double s = 0;
+  for (auto& u : units_) s += u->take_comm_seconds();
+  return s;
 }
 
 int64_t FsdpModel::shard_bytes() const {

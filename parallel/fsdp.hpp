@@ -49,6 +49,9 @@ class FsdpUnit {
   void reshard();       // free the gathered storage (parameters become empty views)
   bool gathered() const { return gathered_; }
   bool pending() const { return pending_ != nullptr; }
+  // Seconds the calling thread spent blocked in this unit's communication since the
+  // last call (the exposed, not overlapped, part).
+  double take_comm_seconds();
   // Called by each parameter's gradient hook.
   void add_gradient(size_t index, const at::Tensor& grad);
 
@@ -71,6 +74,7 @@ class FsdpUnit {
   at::Tensor full_grad_;  // [padded] gradients of this rank's micro-batches
   size_t grads_seen_ = 0;
   bool gathered_ = false;
+  double comm_seconds_ = 0;
 };
 
 class FsdpModel {
@@ -97,6 +101,8 @@ class FsdpModel {
   std::map<std::string, at::Tensor> full_parameters();
   // Bytes of persistent per-rank state: parameter + gradient shards (fp32).
   int64_t shard_bytes() const;
+  // Exposed communication seconds of all units since the last call.
+  double take_comm_seconds();
 
  private:
   at::Tensor run_block(size_t i, const at::Tensor& x, const at::Tensor& cond, const TokenContext& ctx);

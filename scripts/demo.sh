@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# The README's main job: set up, build, and run reel on 4 CPU ranks (mpirun).
-# For now: the communication smoke run — every collective on a dp=2 x sp=2 mesh.
+# The README's main job: set up, build, generate the physics world, and train the tiny
+# world model with FSDP on 4 CPU ranks (mpirun); then draw what it learned.
+# Extra arguments override the configuration (e.g. --run.steps 600 --parallel.checkpoint full).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${REEL_BUILD_DIR:-$root/build}
 ranks=${REEL_RANKS:-4}
 bash "$root/scripts/build.sh" --target reel
+cd "$root"
+mkdir -p runs
+[ -f runs/world.h5 ] || "$build/launch/reel" data --out runs/world.h5 --clips 1088 --seed 7
 # As root, Open MPI wants explicit consent; more ranks than cores need --oversubscribe.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-exec mpirun --oversubscribe --bind-to none -np "$ranks" "$build/launch/reel" smoke --parallel.sp 2 "$@"
+mpirun --oversubscribe --bind-to none -np "$ranks" "$build/launch/reel" train --config configs/tiny.ini "$@"
+"$build/launch/reel" sample --weights runs/tiny/model.pt --data runs/world.h5 --count 4 --out runs/tiny/samples
