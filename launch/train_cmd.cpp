@@ -30,12 +30,13 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
-// Resident set size of this process in bytes (Linux /proc).
-int64_t resident_bytes() {
+// Resident set size of this process in bytes (Linux /proc): now ("VmRSS:") or its peak
+// ("VmHWM:").
+int64_t resident_bytes(const std::string& which = "VmRSS:") {
   std::ifstream status("/proc/self/status");
   std::string key;
   while (status >> key) {
-    if (key == "VmRSS:") {
+    if (key == which) {
       int64_t kb = 0;
       status >> kb;
       return kb * 1024;
@@ -83,9 +84,10 @@ struct Trainer {
       std::vector<int64_t> ids;
       for (int64_t i = 0; i < share; ++i) ids.push_back(clips - c.eval_clips + mesh.dp_rank() * share + i);
       auto batch = reader.read(ids);
-      auto x0 = patchify(frames_to_float(batch.frames), c.model);
+      const auto dev = mesh.world().device();
+      auto x0 = patchify(frames_to_float(batch.frames.to(dev)), c.model);
       auto flow = make_flow_batch(x0, ids, -1, c.seed, c.model);
-      sum += flow_loss_sum(par.fsdp->forward(flow.x_t, flow.t, batch.actions), flow).item<double>();
+      sum += flow_loss_sum(par.fsdp->forward(flow.x_t, flow.t, batch.actions.to(dev)), flow).item<double>();
     }
     mesh.world().all_reduce(sum);
     return share > 0 ? sum.item<double>() / double(target_elements(c.model, share * mesh.dp())) : 0.0;
@@ -126,13 +128,17 @@ int run_train(int argc, char** argv) {
                                 std::to_string(c.eval_clips) + " held-out clips and a batch of " +
                                 std::to_string(c.global_batch));
   }
+  const bool on_gpu = mesh.world().device().is_cuda();
+  c.parallel.fsdp.param_dtype = c.param_dtype == "auto" ? (on_gpu ? at::kBFloat16 : at::kFloat) : parse_dtype(c.param_dtype);
+  c.parallel.fsdp.reduce_dtype = parse_dtype(c.reduce_dtype);
   Trainer t{c, mesh, WorldModel(c.model), {}, nullptr, info.clips};
+  if (on_gpu) t.model->to(mesh.world().device());
   t.par = parallelize(*t.model, mesh, c.parallel, c.seed);
   t.opt = std::make_unique<FlatAdamW>(c.adamw);
   for (auto& u : t.par.fsdp->units()) t.opt->add(u->shard(), u->layout().decay_mask(t.par.shard_comm->rank()));
   ClipLoader loader(LoaderConfig{c.data, micro_clips, mesh.dp_rank(), mesh.dp(), 0, info.clips - c.eval_clips,
                                  c.data_seed, true, 2});
-  const bool gpu = mesh.world().device().is_cuda();
+  const bool gpu = on_gpu;
   const double peak = c.peak_flops > 0 ? c.peak_flops : default_peak(gpu);
   const double step_flops = training_step_flops(c.model, c.global_batch) *
                             (c.parallel.checkpoint.mode == "none" ? 1.0 : 4.0 / 3.0);
@@ -180,6 +186,8 @@ int run_train(int argc, char** argv) {
               << ", \"mfu\": " << mfu << ", \"step_time_s\": " << step_s << ", \"compute_s\": "
               << std::max(0.0, step_s - comm_s - data_s) << ", \"comm_exposed_s\": " << comm_s
               << ", \"data_wait_s\": " << data_s << ", \"rss_bytes\": " << resident_bytes()
+              << ", \"rss_peak_bytes\": " << resident_bytes("VmHWM:")
+              << ", \"persistent_bytes\": " << 2 * t.par.fsdp->shard_bytes()
               << ", \"device_peak_bytes\": " << device_peak;
       if (eval >= 0) metrics << ", \"eval_loss\": " << eval;
       metrics << "}\n" << std::flush;

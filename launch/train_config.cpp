@@ -16,6 +16,8 @@ po::options_description describe(TrainConfig& c, std::string& preset, std::strin
       "model.preset", po::value(&preset)->default_value("tiny"), "tiny | small | 1b | 7b")(
       "model.attention", po::value(&c.model.attention)->default_value("causal"), "full | causal")(
       "model.mlp", po::value(&c.model.mlp)->default_value("gelu"), "gelu | swiglu")(
+      "model.depth", po::value(&c.model.depth)->default_value(0), "blocks (0: the preset's)")(
+      "model.dim", po::value(&c.model.dim)->default_value(0), "width (0: the preset's)")(
       "data.path", po::value(&c.data), "HDF5 video file (reel data writes one)")(
       "data.global_batch", po::value(&c.global_batch)->default_value(16), "clips per step over all ranks")(
       "data.micro_batches", po::value(&c.micro_batches)->default_value(1), "gradient accumulation steps")(
@@ -28,6 +30,8 @@ po::options_description describe(TrainConfig& c, std::string& preset, std::strin
       "parallel.shard_group", po::value(&c.parallel.shard_group)->default_value(0), "HSDP group size (0: FSDP)")(
       "parallel.reshard_after_forward", po::value(&c.parallel.fsdp.reshard_after_forward)->default_value(true), "ZeRO-3 (true) or keep until backward")(
       "parallel.prefetch", po::value(&c.parallel.fsdp.prefetch)->default_value(true), "prefetch the next unit's all-gather")(
+      "parallel.param_dtype", po::value(&c.param_dtype)->default_value("auto"), "gather/compute dtype: auto (bfloat16 on GPU, float32 on CPU) | float32 | bfloat16")(
+      "parallel.reduce_dtype", po::value(&c.reduce_dtype)->default_value("float32"), "gradient reduce-scatter dtype")(
       "parallel.max_gathered", po::value(&c.parallel.fsdp.max_gathered)->default_value(2), "gathered units in flight")(
       "optim.lr", po::value(&c.schedule.lr)->default_value(2e-3), "peak learning rate")(
       "optim.warmup", po::value(&c.schedule.warmup_steps)->default_value(50), "linear warm-up steps")(
@@ -69,9 +73,13 @@ bool parse_train_config(int argc, char** argv, TrainConfig& c) {
   }
   po::notify(vm);
   const auto attention = c.model.attention, mlp = c.model.mlp;
+  const int64_t depth = c.model.depth, dim = c.model.dim;
   c.model = model_preset(preset);
   c.model.attention = attention;
   c.model.mlp = mlp;
+  if (depth < 0 || dim < 0) throw std::invalid_argument("model.depth and model.dim must be >= 0");
+  if (depth > 0) c.model.depth = depth;
+  if (dim > 0) c.model.dim = dim;
   c.schedule.total_steps = c.steps;
   return true;
 }
@@ -95,6 +103,8 @@ void validate_train_config(const TrainConfig& c) {
   need(c.log_every >= 1 && c.eval_every >= 0, "run.log_every must be >= 1 and run.eval_every >= 0");
   need(c.dp >= 0 && c.sp >= 1, "parallel.dp must be >= 0 and parallel.sp >= 1");
   need(c.peak_flops >= 0, "run.peak_flops must be >= 0");
+  if (c.param_dtype != "auto") parse_dtype(c.param_dtype);
+  parse_dtype(c.reduce_dtype);
 }
 
 }  // namespace reel

@@ -23,6 +23,7 @@ struct TrainConfig {
   uint64_t data_seed = 0;
   int dp = 0, sp = 1;            // dp 0: world / sp
   ParallelConfig parallel;
+  std::string param_dtype = "auto", reduce_dtype = "float32";  // resolved into parallel.fsdp
   AdamWConfig adamw;
   LrSchedule schedule;           // schedule.total_steps = run.steps
   double clip = 1.0;             // global gradient-norm bound (<= 0: no clipping)

@@ -80,7 +80,10 @@ TokenContext WorldModelImpl::context(int64_t offset, int64_t count, const at::De
   return {offset, token_groups(cfg_, offset, count).to(device), rope.cos.to(device), rope.sin.to(device)};
 }
 
-at::Tensor WorldModelImpl::embed(const at::Tensor& tokens) { return patch_embed_->forward(tokens); }
+// Computation runs in the parameters' dtype (fp32, or bf16 when they are held so).
+at::Tensor WorldModelImpl::embed(const at::Tensor& tokens) {
+  return patch_embed_->forward(tokens.to(patch_embed_->weight.scalar_type()));
+}
 
 at::Tensor WorldModelImpl::condition(const at::Tensor& t, const at::Tensor& actions) {
   const int64_t b = t.size(0), g = t.size(1);

@@ -26,14 +26,22 @@ void alloc_storage(at::Tensor& t, size_t nbytes) {
 
 }  // namespace
 
+at::ScalarType parse_dtype(const std::string& name) {
+  if (name == "float32") return at::kFloat;
+  if (name == "bfloat16") return at::kBFloat16;
+  if (name == "float16") return at::kHalf;
+  throw std::invalid_argument("unknown dtype '" + name + "' (expected float32, bfloat16 or float16)");
+}
+
 FsdpUnit::FsdpUnit(UnitLayout layout, std::vector<at::Tensor> params, Communicator& comm, Communicator* replicas,
-                   uint64_t seed)
-    : layout_(std::move(layout)), params_(std::move(params)), comm_(comm), replicas_(replicas) {
+                   uint64_t seed, const FsdpConfig& config)
+    : layout_(std::move(layout)), params_(std::move(params)), comm_(comm), replicas_(replicas),
+      param_dtype_(config.param_dtype), reduce_dtype_(config.reduce_dtype) {
   at::NoGradGuard no_grad;
   const auto opts = params_.at(0).options().dtype(at::kFloat);
   shard_ = at::zeros({layout_.shard}, opts);
   grad_shard_ = at::zeros({layout_.shard}, opts);
-  full_ = at::zeros({layout_.padded}, opts);
+  full_ = at::zeros({layout_.padded}, opts.dtype(param_dtype_));
   // Initialise this rank's range, parameter by parameter, from (seed, name).
   const int64_t lo = layout_.begin(comm_.rank()), hi = lo + layout_.shard;
   for (size_t i = 0; i < params_.size(); ++i) {
@@ -53,8 +61,8 @@ FsdpUnit::FsdpUnit(UnitLayout layout, std::vector<at::Tensor> params, Communicat
 
 void FsdpUnit::gather_async() {
   if (gathered_ || pending_) return;
-  alloc_storage(full_, layout_.padded * sizeof(float));
-  pending_ = comm_.all_gather_async(shard_, full_);
+  alloc_storage(full_, layout_.padded * full_.element_size());
+  pending_ = comm_.all_gather_async(shard_.to(param_dtype_), full_);  // the Work keeps the cast alive
 }
 
 namespace {
@@ -71,8 +79,8 @@ void FsdpUnit::gather() {
   if (gathered_) return;
   const double start = now();
   if (!pending_) {
-    alloc_storage(full_, layout_.padded * sizeof(float));
-    comm_.all_gather(shard_, full_);
+    alloc_storage(full_, layout_.padded * full_.element_size());
+    comm_.all_gather(shard_.to(param_dtype_), full_);
   } else {
     pending_->wait();  // the prefetch started earlier
     pending_ = nullptr;
@@ -91,7 +99,7 @@ void FsdpUnit::add_gradient(size_t index, const at::Tensor& grad) {
   at::NoGradGuard no_grad;
   if (!full_grad_.defined()) full_grad_ = at::zeros({layout_.padded}, shard_.options());
   const auto& slot = layout_.params[index];
-  full_grad_.narrow(0, slot.offset, slot.numel).add_(grad.reshape({-1}));
+  full_grad_.narrow(0, slot.offset, slot.numel).add_(grad.reshape({-1}).to(at::kFloat));
   if (++grads_seen_ < params_.size()) return;
   // Every parameter of the unit has its gradient: this unit's backward is done.
   grads_seen_ = 0;
@@ -105,11 +113,11 @@ void FsdpUnit::add_gradient(size_t index, const at::Tensor& grad) {
 void FsdpUnit::reduce_gradients() {
   const double start = now();
   // SUM over ranks: the loss is normalised by the global target count already.
-  auto reduced = at::empty({layout_.shard}, shard_.options());
-  comm_.reduce_scatter(full_grad_, reduced, ReduceOp::kSum);
+  auto reduced = at::empty({layout_.shard}, shard_.options().dtype(reduce_dtype_));
+  comm_.reduce_scatter(full_grad_.to(reduce_dtype_), reduced, ReduceOp::kSum);
   // HSDP: every replica of this shard saw other data; sum their gradients too.
   if (replicas_ && replicas_->size() > 1) replicas_->all_reduce(reduced, ReduceOp::kSum);
-  grad_shard_.add_(reduced);
+  grad_shard_.add_(reduced.to(at::kFloat));
   full_grad_ = at::Tensor();
   comm_seconds_ += now() - start;
 }
@@ -134,7 +142,7 @@ FsdpModel::FsdpModel(WorldModelImpl& model, Communicator& comm, FsdpConfig confi
     std::vector<at::Tensor> tensors;
     for (const auto& p : params) tensors.push_back(p.second);
     units_.push_back(
-        std::make_unique<FsdpUnit>(make_unit_layout(name, params, comm.size()), tensors, comm, replicas, seed));
+        std::make_unique<FsdpUnit>(make_unit_layout(name, params, comm.size()), tensors, comm, replicas, seed, config_));
   };
   make("root", root);
   for (size_t i = 0; i < block_params.size(); ++i) make("block" + std::to_string(i), block_params[i]);
@@ -213,7 +221,7 @@ std::map<std::string, at::Tensor> FsdpModel::full_parameters() {
     const bool was = u->gathered();
     u->gather();
     const auto named = model_.named_parameters();
-    for (const auto& slot : u->layout().params) out[slot.name] = named[slot.name].detach().clone();
+    for (const auto& slot : u->layout().params) out[slot.name] = named[slot.name].detach().to(at::kFloat).clone();
     if (!was) {
       const bool keep = u->keep_gathered;
       u->keep_gathered = false;

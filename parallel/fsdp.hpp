@@ -33,7 +33,13 @@ struct FsdpConfig {
   bool reshard_after_forward = true;
   bool prefetch = true;  // start the next unit's all-gather while the current one computes
   int max_gathered = 2;  // bound on block units gathered or being gathered at once (memory)
+  // Mixed precision: the dtype parameters are gathered (and computed) in, and the dtype
+  // gradients are reduce-scattered in. The shards and the optimizer stay fp32.
+  at::ScalarType param_dtype = at::kFloat;
+  at::ScalarType reduce_dtype = at::kFloat;
 };
+// "float32" | "bfloat16" | "float16"; throws std::invalid_argument otherwise.
+at::ScalarType parse_dtype(const std::string& name);
 
 class FsdpUnit {
  public:
@@ -42,7 +48,7 @@ class FsdpUnit {
   // replicas: for hybrid sharding (HSDP), the ranks holding the same shard (null: none);
   // gradients are reduce-scattered over comm, then all-reduced over replicas.
   FsdpUnit(UnitLayout layout, std::vector<at::Tensor> params, Communicator& comm, Communicator* replicas,
-           uint64_t seed);
+           uint64_t seed, const FsdpConfig& config = {});
 
   void gather();        // all-gather the shards (or finish a prefetch); parameters hold full values
   void gather_async();  // start the all-gather without waiting (prefetch)
@@ -68,6 +74,7 @@ class FsdpUnit {
   std::vector<at::Tensor> params_;
   Communicator& comm_;
   Communicator* replicas_;
+  at::ScalarType param_dtype_, reduce_dtype_;
   WorkPtr pending_;  // an all-gather in flight (prefetch)
   at::Tensor shard_, grad_shard_;
   at::Tensor full_;       // [padded] gathered parameters; storage freed when resharded

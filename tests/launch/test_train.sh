@@ -14,7 +14,8 @@ mpirun --oversubscribe --bind-to none -np 2 "$reel" train --data.path "$dir/worl
   --parallel.checkpoint full --run.log_every 2
 lines=$(wc -l < "$dir/run/metrics.jsonl")
 [ "$lines" -eq 6 ] || { echo "FAIL: $lines metrics lines, expected 6"; exit 1; }
-for key in step loss lr grad_norm tokens_per_s mfu step_time_s compute_s comm_exposed_s data_wait_s rss_bytes; do
+for key in step loss lr grad_norm tokens_per_s mfu step_time_s compute_s comm_exposed_s data_wait_s rss_bytes \
+           rss_peak_bytes persistent_bytes; do
   n=$(grep -c "\"$key\": " "$dir/run/metrics.jsonl")
   [ "$n" -eq 6 ] || { echo "FAIL: key $key on $n of 6 lines"; exit 1; }
 done

@@ -166,6 +166,20 @@ TEST(Fsdp, MatchesOneRankWithoutPrefetch) {
   expect_parity(pc, 1);
 }
 
+TEST(Fsdp, Bfloat16ParametersAndReductionsTrackTheFloat32Run) {
+  const auto cfg = parity_config();
+  const auto reference = train_reference(cfg, 1, kGlobalBatch);
+  auto pc = fsdp_config();
+  pc.fsdp.param_dtype = at::kBFloat16;
+  pc.fsdp.reduce_dtype = at::kBFloat16;
+  const auto run = train_fsdp(cfg, pc, 1);
+  for (size_t s = 0; s < reference.size(); ++s) {
+    EXPECT_NEAR(run.losses[s], reference[s], 3e-2 * std::abs(reference[s])) << "step " << s;
+  }
+  EXPECT_LT(run.losses.back(), run.losses.front());
+  EXPECT_THROW(parse_dtype("float8"), std::invalid_argument);
+}
+
 TEST(Fsdp, BadConfigurationsAreRejected) {
   const auto cfg = parity_config();
   WorldModel model(cfg);
