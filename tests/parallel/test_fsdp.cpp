@@ -59,8 +59,13 @@ at::Tensor micro_loss(Forward&& forward, const ClipBatch& batch, const ModelConf
   return flow_loss_sum(pred, flow) / double(target_elements(cfg, global_batch));
 }
 
+struct ReferenceRun {
+  std::vector<double> losses;
+  WorldModel model{nullptr};
+};
+
 // One rank, no sharding: the plain model, its .grad, AdamW over each parameter.
-std::vector<double> train_reference(const ModelConfig& cfg, int micro, int64_t global_batch) {
+ReferenceRun train_reference(const ModelConfig& cfg, int micro, int64_t global_batch) {
   WorldModel model(cfg);
   init_model(*model, kSeed);
   FlatAdamW opt({});
@@ -87,7 +92,7 @@ std::vector<double> train_reference(const ModelConfig& cfg, int micro, int64_t g
     opt.step(grads, kLr);
     losses.push_back(total);
   }
-  return losses;
+  return {losses, model};
 }
 
 struct FsdpRun {
@@ -138,7 +143,7 @@ ParallelConfig fsdp_config(bool reshard = true, const std::string& checkpoint = 
 
 void expect_parity(const ParallelConfig& pc, int micro, int64_t global_batch = kGlobalBatch) {
   const auto cfg = parity_config();
-  const auto reference = train_reference(cfg, micro, global_batch);
+  const auto reference = train_reference(cfg, micro, global_batch).losses;
   const auto run = train_fsdp(cfg, pc, micro, global_batch);
   ASSERT_EQ(run.losses.size(), reference.size());
   for (size_t s = 0; s < reference.size(); ++s) {
@@ -168,7 +173,7 @@ TEST(Fsdp, MatchesOneRankWithoutPrefetch) {
 
 TEST(Fsdp, Bfloat16ParametersAndReductionsTrackTheFloat32Run) {
   const auto cfg = parity_config();
-  const auto reference = train_reference(cfg, 1, kGlobalBatch);
+  const auto reference = train_reference(cfg, 1, kGlobalBatch).losses;
   auto pc = fsdp_config();
   pc.fsdp.param_dtype = at::kBFloat16;
   pc.fsdp.reduce_dtype = at::kBFloat16;
@@ -194,25 +199,8 @@ TEST(Fsdp, BadConfigurationsAreRejected) {
 
 TEST(Fsdp, ParametersAgreeWithOneRankAtTheEnd) {
   const auto cfg = parity_config();
-  // Reference parameters: the plain model trained as in train_reference.
-  WorldModel model(cfg);
-  init_model(*model, kSeed);
-  FlatAdamW opt({});
-  std::vector<at::Tensor> params;
-  for (const auto& p : model->named_parameters()) {
-    params.push_back(p.value());
-    auto flat = p.value().data().view({-1});
-    opt.add(flat, at::full({flat.numel()}, decays(p.key(), p.value()) ? 1.0f : 0.0f));
-  }
-  ClipLoader loader(LoaderConfig{data_file(), kGlobalBatch, 0, 1, 0, -1, 5, true, 0});
-  for (int64_t step = 0; step < kSteps; ++step) {
-    for (auto& p : params) p.mutable_grad() = at::Tensor();
-    micro_loss([&](auto&... a) { return model->forward(a...); }, loader.next(), cfg, step).backward();
-    std::vector<at::Tensor> grads;
-    for (auto& p : params) grads.push_back(p.grad().view({-1}));
-    clip_grad_norm(grads, 1.0, nullptr);
-    opt.step(grads, kLr);
-  }
+  const auto reference = train_reference(cfg, 1, kGlobalBatch);
+  auto& model = reference.model;
   const auto run = train_fsdp(cfg, fsdp_config(), 1);
   // The same initial weights and the same updates: the same parameters at the end.
   for (const auto& p : model->named_parameters()) {
