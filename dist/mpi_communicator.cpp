@@ -55,6 +55,11 @@ bool overlaps(const at::Tensor& a, const at::Tensor& b) {
 
 MPI_Op mpi_op(ReduceOp op) { return op == ReduceOp::kMax ? MPI_MAX : MPI_SUM; }
 
+// A fresh host buffer holding t's data, widened to fp32 when MPI cannot reduce its dtype.
+at::Tensor reduction_copy(const at::Tensor& t) {
+  return t.to(at::kCPU, reduce_wider(t) ? at::kFloat : t.scalar_type(), false, /*copy=*/true);
+}
+
 }  // namespace
 
 OwnedComm duplicate_comm(MPI_Comm comm) {
@@ -98,11 +103,6 @@ WorkPtr MpiCommunicator::launch(std::function<void()> fn, std::function<void()> 
   }
   if (after) work->then(std::move(after));
   return work;
-}
-
-// A fresh host buffer holding t's data, widened to fp32 when MPI cannot reduce its dtype.
-at::Tensor MpiCommunicator::reduction_copy(const at::Tensor& t) {
-  return t.to(at::kCPU, reduce_wider(t) ? at::kFloat : t.scalar_type(), false, /*copy=*/true);
 }
 
 WorkPtr MpiCommunicator::do_all_reduce(const at::Tensor& input, const at::Tensor& output,

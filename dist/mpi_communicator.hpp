@@ -56,7 +56,6 @@ class MpiCommunicator final : public Communicator {
   MpiCommunicator(MPI_Comm comm, int rank, int size, CommOptions options);
   // Runs fn through the queue (or inline for a blocking call); `after` runs in wait().
   WorkPtr launch(std::function<void()> fn, std::function<void()> after = nullptr);
-  static at::Tensor reduction_copy(const at::Tensor& t);
 
   MPI_Comm comm_;
   TaskQueue queue_;

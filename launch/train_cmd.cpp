@@ -147,7 +147,9 @@ int run_train(int argc, char** argv) {
     std::filesystem::create_directories(c.dir);
     metrics.open(c.dir + "/metrics.jsonl", std::ios::trunc);
   }
-  log.info(cat("reel train: ", c.model.preset, " (", fixed(double(t.model->parameters().size()), 0), " tensors), ",
+  int64_t parameters = 0;
+  for (const auto& p : t.model->parameters()) parameters += p.numel();
+  log.info(cat("reel train: ", c.model.preset, " (", fixed(parameters / 1e6, 2), "M parameters), ",
                mesh.describe(), ", backend ", mesh.world().backend(), ", ", runtime.info().threads,
                " threads/rank, global batch ", c.global_batch, " x ", c.micro_batches, " micro, peak ",
                fixed(peak / 1e9, 1), " GFLOP/s/rank"));
