@@ -65,7 +65,7 @@ echo "| depth | checkpoint | peak RSS (MiB) |"
 echo "|---:|---|---:|"
 for depth in 4 8; do
   for ac in none full; do
-    n_steps=14 run "ac_${depth}_${ac}" 2 1 --model.depth "$depth" --model.dim 256 --data.global_batch 64 --parallel.checkpoint "$ac"
+    n_steps=14 run "ac_${depth}_${ac}" 2 1 --model.depth "$depth" --model.dim 256 --data.global_batch 64 --parallel.activation_checkpoint "$ac"
     echo "| $depth | $ac | $(mib "$(med "ac_${depth}_${ac}" rss_peak_bytes)") |"
   done
 done

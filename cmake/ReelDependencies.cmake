@@ -76,6 +76,7 @@ find_package(MPI REQUIRED COMPONENTS CXX)
 find_package(HDF5 REQUIRED COMPONENTS C)
 find_package(Boost REQUIRED COMPONENTS program_options)
 find_package(spdlog REQUIRED)
+find_package(nlohmann_json 3 REQUIRED)
 find_package(Threads REQUIRED)
 
 # ccache when available: repeated builds (CI, the GPU machine) skip unchanged sources.

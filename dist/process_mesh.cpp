@@ -42,9 +42,17 @@ std::vector<std::string> gather_hosts(Communicator& world) {
 
 }  // namespace
 
-ProcessMesh ProcessMesh::create(const CommunicatorPtr& world, int dp, int sp) {
+ProcessMesh ProcessMesh::create(const CommunicatorPtr& world, const MeshConfig& config) {
   if (!world) throw std::invalid_argument("ProcessMesh: world communicator is null");
-  const int n = world->size();
+  const int n = world->size(), sp = config.sp, k = config.shard_group > 0 ? config.shard_group : n;
+  if (sp < 1) throw_invalid("ProcessMesh", "sequence parallel degree sp=" + std::to_string(sp) + " must be >= 1");
+  // dp 0: whatever the world leaves for it (a world that sp does not divide fails below).
+  const int dp = config.dp == 0 ? (n % sp == 0 ? n / sp : 0) : config.dp;
+  if (config.shard_group < 0 || n % k != 0) {
+    throw_invalid("ProcessMesh", "HSDP shard group of " + std::to_string(config.shard_group) +
+                                     " ranks must divide the world size " + std::to_string(n) +
+                                     " (0: shard over every rank)");
+  }
   if (dp < 1 || sp < 1 || static_cast<long>(dp) * sp != n) {
     throw_invalid("ProcessMesh", "data parallel degree dp=" + std::to_string(dp) +
                                      " x sequence parallel degree sp=" + std::to_string(sp) +
@@ -62,9 +70,11 @@ ProcessMesh ProcessMesh::create(const CommunicatorPtr& world, int dp, int sp) {
   mesh.dp_rank_ = position / sp;
   mesh.sp_rank_ = position % sp;
   mesh.world_ = world;
-  // Splits are collective over world: every rank makes both, in this order.
+  // Splits are collective over world: every rank makes all four, in this order.
   mesh.sp_group_ = world->split(mesh.dp_rank_, mesh.sp_rank_);
   mesh.dp_group_ = world->split(mesh.sp_rank_, mesh.dp_rank_);
+  mesh.shard_ = world->split(position / k, position % k);
+  mesh.replicate_ = world->split(position % k, position / k);
   for (int s = 0; s < sp; ++s) mesh.sp_members_.push_back(order[mesh.dp_rank_ * sp + s]);
   for (int d = 0; d < dp; ++d) mesh.dp_members_.push_back(order[d * sp + mesh.sp_rank_]);
   return mesh;
@@ -74,12 +84,18 @@ Communicator& ProcessMesh::axis(const std::string& name) const {
   if (name == "world") return *world_;
   if (name == "dp") return *dp_group_;
   if (name == "sp") return *sp_group_;
-  throw std::invalid_argument("unknown mesh axis '" + name + "' (expected world, dp or sp)");
+  if (name == "shard") return *shard_;
+  if (name == "replicate") return *replicate_;
+  throw std::invalid_argument("unknown mesh axis '" + name + "' (expected world, dp, sp, shard or replicate)");
 }
 
 std::string ProcessMesh::describe() const {
   return "mesh dp=" + std::to_string(dp_) + " x sp=" + std::to_string(sp_) + " (world " +
-         std::to_string(world_size()) + "), this rank: dp " + std::to_string(dp_rank_) + ", sp " +
+         std::to_string(world_size()) + "), " +
+         (hybrid() ? "HSDP: shard groups of " + std::to_string(shard_->size()) + " x " +
+                         std::to_string(replicate_->size()) + " replicas"
+                   : "FSDP over " + std::to_string(shard_->size()) + " ranks") +
+         ", this rank: dp " + std::to_string(dp_rank_) + ", sp " +
          std::to_string(sp_rank_);
 }
 

@@ -1,12 +1,17 @@
-// ProcessMesh: the 2-D layout of ranks, data parallel (dp) x sequence parallel (sp), with
-// named axes. Validated once, at creation; every sub-communicator is built then, so no
-// later code creates communicators (which is collective and easy to get out of order).
+// ProcessMesh: the layout of ranks, data parallel (dp) x sequence parallel (sp), with
+// named axes, and the FSDP sharding axes over it: parameters shard over all dp x sp
+// ranks (FSDP), or (HSDP) within shard groups of consecutive ranks, replicated across
+// the groups. Resolved and validated once, at creation; every sub-communicator is built
+// then, so no later code creates communicators (which is collective and easy to get out
+// of order).
 //
 // Placement: ranks are ordered by host (hosts in order of their lowest world rank), then
 // by world rank; consecutive runs of `sp` ranks in that order form one sequence-parallel
 // group. The sequence-parallel exchange (all-to-all or ring, every layer) is the heaviest
 // and most latency-bound traffic, so its ranks sit on the same host whenever the host's
-// rank count allows; the data-parallel axis (one reduction per step) spans hosts.
+// rank count allows; the data-parallel axis (one reduction per step) spans hosts. HSDP
+// shard groups are consecutive in the same order (the per-unit all-gathers and
+// reduce-scatters stay inside a host where they fit); replicas span hosts.
 #pragma once
 
 #include <string>
@@ -16,11 +21,21 @@
 
 namespace reel {
 
+// The requested layout; create() resolves and validates it. The defaults live here.
+struct MeshConfig {
+  int dp = 0;           // data-parallel degree; 0: world size / sp
+  int sp = 1;           // sequence-parallel degree
+  int shard_group = 0;  // HSDP: ranks per shard group (0: shard over every rank, FSDP)
+};
+
 class ProcessMesh {
  public:
-  // Collective over world. Throws std::invalid_argument unless dp >= 1, sp >= 1 and
-  // dp * sp == world->size(), naming each degree.
-  static ProcessMesh create(const CommunicatorPtr& world, int dp, int sp);
+  // Collective over world. Throws std::invalid_argument naming the numbers unless
+  // dp * sp == world size (both >= 1) and shard_group divides the world size.
+  static ProcessMesh create(const CommunicatorPtr& world, const MeshConfig& config);
+  static ProcessMesh create(const CommunicatorPtr& world, int dp, int sp) {
+    return create(world, MeshConfig{dp, sp, 0});
+  }
 
   int dp() const { return dp_; }
   int sp() const { return sp_; }
@@ -34,21 +49,28 @@ class ProcessMesh {
   Communicator& dp_group() const { return *dp_group_; }
   // The ranks with this rank's dp coordinate (size sp), consecutive in placement order.
   Communicator& sp_group() const { return *sp_group_; }
-  // By axis name: "world", "dp" or "sp"; anything else throws std::invalid_argument.
+  // FSDP: the ranks that together hold one copy of the parameters (each a shard of it):
+  // the whole world, or this rank's HSDP shard group.
+  Communicator& shard_group() const { return *shard_; }
+  // The ranks holding the same shard as this one (size world / shard group; 1 for FSDP).
+  Communicator& replica_group() const { return *replicate_; }
+  bool hybrid() const { return replicate_->size() > 1; }
+  // By axis name: "world", "dp", "sp", "shard" or "replicate"; anything else throws
+  // std::invalid_argument.
   Communicator& axis(const std::string& name) const;
 
   // World ranks of this rank's groups, in group-rank order.
   const std::vector<int>& dp_members() const { return dp_members_; }
   const std::vector<int>& sp_members() const { return sp_members_; }
 
-  // "mesh dp=2 x sp=2 (world 4), this rank: dp 1, sp 0".
+  // "mesh dp=2 x sp=2 (world 4), FSDP over 4 ranks, this rank: dp 1, sp 0".
   std::string describe() const;
 
  private:
   ProcessMesh() = default;
 
   int dp_ = 1, sp_ = 1, dp_rank_ = 0, sp_rank_ = 0;
-  CommunicatorPtr world_, dp_group_, sp_group_;
+  CommunicatorPtr world_, dp_group_, sp_group_, shard_, replicate_;
   std::vector<int> dp_members_, sp_members_;
 };
 

@@ -1,10 +1,14 @@
 // Work: the handle an asynchronous collective returns.
 //
 // Contract (every backend):
-// - wait() blocks until the operation has finished, runs its completion step once on the
-//   calling thread (e.g. copying a host-staged result back into a CUDA tensor, or making
-//   the caller's CUDA stream wait for NCCL's), and rethrows the operation's error, if any.
+// - wait() blocks the calling thread until the operation has finished, runs its
+//   completion steps once on that thread, and rethrows the operation's error, if any.
 //   It is idempotent: later calls return at once (or rethrow the same error).
+//   MPI: finished means MPI completed the request; the completion step copies a
+//   host-staged result back into a CUDA tensor. NCCL: finished means the operation's end
+//   event fired on the GPU (a host-side wait, polled so that an asynchronous NCCL error
+//   or the timeout aborts the communicator instead of hanging); there is no completion
+//   step, and the result is then visible to every stream.
 // - Outputs may be read, and inputs overwritten, only after wait() returns.
 // - completed() never blocks; true once the backend finished the operation, successfully
 //   or not. It does not run the completion step: call wait() before using the result.

@@ -5,8 +5,8 @@
 
 #include "launch/command.hpp"
 #include "launch/options.hpp"
-#include "model/physics_world.hpp"
-#include "model/video_file.hpp"
+#include "data/physics_world.hpp"
+#include "data/video_file.hpp"
 
 namespace po = boost::program_options;
 

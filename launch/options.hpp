@@ -3,10 +3,38 @@
 
 #include <boost/program_options.hpp>
 
+#include <string>
+
 namespace reel {
 
+// Adds options to a description from a visitor over (key, field, help) — e.g.
+// visit_runtime_options — with each field's current value as its default. Booleans may
+// be given alone (--dist.verify) or with a value (--dist.verify false).
+class OptionAdder {
+ public:
+  explicit OptionAdder(boost::program_options::options_description& desc) : desc_(desc) {}
+  template <typename T>
+  void operator()(const std::string& key, T& field, const char* help) const {
+    desc_.add_options()(key.c_str(), boost::program_options::value<T>(&field)->default_value(field), help);
+  }
+  void operator()(const std::string& key, bool& field, const char* help) const {
+    desc_.add_options()(key.c_str(),
+                        boost::program_options::value<bool>(&field)
+                            ->default_value(field, field ? "true" : "false")
+                            ->implicit_value(true, "true"),
+                        help);
+  }
+
+ private:
+  boost::program_options::options_description& desc_;
+};
+
 // Parses argv into desc's variables. Returns false after printing desc when --help was
-// given (the command then exits 0); throws on unknown or missing options.
-bool parse_options(int argc, char** argv, const boost::program_options::options_description& desc);
+// given (the command then exits 0); throws on unknown or missing options and on stray
+// words. With `config_option` (e.g. "config"), one positional word is taken as that
+// option's value, and the INI file it names is read after the command line (whose values
+// win); its sections are the part of each key before the dot.
+bool parse_options(int argc, char** argv, const boost::program_options::options_description& desc,
+                   const char* config_option = nullptr);
 
 }  // namespace reel

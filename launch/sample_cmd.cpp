@@ -1,26 +1,27 @@
 // `reel sample`: rolls a trained model out on held-out clips and writes PNG grids —
-// rows context | predicted | ground truth, columns time.
+// rows context | predicted | ground truth, columns time. The model's architecture comes
+// from the weights file itself.
 #include <boost/program_options.hpp>
 
 #include <iostream>
 
+#include "data/samples.hpp"
+#include "data/video_file.hpp"
+#include "data/weights.hpp"
 #include "launch/command.hpp"
 #include "launch/options.hpp"
-#include "model/video_file.hpp"
-#include "model/weights.hpp"
 
 namespace po = boost::program_options;
 
 namespace reel {
 
 int run_sample(int argc, char** argv) {
-  std::string preset = "tiny", weights, data, out = "samples";
+  std::string weights, data, out = "samples";
   int64_t first = -1, count = 4, steps = 10, zoom = 4;
   uint64_t seed = 0;
   po::options_description desc("reel sample options");
   desc.add_options()("help,h", "show this help")(
-      "model.preset", po::value(&preset)->default_value(preset), "tiny | small | 1b | 7b")(
-      "weights", po::value(&weights)->required(), "model weights file")(
+      "weights", po::value(&weights)->required(), "weights file (reel train writes RUN_DIR/model.h5)")(
       "data", po::value(&data)->required(), "HDF5 video file")(
       "first", po::value(&first)->default_value(first), "first clip (-1: the last `count` clips)")(
       "count", po::value(&count)->default_value(count), "number of clips")(
@@ -30,9 +31,13 @@ int run_sample(int argc, char** argv) {
       "out", po::value(&out)->default_value(out), "output directory");
   if (!parse_options(argc, argv, desc)) return 0;
   if (steps < 1) throw std::invalid_argument("--steps must be >= 1");
-  const ModelConfig cfg = model_preset(preset);
-  if (cfg.attention != "causal") throw std::invalid_argument("sampling needs a frame-causal model");
-  WorldModel model(cfg);
+  if (count < 1) throw std::invalid_argument("--count must be >= 1");
+  const ModelConfig cfg = read_weights_config(weights);
+  if (cfg.attention != "causal") {
+    throw std::invalid_argument("weights file " + weights + ": the model has " + cfg.attention +
+                                " attention; rolling out needs a frame-causal model (model.attention causal)");
+  }
+  WorldModel model(cfg, ParamInit{at::kCPU, /*deferred=*/true});
   load_weights(*model, weights);
   model->eval();
   if (first < 0) first = VideoReader(data).info().clips - count;

@@ -103,16 +103,21 @@ at::Tensor rollout(WorldModelImpl& model, const at::Tensor& context, const at::T
   return tokens;
 }
 
-double forward_flops(const ModelConfig& cfg, int64_t batch) {
+double block_forward_flops(const ModelConfig& cfg, int64_t batch) {
   const double l = double(cfg.tokens()) * batch, d = cfg.dim, g = double(cfg.groups()) * batch;
   const double hidden = cfg.mlp_hidden(), fc1_out = cfg.mlp == "swiglu" ? 2 * hidden : hidden;
-  double per_block = 2 * l * d * (3 * d)           // qkv
-                     + 2 * l * d * d              // proj
-                     + 2 * l * d * fc1_out + 2 * l * hidden * d  // MLP
-                     + 2 * g * d * (6 * d);       // adaLN modulation (per group)
+  double flops = 2 * l * d * (3 * d)           // qkv
+                 + 2 * l * d * d              // proj
+                 + 2 * l * d * fc1_out + 2 * l * hidden * d  // MLP
+                 + 2 * g * d * (6 * d);       // adaLN modulation (per group)
   // Attention: scores q.k and probs.v, dense L x L per clip and head.
-  per_block += 2 * 2 * double(batch) * cfg.tokens() * cfg.tokens() * d;
-  double total = cfg.depth * per_block;
+  flops += 2 * 2 * double(batch) * cfg.tokens() * cfg.tokens() * d;
+  return flops;
+}
+
+double forward_flops(const ModelConfig& cfg, int64_t batch) {
+  const double l = double(cfg.tokens()) * batch, d = cfg.dim, g = double(cfg.groups()) * batch;
+  double total = cfg.depth * block_forward_flops(cfg, batch);
   total += 2 * l * cfg.patch_dim() * d;                          // patch embedding
   total += 2 * g * (256 * d + d * d);                            // time MLP
   total += 2 * g * (cfg.patch_t * cfg.action_dim) * d;           // action embedding

@@ -52,5 +52,8 @@ at::Tensor rollout(WorldModelImpl& model, const at::Tensor& context, const at::T
 // (the dense L x L score matrix, as computed), backward = 2 x forward.
 double training_step_flops(const ModelConfig& cfg, int64_t batch);
 double forward_flops(const ModelConfig& cfg, int64_t batch);
+// One transformer block's forward on `batch` clips (what activation checkpointing
+// recomputes per checkpointed block).
+double block_forward_flops(const ModelConfig& cfg, int64_t batch);
 
 }  // namespace reel

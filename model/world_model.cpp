@@ -20,55 +20,52 @@ std::vector<at::Tensor> per_token(const at::Tensor& mod, const at::Tensor& group
   return mod.index_select(1, groups.to(mod.device())).chunk(n, -1);
 }
 
-// A linear layer through ops.hpp: cuBLASLt with fused bias (and GELU) on CUDA.
-at::Tensor run_linear(const torch::nn::Linear& layer, const at::Tensor& x, bool gelu = false) {
-  return linear(x, layer->weight, layer->bias, gelu);
-}
 }  // namespace
 
-BlockImpl::BlockImpl(const ModelConfig& cfg) : cfg_(cfg) {
+BlockImpl::BlockImpl(const ModelConfig& cfg, const ParamInit& init) : cfg_(cfg) {
   const int64_t d = cfg.dim, hidden = cfg.mlp_hidden();
-  qkv_ = register_module("qkv", torch::nn::Linear(d, 3 * d));
-  proj_ = register_module("proj", torch::nn::Linear(d, d));
-  fc1_ = register_module("fc1", torch::nn::Linear(d, cfg.mlp == "swiglu" ? 2 * hidden : hidden));
-  fc2_ = register_module("fc2", torch::nn::Linear(hidden, d));
-  ada_ = register_module("ada", torch::nn::Linear(d, 6 * d));
+  qkv_ = register_module("qkv", Linear(d, 3 * d, init));
+  proj_ = register_module("proj", Linear(d, d, init));
+  fc1_ = register_module("fc1", Linear(d, cfg.mlp == "swiglu" ? 2 * hidden : hidden, init));
+  fc2_ = register_module("fc2", Linear(hidden, d, init));
+  ada_ = register_module("ada", Linear(d, 6 * d, init));
 }
 
 at::Tensor BlockImpl::forward(const at::Tensor& x, const at::Tensor& cond, const TokenContext& ctx) {
   const int64_t b = x.size(0), lc = x.size(1), d = cfg_.dim, h = cfg_.heads, hd = cfg_.head_dim();
   auto mod = per_token(ada_->forward(at::silu(cond)), ctx.groups, 6);  // 6 x [B, Lc, D]
   // Attention: pre-norm, adaLN shift/scale, 3-D RoPE on q and k, gated residual.
-  auto qkv = run_linear(qkv_, modulated_norm(x, mod[0], mod[1])).view({b, lc, 3, h, hd}).permute({2, 0, 3, 1, 4});
+  auto qkv = qkv_->forward(modulated_norm(x, mod[0], mod[1])).view({b, lc, 3, h, hd}).permute({2, 0, 3, 1, 4});
   RopeTables rope{ctx.rope_cos, ctx.rope_sin};
   AttentionInputs in{apply_rope(qkv[0], rope), apply_rope(qkv[1], rope), qkv[2], ctx.groups,
                      ctx.groups, cfg_.attention == "causal"};
   auto att = attention_fn(in).out.permute({0, 2, 1, 3}).reshape({b, lc, d});  // [B, Lc, D]
-  auto y = x + mod[2] * run_linear(proj_, att);
+  auto y = x + mod[2] * proj_->forward(att);
   // MLP: pre-norm, adaLN, GELU (fused into fc1's epilogue on CUDA) or SwiGLU, gated residual.
   const bool swiglu = cfg_.mlp == "swiglu";
-  auto hidden = run_linear(fc1_, modulated_norm(y, mod[3], mod[4]), /*gelu=*/!swiglu);
+  auto hidden = fc1_->forward(modulated_norm(y, mod[3], mod[4]), /*gelu=*/!swiglu);
   if (swiglu) {
     auto parts = hidden.chunk(2, -1);
     hidden = at::silu(parts[0]) * parts[1];
   }
-  return y + mod[5] * run_linear(fc2_, hidden);
+  return y + mod[5] * fc2_->forward(hidden);
 }
 
-WorldModelImpl::WorldModelImpl(const ModelConfig& cfg) : cfg_(cfg) {
+WorldModelImpl::WorldModelImpl(const ModelConfig& cfg, const ParamInit& init) : cfg_(cfg) {
   cfg.validate();
   const int64_t d = cfg.dim;
-  patch_embed_ = register_module("patch_embed", torch::nn::Linear(cfg.patch_dim(), d));
-  time_fc1_ = register_module("time_fc1", torch::nn::Linear(kTimeFeatures, d));
-  time_fc2_ = register_module("time_fc2", torch::nn::Linear(d, d));
+  patch_embed_ = register_module("patch_embed", Linear(cfg.patch_dim(), d, init));
+  time_fc1_ = register_module("time_fc1", Linear(kTimeFeatures, d, init));
+  time_fc2_ = register_module("time_fc2", Linear(d, d, init));
   if (cfg.action_dim > 0) {
-    action_embed_ = register_module("action_embed", torch::nn::Linear(cfg.patch_t * cfg.action_dim, d));
+    action_embed_ = register_module("action_embed", Linear(cfg.patch_t * cfg.action_dim, d, init));
   }
   for (int64_t i = 0; i < cfg.depth; ++i) {
-    blocks_.push_back(register_module("block" + std::to_string(i), Block(cfg)));
+    blocks_.push_back(register_module("block" + std::to_string(i), Block(cfg, init)));
   }
-  final_ada_ = register_module("final_ada", torch::nn::Linear(d, 2 * d));
-  final_proj_ = register_module("final_proj", torch::nn::Linear(d, cfg.patch_dim()));
+  final_ada_ = register_module("final_ada", Linear(d, 2 * d, init));
+  final_proj_ = register_module("final_proj", Linear(d, cfg.patch_dim(), init));
+  if (!init.deferred) init_model(*this, init.seed);
 }
 
 void WorldModelImpl::set_attention(const AttentionFn& fn) {
@@ -98,7 +95,7 @@ at::Tensor WorldModelImpl::condition(const at::Tensor& t, const at::Tensor& acti
 
 at::Tensor WorldModelImpl::head(const at::Tensor& x, const at::Tensor& cond, const TokenContext& ctx) {
   auto mod = per_token(final_ada_->forward(at::silu(cond)), ctx.groups, 2);
-  return run_linear(final_proj_, modulated_norm(x, mod[0], mod[1]));
+  return final_proj_->forward(modulated_norm(x, mod[0], mod[1]));
 }
 
 at::Tensor WorldModelImpl::forward(const at::Tensor& tokens, const at::Tensor& t,
@@ -139,7 +136,11 @@ void init_parameter(const std::string& name, at::Tensor& param, uint64_t seed) {
 }
 
 void init_model(WorldModelImpl& model, uint64_t seed) {
-  for (auto& p : model.named_parameters()) init_parameter(p.key(), p.value(), seed);
+  at::NoGradGuard no_grad;
+  for (auto& p : model.named_parameters()) {
+    if (!is_materialized(p.value())) p.value().set_data(at::empty(p.value().sizes(), p.value().options()));
+    init_parameter(p.key(), p.value(), seed);
+  }
 }
 
 }  // namespace reel

@@ -11,6 +11,7 @@
 
 #include "model/attention.hpp"
 #include "model/config.hpp"
+#include "model/layers.hpp"
 
 namespace reel {
 
@@ -23,7 +24,7 @@ struct TokenContext {
 
 class BlockImpl : public torch::nn::Module {
  public:
-  explicit BlockImpl(const ModelConfig& cfg);
+  BlockImpl(const ModelConfig& cfg, const ParamInit& init);
   // x [B, Lc, D]; mod [B, G, 6D] per-group modulation input (SiLU(cond) already applied
   // by the caller is NOT assumed: cond [B, G, D]). Returns [B, Lc, D].
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cond, const TokenContext& ctx);
@@ -32,13 +33,15 @@ class BlockImpl : public torch::nn::Module {
 
  private:
   ModelConfig cfg_;
-  torch::nn::Linear qkv_{nullptr}, proj_{nullptr}, fc1_{nullptr}, fc2_{nullptr}, ada_{nullptr};
+  Linear qkv_{nullptr}, proj_{nullptr}, fc1_{nullptr}, fc2_{nullptr}, ada_{nullptr};
 };
 TORCH_MODULE(Block);
 
 class WorldModelImpl : public torch::nn::Module {
  public:
-  explicit WorldModelImpl(const ModelConfig& cfg);
+  // Materialised and initialised from (init.seed, parameter name) by default; with
+  // init.deferred, the structure only (no parameter memory: see model/layers.hpp).
+  explicit WorldModelImpl(const ModelConfig& cfg, const ParamInit& init = {});
 
   // tokens [B, Lc, P] (tokens [offset, offset + Lc) of each clip), t [B, G] flow time of
   // every frame-group (0 = clean), actions [B, T, A] -> predicted velocity [B, Lc, P].
@@ -67,7 +70,7 @@ class WorldModelImpl : public torch::nn::Module {
 
  private:
   ModelConfig cfg_;
-  torch::nn::Linear patch_embed_{nullptr}, time_fc1_{nullptr}, time_fc2_{nullptr},
+  Linear patch_embed_{nullptr}, time_fc1_{nullptr}, time_fc2_{nullptr},
       action_embed_{nullptr}, final_ada_{nullptr}, final_proj_{nullptr};
   std::vector<Block> blocks_;
   BlockRunner block_runner_;
@@ -76,9 +79,10 @@ TORCH_MODULE(WorldModel);
 
 // Deterministic initialisation of one parameter from (seed, its name) alone: the same
 // values whatever else exists, so a sharded run may initialise piece by piece.
-// Linear weights ~ N(0, 0.02) (fan-in scaled for the output projections), biases 0,
-// adaLN and final projections 0 (adaLN-Zero).
+// Every weight ~ N(0, 0.02); biases 0; adaLN modulations and the final projection 0
+// (adaLN-Zero: each block starts as the identity).
 void init_parameter(const std::string& name, at::Tensor& param, uint64_t seed);
+// Initialises every parameter; a deferred one is given memory first.
 void init_model(WorldModelImpl& model, uint64_t seed);
 
 // Sinusoidal embedding of t in [0, 1]: [N] -> [N, dim].

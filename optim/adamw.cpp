@@ -14,8 +14,8 @@ void AdamWConfig::validate() const {
   };
   need(beta1 >= 0 && beta1 < 1, "beta1 must be in [0, 1), got " + std::to_string(beta1));
   need(beta2 >= 0 && beta2 < 1, "beta2 must be in [0, 1), got " + std::to_string(beta2));
-  need(eps > 0, "eps must be > 0, got " + std::to_string(eps));
-  need(weight_decay >= 0, "weight_decay must be >= 0, got " + std::to_string(weight_decay));
+  need(std::isfinite(eps) && eps > 0, "eps must be > 0, got " + std::to_string(eps));
+  need(std::isfinite(weight_decay) && weight_decay >= 0, "weight_decay must be >= 0, got " + std::to_string(weight_decay));
 }
 
 FlatAdamW::FlatAdamW(AdamWConfig config) : config_(config) { config_.validate(); }

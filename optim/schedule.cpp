@@ -10,7 +10,7 @@ void LrSchedule::validate() const {
   auto need = [](bool ok, const std::string& what) {
     if (!ok) throw std::invalid_argument("learning-rate schedule: " + what);
   };
-  need(lr >= 0, "lr must be >= 0, got " + std::to_string(lr));
+  need(std::isfinite(lr) && lr >= 0, "lr must be finite and >= 0, got " + std::to_string(lr));
   need(warmup_steps >= 0, "warmup_steps must be >= 0");
   need(total_steps >= 1, "total_steps must be >= 1");
   need(decay == "cosine" || decay == "constant", "decay must be cosine or constant, got '" + decay + "'");

@@ -33,16 +33,33 @@ at::ScalarType parse_dtype(const std::string& name) {
   throw std::invalid_argument("unknown dtype '" + name + "' (expected float32, bfloat16 or float16)");
 }
 
+void FsdpConfig::validate() const {
+  if (max_gathered < 1) throw std::invalid_argument("FSDP max_gathered must be >= 1, got " + std::to_string(max_gathered));
+  if (param_dtype != "auto") parse_dtype(param_dtype);
+  parse_dtype(reduce_dtype);
+}
+
+at::ScalarType FsdpConfig::param_type(const at::Device& device) const {
+  if (param_dtype == "auto") return device.is_cuda() ? at::kBFloat16 : at::kFloat;
+  return parse_dtype(param_dtype);
+}
+
 FsdpUnit::FsdpUnit(UnitLayout layout, std::vector<at::Tensor> params, Communicator& comm, Communicator* replicas,
-                   uint64_t seed, const FsdpConfig& config)
+                   uint64_t seed, at::ScalarType param_dtype, at::ScalarType reduce_dtype)
     : layout_(std::move(layout)), params_(std::move(params)), comm_(comm), replicas_(replicas),
-      param_dtype_(config.param_dtype), reduce_dtype_(config.reduce_dtype) {
+      param_dtype_(param_dtype), reduce_dtype_(reduce_dtype) {
   at::NoGradGuard no_grad;
   const auto opts = params_.at(0).options().dtype(at::kFloat);
   shard_ = at::zeros({layout_.shard}, opts);
   grad_shard_ = at::zeros({layout_.shard}, opts);
-  full_ = at::zeros({layout_.padded}, opts.dtype(param_dtype_));
-  // Initialise this rank's range, parameter by parameter, from (seed, name).
+  // The gathered buffer: its sizes now, its storage only while gathered. Uninitialised
+  // storage is given while the parameters' views are made (views are bounds-checked
+  // against it), never touched, and freed at the end.
+  full_ = at::empty({0}, opts.dtype(param_dtype_));
+  full_.unsafeGetTensorImpl()->set_sizes_contiguous({layout_.padded});
+  alloc_storage(full_, layout_.padded * full_.element_size());
+  // Initialise this rank's range, parameter by parameter, from (seed, name): at most one
+  // whole parameter exists at a time, beside the shard.
   const int64_t lo = layout_.begin(comm_.rank()), hi = lo + layout_.shard;
   for (size_t i = 0; i < params_.size(); ++i) {
     const auto& slot = layout_.params[i];
@@ -52,7 +69,8 @@ FsdpUnit::FsdpUnit(UnitLayout layout, std::vector<at::Tensor> params, Communicat
       init_parameter(slot.name, value, seed);
       shard_.narrow(0, a - lo, b - a).copy_(value.view({-1}).narrow(0, a - slot.offset, b - a));
     }
-    // The module's parameter becomes a view of the gathered buffer.
+    // The module's parameter becomes a view of the gathered buffer (whatever memory it
+    // had, if it was built materialised, is released here).
     params_[i].set_data(full_.narrow(0, slot.offset, slot.numel).view(slot.shape));
     params_[i].register_hook([this, i](const at::Tensor& grad) { add_gradient(i, grad); });
   }
@@ -90,9 +108,31 @@ void FsdpUnit::gather() {
 }
 
 void FsdpUnit::reshard() {
-  if (!gathered_ || keep_gathered) return;
+  if (!gathered_ || pinned_) return;
+  free_gathered();
+}
+
+void FsdpUnit::free_gathered() {
   free_storage(full_);
   gathered_ = false;
+}
+
+int64_t FsdpUnit::transient_bytes() const {
+  int64_t bytes = static_cast<int64_t>(full_.storage().nbytes());
+  if (full_grad_.defined()) bytes += static_cast<int64_t>(full_grad_.storage().nbytes());
+  return bytes;
+}
+
+void FsdpUnit::pin() {
+  gather();
+  pinned_ = true;
+}
+
+at::Tensor FsdpUnit::gather_master() {
+  at::NoGradGuard no_grad;
+  auto full = at::empty({layout_.padded}, shard_.options());
+  comm_.all_gather(shard_, full);
+  return full;
 }
 
 void FsdpUnit::add_gradient(size_t index, const at::Tensor& grad) {
@@ -103,9 +143,9 @@ void FsdpUnit::add_gradient(size_t index, const at::Tensor& grad) {
   if (++grads_seen_ < params_.size()) return;
   // Every parameter of the unit has its gradient: this unit's backward is done.
   grads_seen_ = 0;
-  if (sync) {
+  if (reduce_) {
     reduce_gradients();
-    keep_gathered = false;
+    pinned_ = false;
   }
   reshard();
 }
@@ -122,10 +162,12 @@ void FsdpUnit::reduce_gradients() {
   comm_seconds_ += now() - start;
 }
 
-FsdpModel::FsdpModel(WorldModelImpl& model, Communicator& comm, FsdpConfig config, uint64_t seed,
+FsdpModel::FsdpModel(WorldModelImpl& model, Communicator& comm, const FsdpConfig& config, uint64_t seed,
                      Communicator* replicas)
     : model_(model), config_(config), inner_(model.block_runner()) {
-  if (config_.max_gathered < 1) throw std::invalid_argument("FSDP max_gathered must be >= 1");
+  config_.validate();
+  const auto param_dtype = config_.param_type(model.parameters().at(0).device());
+  const auto reduce_dtype = config_.reduce_type();
   std::map<const void*, bool> in_block;
   std::vector<std::vector<std::pair<std::string, at::Tensor>>> block_params(model.blocks().size());
   for (size_t i = 0; i < model.blocks().size(); ++i) {
@@ -140,9 +182,13 @@ FsdpModel::FsdpModel(WorldModelImpl& model, Communicator& comm, FsdpConfig confi
   }
   auto make = [&](const std::string& name, const std::vector<std::pair<std::string, at::Tensor>>& params) {
     std::vector<at::Tensor> tensors;
-    for (const auto& p : params) tensors.push_back(p.second);
-    units_.push_back(
-        std::make_unique<FsdpUnit>(make_unit_layout(name, params, comm.size()), tensors, comm, replicas, seed, config_));
+    std::vector<std::pair<std::string, std::vector<int64_t>>> shapes;
+    for (const auto& p : params) {
+      tensors.push_back(p.second);
+      shapes.emplace_back(p.first, p.second.sizes().vec());
+    }
+    units_.push_back(std::make_unique<FsdpUnit>(make_unit_layout(name, shapes, comm.size()), tensors, comm, replicas,
+                                                seed, param_dtype, reduce_dtype));
   };
   make("root", root);
   for (size_t i = 0; i < block_params.size(); ++i) make("block" + std::to_string(i), block_params[i]);
@@ -180,23 +226,21 @@ at::Tensor FsdpModel::run_block(size_t i, const at::Tensor& x, const at::Tensor&
 
 at::Tensor FsdpModel::forward(const at::Tensor& tokens, const at::Tensor& t, const at::Tensor& actions,
                               int64_t offset) {
-  auto& root = *units_[0];
-  root.gather();
-  root.keep_gathered = true;  // runs first and last: stays until its gradients are reduced
+  units_[0]->pin();  // the root runs first and last: gathered until its gradients are reduced
   return model_.forward(tokens, t, actions, offset);
 }
 
 void FsdpModel::finish_backward() {
   for (auto& unit : units_) {
-    if (unit->sync && unit->gathered() && unit.get() != units_[0].get()) {
+    if (unit->reduces() && unit->gathered() && unit.get() != units_[0].get()) {
       throw std::logic_error("FSDP unit " + unit->layout().name + " did not receive all its gradients");
     }
   }
   for (auto& p : model_.parameters()) p.mutable_grad() = at::Tensor();
 }
 
-void FsdpModel::set_sync(bool sync) {
-  for (auto& unit : units_) unit->sync = sync;
+void FsdpModel::set_reduce(bool reduce) {
+  for (auto& unit : units_) unit->set_reduce(reduce);
 }
 
 std::vector<at::Tensor> FsdpModel::shards() {
@@ -215,20 +259,16 @@ void FsdpModel::zero_grad_shards() {
   for (auto& u : units_) u->grad_shard().zero_();
 }
 
+void FsdpModel::for_each_full_parameter(const std::function<void(const std::string&, const at::Tensor&)>& fn) {
+  for (auto& u : units_) {
+    const auto full = u->gather_master();  // [padded] fp32, freed before the next unit
+    for (const auto& slot : u->layout().params) fn(slot.name, full.narrow(0, slot.offset, slot.numel).view(slot.shape));
+  }
+}
+
 std::map<std::string, at::Tensor> FsdpModel::full_parameters() {
   std::map<std::string, at::Tensor> out;
-  for (auto& u : units_) {
-    const bool was = u->gathered();
-    u->gather();
-    const auto named = model_.named_parameters();
-    for (const auto& slot : u->layout().params) out[slot.name] = named[slot.name].detach().to(at::kFloat).clone();
-    if (!was) {
-      const bool keep = u->keep_gathered;
-      u->keep_gathered = false;
-      u->reshard();
-      u->keep_gathered = keep;
-    }
-  }
+  for_each_full_parameter([&](const std::string& name, const at::Tensor& value) { out[name] = value.clone(); });
   return out;
 }
 

@@ -6,6 +6,11 @@
 // a gradient shard of the same size. The module's parameters are views into the unit's
 // gathered buffer, whose storage exists only while the unit is gathered.
 //
+// Materialisation: the model may be built deferred (model/layers.hpp: no parameter
+// memory). Each unit allocates only this rank's shard and initialises it from
+// (seed, parameter name), one parameter at a time: no rank ever holds more than its
+// shards plus one unit, at construction or after.
+//
 // Forward: all-gather the unit's shards just before it runs (all-gather forward); free
 // the gathered storage after it runs when reshard_after_forward (ZeRO-3), or keep it
 // until backward (ZeRO-2 style). Backward: a hook on the unit's output re-gathers before
@@ -13,12 +18,13 @@
 // buffer; the last one reduce-scatters it with SUM into the gradient shard
 // (reduce-scatter backward) and frees both buffers. The loss is already divided by the
 // global target count, so a SUM gives the global mean gradient whatever the split.
-// Gradient accumulation: with sync off, micro-batches only add into the flat gradient
-// buffer; the last micro-batch (sync on) reduce-scatters once.
-// The root unit is gathered at the start of forward and stays gathered until its
-// gradients are reduced (it runs both first and last).
+// Gradient accumulation: with reduction off, micro-batches only add into the flat
+// gradient buffer; the last micro-batch (reduction on) reduce-scatters once.
+// The root unit is gathered at the start of forward and pinned until its gradients are
+// reduced (it runs both first and last).
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <vector>
@@ -29,46 +35,65 @@
 
 namespace reel {
 
+// "float32" | "bfloat16" | "float16"; throws std::invalid_argument otherwise.
+at::ScalarType parse_dtype(const std::string& name);
+
 struct FsdpConfig {
   bool reshard_after_forward = true;
   bool prefetch = true;  // start the next unit's all-gather while the current one computes
   int max_gathered = 2;  // bound on block units gathered or being gathered at once (memory)
   // Mixed precision: the dtype parameters are gathered (and computed) in, and the dtype
   // gradients are reduce-scattered in. The shards and the optimizer stay fp32.
-  at::ScalarType param_dtype = at::kFloat;
-  at::ScalarType reduce_dtype = at::kFloat;
+  std::string param_dtype = "auto";  // auto: bfloat16 on GPU, float32 on CPU
+  std::string reduce_dtype = "float32";
+
+  void validate() const;  // throws std::invalid_argument naming the option
+  at::ScalarType param_type(const at::Device& device) const;
+  at::ScalarType reduce_type() const { return parse_dtype(reduce_dtype); }
 };
-// "float32" | "bfloat16" | "float16"; throws std::invalid_argument otherwise.
-at::ScalarType parse_dtype(const std::string& name);
 
 class FsdpUnit {
  public:
-  // params: the module's parameters of this unit, in layout order. Initialises the shard
-  // from (seed, parameter name) — one unit at a time, never the whole model.
+  // params: the module's parameters of this unit, in layout order (materialised or not).
+  // Allocates and initialises this rank's shard from (seed, parameter name).
   // replicas: for hybrid sharding (HSDP), the ranks holding the same shard (null: none);
   // gradients are reduce-scattered over comm, then all-reduced over replicas.
   FsdpUnit(UnitLayout layout, std::vector<at::Tensor> params, Communicator& comm, Communicator* replicas,
-           uint64_t seed, const FsdpConfig& config = {});
+           uint64_t seed, at::ScalarType param_dtype, at::ScalarType reduce_dtype);
 
   void gather();        // all-gather the shards (or finish a prefetch); parameters hold full values
   void gather_async();  // start the all-gather without waiting (prefetch)
-  void reshard();       // free the gathered storage (parameters become empty views)
+  // Free the gathered storage (parameters become empty views), unless pinned.
+  void reshard();
   bool gathered() const { return gathered_; }
   bool pending() const { return pending_ != nullptr; }
+  // Pinned: gathered, and reshard() leaves it so until the unit's gradients are reduced
+  // (then it unpins and frees). The root unit is pinned for each forward.
+  void pin();
+  bool pinned() const { return pinned_; }
+  // Whether the backward that completes this unit's gradients reduces them (true) or only
+  // accumulates them locally (gradient accumulation, all but the last micro-batch).
+  void set_reduce(bool reduce) { reduce_ = reduce; }
+  bool reduces() const { return reduce_; }
   // Seconds the calling thread spent blocked in this unit's communication since the
   // last call (the exposed, not overlapped, part).
   double take_comm_seconds();
   // Called by each parameter's gradient hook.
   void add_gradient(size_t index, const at::Tensor& grad);
+  // The fp32 master values of the whole unit, [padded] (collective over comm): for
+  // saving; the gathered compute buffer is left as it is.
+  at::Tensor gather_master();
 
   const UnitLayout& layout() const { return layout_; }
+  // Bytes held now beyond the shards: the gathered parameters and the unreduced
+  // gradient buffer (0 between steps).
+  int64_t transient_bytes() const;
   at::Tensor& shard() { return shard_; }            // [shard] fp32 master parameters
   at::Tensor& grad_shard() { return grad_shard_; }  // [shard] fp32 reduced gradients
-  bool sync = true;          // false: accumulate micro-batch gradients without communication
-  bool keep_gathered = false;  // root unit: stay gathered until gradients are reduced
 
  private:
   void reduce_gradients();
+  void free_gathered();
 
   UnitLayout layout_;
   std::vector<at::Tensor> params_;
@@ -77,10 +102,10 @@ class FsdpUnit {
   at::ScalarType param_dtype_, reduce_dtype_;
   WorkPtr pending_;  // an all-gather in flight (prefetch)
   at::Tensor shard_, grad_shard_;
-  at::Tensor full_;       // [padded] gathered parameters; storage freed when resharded
+  at::Tensor full_;       // [padded] gathered parameters; storage only while gathered
   at::Tensor full_grad_;  // [padded] gradients of this rank's micro-batches
   size_t grads_seen_ = 0;
-  bool gathered_ = false;
+  bool gathered_ = false, pinned_ = false, reduce_ = true;
   double comm_seconds_ = 0;
 };
 
@@ -89,22 +114,25 @@ class FsdpModel {
   // Shards model's parameters over comm (every rank of comm holds one shard); with
   // replicas (HSDP), each shard is also held by every rank of `replicas`. Installs its
   // block runner around the model's current one (e.g. activation checkpointing).
-  FsdpModel(WorldModelImpl& model, Communicator& comm, FsdpConfig config, uint64_t seed,
+  FsdpModel(WorldModelImpl& model, Communicator& comm, const FsdpConfig& config, uint64_t seed,
             Communicator* replicas = nullptr);
 
   // As WorldModelImpl::forward; gathers units as they run.
   at::Tensor forward(const at::Tensor& tokens, const at::Tensor& t, const at::Tensor& actions, int64_t offset = 0);
   // After loss.backward(): checks that every unit's gradients were collected (and, when
-  // syncing, reduced), and clears the parameters' own .grad.
+  // reducing, reduced), and clears the parameters' own .grad.
   void finish_backward();
-  // sync=false for all but the last micro-batch of a step.
-  void set_sync(bool sync);
+  // reduce=false for all but the last micro-batch of a step.
+  void set_reduce(bool reduce);
 
   std::vector<std::unique_ptr<FsdpUnit>>& units() { return units_; }
   std::vector<at::Tensor> shards();
   std::vector<at::Tensor> grad_shards();
   void zero_grad_shards();
-  // Every parameter's full value (collective: all-gathers every unit). For tests.
+  // Collective over comm: calls fn(name, value) for every parameter with its full fp32
+  // value, one unit at a time (only one unit is ever whole here), on every rank.
+  void for_each_full_parameter(const std::function<void(const std::string&, const at::Tensor&)>& fn);
+  // Every parameter's full value (collective). Holds the whole model: for tests only.
   std::map<std::string, at::Tensor> full_parameters();
   // Bytes of persistent per-rank state: parameter + gradient shards (fp32).
   int64_t shard_bytes() const;

@@ -10,29 +10,23 @@
 #include <memory>
 
 #include "dist/process_mesh.hpp"
-#include "parallel/checkpoint.hpp"
+#include "parallel/activation_checkpoint.hpp"
 #include "parallel/fsdp.hpp"
 
 namespace reel {
 
 struct ParallelConfig {
-  CheckpointConfig checkpoint;
+  ActivationCheckpointConfig activation_checkpoint;
   FsdpConfig fsdp;
-  // 0: shard over all ranks (FSDP). k > 0: hybrid sharding (HSDP): shard within groups of
-  // k consecutive ranks, replicate across the world / k groups.
-  int shard_group = 0;
-  void validate(int world) const;  // throws std::invalid_argument
+  void validate() const;  // throws std::invalid_argument
 };
 
-struct ParallelModel {
-  CommunicatorPtr shard_comm;    // the ranks sharing one copy of the parameters
-  CommunicatorPtr replica_comm;  // the ranks holding the same shard (size 1 without HSDP)
-  std::unique_ptr<FsdpModel> fsdp;
-};
-
-// Collective over mesh.world(). Throws std::invalid_argument for configurations this build
-// cannot run (sequence-parallel degree > 1: sequence parallelism is not part of it yet).
-ParallelModel parallelize(WorldModelImpl& model, const ProcessMesh& mesh, const ParallelConfig& config,
-                          uint64_t seed);
+// Collective over mesh.world(). FSDP shards over mesh.shard_group() and, with HSDP,
+// replicates over mesh.replica_group(). The model may be deferred (no parameter memory):
+// FSDP materialises only this rank's shards. Throws std::invalid_argument for
+// configurations this build cannot run (sequence-parallel degree > 1: sequence
+// parallelism is not part of it yet).
+std::unique_ptr<FsdpModel> parallelize(WorldModelImpl& model, const ProcessMesh& mesh, const ParallelConfig& config,
+                                       uint64_t seed);
 
 }  // namespace reel

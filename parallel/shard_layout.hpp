@@ -1,10 +1,11 @@
 // ShardLayout: how one FSDP unit's parameters lie in its flat buffer and which range each
-// rank owns. A value: checkpoints record it and reshard from it; the optimizer reads the
-// no-decay mask from it.
+// rank owns. A value: checkpoints record it and reshard from it; the optimizer builds its
+// per-element masks (weight decay) from it.
 #pragma once
 
 #include <ATen/ATen.h>
 
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -16,7 +17,6 @@ struct ParamSlot {
   std::vector<int64_t> shape;
   int64_t offset = 0;          // in the unit's flat buffer
   int64_t numel = 0;
-  bool decay = true;           // weight decay applies (not to biases, norms, embeddings)
 };
 
 struct UnitLayout {
@@ -28,14 +28,13 @@ struct UnitLayout {
   int shards = 1;
 
   int64_t begin(int rank) const { return rank * shard; }
-  // The decay mask of rank's shard: [shard] float (1 decay, 0 not; padding 0).
-  at::Tensor decay_mask(int rank) const;
+  // [shard] float over rank's range: 1 on the elements of parameters `pick` selects, 0
+  // elsewhere (padding included).
+  at::Tensor shard_mask(int rank, const std::function<bool(const ParamSlot&)>& pick) const;
 };
 
-// Parameters in the order given, packed without gaps, padded at the end.
-UnitLayout make_unit_layout(const std::string& unit, const std::vector<std::pair<std::string, at::Tensor>>& params,
-                            int shards);
-// No weight decay for biases, 1-D parameters (norm scales) and embeddings.
-bool decays(const std::string& name, const at::Tensor& param);
+// Parameters (name, shape) in the order given, packed without gaps, padded at the end.
+UnitLayout make_unit_layout(const std::string& unit,
+                            const std::vector<std::pair<std::string, std::vector<int64_t>>>& params, int shards);
 
 }  // namespace reel

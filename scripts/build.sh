@@ -10,7 +10,8 @@ bash "$root/scripts/setup.sh"
 export CCACHE_BASEDIR=$root
 export CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
 export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-5G}
-cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release ${REEL_CMAKE_ARGS:-} > "$build.configure.log" 2>&1 \
-  || { cat "$build.configure.log"; exit 1; }
-grep -E "^-- reel " "$build.configure.log" || true
+mkdir -p "$build"
+cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release ${REEL_CMAKE_ARGS:-} > "$build/configure.log" 2>&1 \
+  || { cat "$build/configure.log"; exit 1; }
+grep -E "^-- reel " "$build/configure.log" || true
 cmake --build "$build" -j "$(nproc)" "$@"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's main job: set up, build, generate the physics world, and train the tiny
 # world model with FSDP on 4 CPU ranks (mpirun); then draw what it learned.
-# Extra arguments override the configuration (e.g. --run.steps 600 --parallel.checkpoint full).
+# Extra arguments override the configuration (e.g. --run.steps 600 --parallel.activation_checkpoint full).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${REEL_BUILD_DIR:-$root/build}
@@ -13,4 +13,4 @@ mkdir -p runs
 # As root, Open MPI wants explicit consent; more ranks than cores need --oversubscribe.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 mpirun --oversubscribe --bind-to none -np "$ranks" "$build/launch/reel" train --config configs/tiny.ini "$@"
-"$build/launch/reel" sample --weights runs/tiny/model.pt --data runs/world.h5 --count 4 --out runs/tiny/samples
+"$build/launch/reel" sample --weights runs/tiny/model.h5 --data runs/world.h5 --count 4 --out runs/tiny/samples

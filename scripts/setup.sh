@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up for reel on Debian 12 (run as root, or with sudo available).
 # Installs what is missing and does nothing slow when everything is present:
-#   1. Debian packages: Open MPI, HDF5, Boost.Program_options, spdlog, GoogleTest,
+#   1. Debian packages: Open MPI, HDF5, Boost.Program_options, spdlog, nlohmann-json, GoogleTest,
 #      OpenBLAS, libpng, ccache, Slurm + munge for tests (skipped when all are installed);
 #   2. a project-local virtual environment (.venv) holding PyPI's torch wheel, pinned in
 #      scripts/torch-version.txt (skipped when the pinned version already imports).
@@ -12,7 +12,7 @@ torch_pin=$(tr -d '[:space:]' < "$root/scripts/torch-version.txt")
 
 debs=(build-essential cmake ninja-build pkg-config ccache
       libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools
-      libboost-program-options-dev libspdlog-dev libgtest-dev
+      libboost-program-options-dev libspdlog-dev libgtest-dev nlohmann-json3-dev
       libopenblas0-openmp libpng-dev python3-venv
       slurmctld slurmd slurm-client munge)  # a real Slurm on localhost for the launch tests
 

@@ -15,7 +15,8 @@ pkgs=(libopenmpi-dev libopenmpi3 openmpi-bin openmpi-common libpmix2 libhwloc15 
       libltdl7 libnuma1 libxnvctrl0 ocl-icd-libopencl1
       libhdf5-dev libhdf5-103-1 libhdf5-hl-100 libsz2 libaec0 libcurl3-gnutls libaec-dev
       libboost-program-options-dev libboost-program-options1.74-dev libboost-program-options1.74.0
-      libboost1.74-dev libspdlog-dev libspdlog1.10 libfmt-dev libfmt9 libgtest-dev libpng-dev libpng16-16)
+      libboost1.74-dev libspdlog-dev libspdlog1.10 libfmt-dev libfmt9 libgtest-dev libpng-dev libpng16-16
+      nlohmann-json3-dev)
 cd "$out"
 missing=()
 for p in "${pkgs[@]}"; do ls "${p}"_*.deb > /dev/null 2>&1 || missing+=("$p"); done

@@ -25,7 +25,7 @@ export NCCL_HOME=$nccl_home LD_LIBRARY_PATH=$nccl_home/lib:$LD_LIBRARY_PATH
 cmake -S "$root" -B /tmp/reel-build -G Ninja -DCMAKE_BUILD_TYPE=Release -DREEL_CUDA=ON \
   -DCMAKE_CUDA_ARCHITECTURES=90 -DREEL_PYTHON="$py" -DCMAKE_PREFIX_PATH="$deps/usr" \
   -DMPI_CXX_COMPILER="$deps/usr/bin/mpicxx" -DGTest_DIR="$lib/cmake/GTest" \
-  -DBoost_DIR="$lib/cmake/Boost-1.74.0" -Dspdlog_DIR="$lib/cmake/spdlog" \
+  -DBoost_DIR="$lib/cmake/Boost-1.74.0" -Dspdlog_DIR="$lib/cmake/spdlog" -Dnlohmann_json_DIR="$deps/usr/share/cmake/nlohmann_json" \
   -DHDF5_ROOT="$deps/usr" > "$out/configure.log" 2>&1 || { tail -50 "$out/configure.log"; exit 1; }
 cmake --build /tmp/reel-build -j "$(nproc)" > "$out/build.log" 2>&1 || { tail -60 "$out/build.log"; exit 1; }
 cd /tmp/reel-build

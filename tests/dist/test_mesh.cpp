@@ -82,8 +82,11 @@ TEST(Mesh, DegreesThatDoNotMultiplyToTheWorldAreRejected) {
     EXPECT_NE(msg.find("sp=2"), std::string::npos) << msg;
     EXPECT_NE(msg.find("world size " + std::to_string(n)), std::string::npos) << msg;
   }
-  EXPECT_THROW(ProcessMesh::create(runtime().world(), 0, n), std::invalid_argument);
+  EXPECT_THROW(ProcessMesh::create(runtime().world(), -1, n), std::invalid_argument);
   EXPECT_THROW(ProcessMesh::create(runtime().world(), n, 0), std::invalid_argument);
+  // dp 0 is resolved by the mesh: the world over sp, or refused when sp does not divide it.
+  EXPECT_EQ(ProcessMesh::create(runtime().world(), 0, n).dp(), 1);
+  EXPECT_THROW(ProcessMesh::create(runtime().world(), MeshConfig{0, n + 1, 0}), std::invalid_argument);
 }
 
 }  // namespace

@@ -1,25 +1,35 @@
 #!/usr/bin/env bash
 # `reel train` end to end on 2 CPU ranks: generated data, a few steps with activation
-# checkpointing and gradient accumulation, metrics.jsonl with every required key on every
-# step, an evaluation, weights that `reel sample` turns into PNG grids.
-# Usage: test_train.sh path/to/reel
+# checkpointing and gradient accumulation; metrics.jsonl valid JSON with every key on
+# every step; evaluations; the resolved config.ini, which `reel train` reads back as a
+# lone positional argument; weights that `reel sample` turns into PNG grids.
+# Usage: test_train.sh path/to/reel path/to/python
 set -euo pipefail
-reel=$1
+reel=$1 python=$2
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 "$reel" data --out "$dir/world.h5" --clips 40 --seed 1 > /dev/null
 mpirun --oversubscribe --bind-to none -np 2 "$reel" train --data.path "$dir/world.h5" --run.dir "$dir/run" \
   --run.steps 6 --data.global_batch 8 --data.micro_batches 2 --data.eval_clips 4 --run.eval_every 3 \
-  --parallel.checkpoint full --run.log_every 2
-lines=$(wc -l < "$dir/run/metrics.jsonl")
-[ "$lines" -eq 6 ] || { echo "FAIL: $lines metrics lines, expected 6"; exit 1; }
-for key in step loss lr grad_norm tokens_per_s mfu step_time_s compute_s comm_exposed_s data_wait_s rss_bytes \
-           rss_peak_bytes persistent_bytes; do
-  n=$(grep -c "\"$key\": " "$dir/run/metrics.jsonl")
-  [ "$n" -eq 6 ] || { echo "FAIL: key $key on $n of 6 lines"; exit 1; }
-done
-[ "$(grep -c '"eval_loss": ' "$dir/run/metrics.jsonl")" -eq 2 ] || { echo "FAIL: expected 2 evaluations"; exit 1; }
-"$reel" sample --weights "$dir/run/model.pt" --data "$dir/world.h5" --count 1 --out "$dir/samples"
+  --parallel.activation_checkpoint full --run.log_every 2 --run.peak_flops 1e11
+"$python" - "$dir/run/metrics.jsonl" <<'PY'
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]  # every line must be valid JSON
+assert len(lines) == 6, f"{len(lines)} metrics lines, expected 6"
+keys = ("step loss lr grad_norm tokens_per_s mfu hfu step_time_s compute_s comm_exposed_s data_wait_s "
+        "rss_bytes rss_peak_bytes persistent_bytes device_peak_bytes").split()
+for l in lines:
+    missing = [k for k in keys if k not in l]
+    assert not missing, f"step {l.get('step')}: missing {missing}"
+    assert l["hfu"] > l["mfu"] > 0, f"full activation checkpointing: HFU {l['hfu']} must exceed MFU {l['mfu']}"
+assert [l["step"] for l in lines] == list(range(1, 7))
+assert sum("eval_loss" in l for l in lines) == 2, "expected 2 evaluations"
+PY
+grep -q "activation_checkpoint = full" "$dir/run/config.ini" || { echo "FAIL: config.ini lacks the setting"; exit 1; }
+# The written configuration is a complete one: it trains again as given.
+mpirun --oversubscribe --bind-to none -np 2 "$reel" train "$dir/run/config.ini" --run.dir "$dir/again" --run.steps 1 \
+  --run.eval_every 0 > /dev/null 2>&1 || { echo "FAIL: config.ini does not train again"; exit 1; }
+"$reel" sample --weights "$dir/run/model.h5" --data "$dir/world.h5" --count 1 --out "$dir/samples"
 [ -s "$dir/samples/sample_39.png" ] || { echo "FAIL: no picture"; exit 1; }
 echo "reel train end to end: ok"

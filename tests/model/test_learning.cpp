@@ -5,8 +5,9 @@
 
 #include <filesystem>
 
-#include "model/physics_world.hpp"
-#include "model/weights.hpp"
+#include "data/physics_world.hpp"
+#include "data/samples.hpp"
+#include "data/weights.hpp"
 
 #include <fstream>
 #include "tests/model/tiny_training.hpp"
@@ -62,9 +63,9 @@ TEST(Learning, TinyPresetBeatsCopyLastFrameOnHeldOutClips) {
 
   // The pictures `reel sample` writes, from weights saved and loaded again.
   const auto dir = std::filesystem::temp_directory_path() / ("reel_samples_" + std::to_string(::getpid()));
-  save_weights(*model, (dir.string() + ".pt"));
+  save_weights(*model, (dir.string() + ".h5"));
   WorldModel loaded(cfg);
-  load_weights(*loaded, dir.string() + ".pt");
+  load_weights(*loaded, dir.string() + ".h5");
   loaded->eval();
   const auto report = write_samples(*loaded, path, 1086, 2, dir.string(), 10, 0);
   ASSERT_EQ(report.files.size(), 2u);
@@ -77,7 +78,7 @@ TEST(Learning, TinyPresetBeatsCopyLastFrameOnHeldOutClips) {
   std::cout << "[learning] samples: future-frame MSE " << report.model_mse << " vs copy-last "
             << report.copy_last_mse << " in " << dir << "\n";
   if (!std::getenv("REEL_KEEP_SAMPLES")) std::filesystem::remove_all(dir);
-  std::filesystem::remove(dir.string() + ".pt");
+  std::filesystem::remove(dir.string() + ".h5");
   std::filesystem::remove(path);
 }
 

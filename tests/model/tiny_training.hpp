@@ -6,7 +6,7 @@
 #include <torch/torch.h>
 
 #include "model/flow.hpp"
-#include "model/loader.hpp"
+#include "data/loader.hpp"
 #include "model/world_model.hpp"
 
 namespace reel::test {

@@ -12,7 +12,7 @@
 #include <mutex>
 #include <thread>
 
-#include "model/video_file.hpp"
+#include "data/video_file.hpp"
 
 namespace reel {
 

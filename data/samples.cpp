@@ -1,38 +1,12 @@
-#include "model/weights.hpp"
+#include "data/samples.hpp"
 
 #include <filesystem>
 
+#include "data/image.hpp"
+#include "data/video_file.hpp"
 #include "model/flow.hpp"
-#include "model/image.hpp"
-#include "model/video_file.hpp"
 
 namespace reel {
-
-void save_weights(WorldModelImpl& model, const std::string& path) {
-  torch::serialize::OutputArchive archive;
-  for (const auto& p : model.named_parameters()) archive.write(p.key(), p.value().detach().cpu());
-  archive.save_to(path);
-}
-
-void load_weights(WorldModelImpl& model, const std::string& path) {
-  if (!std::filesystem::exists(path)) throw std::runtime_error("weights file " + path + ": no such file");
-  torch::serialize::InputArchive archive;
-  archive.load_from(path);
-  torch::NoGradGuard no_grad;
-  for (auto& p : model.named_parameters()) {
-    at::Tensor value;
-    if (!archive.try_read(p.key(), value)) {
-      throw std::runtime_error("weights file " + path + ": no parameter " + p.key() + " (another preset?)");
-    }
-    if (value.sizes() != p.value().sizes()) {
-      std::ostringstream s;
-      s << "weights file " << path << ": parameter " << p.key() << " is " << value.sizes() << ", the model's "
-        << p.value().sizes();
-      throw std::runtime_error(s.str());
-    }
-    p.value().copy_(value);
-  }
-}
 
 SampleReport write_samples(WorldModelImpl& model, const std::string& data_path, int64_t first, int64_t count,
                            const std::string& out_dir, int64_t steps, uint64_t seed, int64_t zoom) {

@@ -1,17 +1,12 @@
-// Model weights as a LibTorch archive of named parameters (torch::serialize), with the
-// model configuration's preset name and shape checked on load.
+// Rollout pictures: a model rolled out on clips of a video file, drawn as PNG grids.
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "model/world_model.hpp"
 
 namespace reel {
-
-void save_weights(WorldModelImpl& model, const std::string& path);
-// Throws std::runtime_error naming the file and the parameter on a missing parameter or
-// a shape that differs from the model's.
-void load_weights(WorldModelImpl& model, const std::string& path);
 
 // Rolls the model out on clips [first, first + count) of a video file and writes one PNG
 // per clip to out_dir/sample_<index>.png: rows context | predicted | ground truth,

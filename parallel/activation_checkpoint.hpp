@@ -11,15 +11,17 @@
 
 namespace reel {
 
-struct CheckpointConfig {
+struct ActivationCheckpointConfig {
   std::string mode = "none";  // none | full | every (every k-th block)
   int every = 2;              // with mode "every": blocks 0, k, 2k, ... are checkpointed
   void validate() const;      // throws std::invalid_argument
   bool applies(size_t block) const;
+  // How many of `depth` blocks are recomputed in backward.
+  int64_t recomputed_blocks(int64_t depth) const;
 };
 
 // Wraps `inner` (the runner in place before) so that the chosen blocks are checkpointed.
-WorldModelImpl::BlockRunner checkpoint_runner(WorldModelImpl& model, const CheckpointConfig& config,
+WorldModelImpl::BlockRunner activation_checkpoint_runner(WorldModelImpl& model, const ActivationCheckpointConfig& config,
                                               WorldModelImpl::BlockRunner inner);
 
 }  // namespace reel

@@ -10,6 +10,7 @@
 #include "dist/logging.hpp"
 #include "dist/process_mesh.hpp"
 #include "dist/runtime.hpp"
+#include "dist/runtime_options.hpp"
 #include "launch/command.hpp"
 #include "launch/options.hpp"
 
@@ -88,17 +89,10 @@ int run_smoke(int argc, char** argv) {
   double mib = 4;
   po::options_description desc("reel smoke options");
   desc.add_options()("help,h", "show this help")(
-      "dist.backend", po::value(&config.backend)->default_value("auto"), "auto | mpi | nccl")(
-      "dist.threads", po::value(&config.threads)->default_value(0),
-      "intra-op threads per rank (0: cores / local ranks)")(
-      "dist.verify", po::bool_switch(&config.comm.verify_consistency),
-      "check every call's arguments agree across ranks")(
       "parallel.dp", po::value(&dp)->default_value(0), "data-parallel degree (0: world / sp)")(
       "parallel.sp", po::value(&sp)->default_value(1), "sequence-parallel degree")(
-      "mib", po::value(&mib)->default_value(4), "MiB per rank for each call")(
-      "log.level", po::value(&log.level)->default_value("info"), "log level")(
-      "log.all-ranks", po::bool_switch(&log.all_ranks), "every rank prints")(
-      "log.dir", po::value(&log.dir), "also log every rank to DIR/rank<R>.log");
+      "mib", po::value(&mib)->default_value(4), "MiB per rank for each call");
+  visit_runtime_options(config, log, OptionAdder(desc));
   if (!parse_options(argc, argv, desc)) return 0;
   if (mib <= 0) throw std::invalid_argument("--mib must be > 0, got " + std::to_string(mib));
   check_level(log.level);  // bad input fails before start-up
@@ -107,15 +101,14 @@ int run_smoke(int argc, char** argv) {
   Runtime runtime(config);
   const Logger logger(log, runtime.info().world_rank);
   const int world = runtime.world()->size();
-  if (dp == 0) dp = world % sp == 0 ? world / sp : 0;
-  auto mesh = ProcessMesh::create(runtime.world(), dp, sp);
+  auto mesh = ProcessMesh::create(runtime.world(), MeshConfig{dp, sp, 0});
   const auto& info = runtime.info();
   logger.info(cat("reel smoke: ", world, " rank(s) via ", info.launcher, ", backend ",
                   runtime.world()->backend(), ", ", info.threads, " threads/rank; ",
                   mesh.describe()));
   const int64_t n = std::max<int64_t>(1, static_cast<int64_t>(mib * (1 << 20) / 4));
   int failures = 0;
-  for (const char* axis : {"world", "dp", "sp"}) {
+  for (const char* axis : {"world", "dp", "sp", "shard", "replicate"}) {
     for (const auto& r : exercise(mesh.axis(axis), n)) {
       failures += !r.ok;
       logger.info(cat(pad(axis, -5), " group (size ", mesh.axis(axis).size(), ") ",

@@ -1,4 +1,4 @@
-#include "model/loader.hpp"
+#include "data/loader.hpp"
 
 #include <ATen/CPUGeneratorImpl.h>
 

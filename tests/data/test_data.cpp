@@ -9,8 +9,8 @@
 #include <set>
 
 #include "model/config.hpp"
-#include "model/loader.hpp"
-#include "model/physics_world.hpp"
+#include "data/loader.hpp"
+#include "data/physics_world.hpp"
 
 namespace reel::test {
 namespace {

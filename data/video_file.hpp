@@ -4,20 +4,19 @@
 //   attributes on /: schema_version (int), fps (double), provenance (string)
 // Any tool that reads HDF5 (h5py, h5dump) reads these files.
 //
-// HDF5 (the Debian build) is not thread-safe: every HDF5 call in reel holds hdf5_mutex().
+// HDF5 calls hold hdf5_mutex() (data/hdf5.hpp), shared with every other HDF5 user.
 #pragma once
 
 #include <ATen/ATen.h>
 
-#include <mutex>
 #include <string>
 #include <vector>
+
+#include "data/hdf5.hpp"
 
 namespace reel {
 
 constexpr int kVideoSchemaVersion = 1;
-
-std::mutex& hdf5_mutex();
 
 struct VideoFileInfo {
   std::string path;
@@ -46,7 +45,7 @@ class VideoReader {
 
  private:
   VideoFileInfo info_;
-  int64_t file_ = -1, frames_ = -1, actions_ = -1;  // hid_t
+  H5Id file_, frames_, actions_;
 };
 
 // Writes a file in the schema clip by clip (frames uint8 [T, H, W, C], actions [T, A]).
@@ -61,7 +60,7 @@ class VideoWriter {
 
  private:
   std::string path_;
-  int64_t file_ = -1, frames_ = -1, actions_ = -1;
+  H5Id file_, frames_, actions_;
 };
 
 }  // namespace reel

@@ -1,4 +1,4 @@
-#include "model/physics_world.hpp"
+#include "data/physics_world.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -6,7 +6,7 @@
 #include <stdexcept>
 
 #include "model/seed.hpp"
-#include "model/video_file.hpp"
+#include "data/video_file.hpp"
 
 namespace reel {
 namespace {

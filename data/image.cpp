@@ -1,4 +1,4 @@
-#include "model/image.hpp"
+#include "data/image.hpp"
 
 #include <png.h>
 

@@ -1,4 +1,4 @@
-#include "parallel/checkpoint.hpp"
+#include "parallel/activation_checkpoint.hpp"
 
 #include <torch/csrc/autograd/custom_function.h>
 
@@ -6,15 +6,21 @@
 
 namespace reel {
 
-void CheckpointConfig::validate() const {
+void ActivationCheckpointConfig::validate() const {
   if (mode != "none" && mode != "full" && mode != "every") {
     throw std::invalid_argument("activation checkpointing must be none, full or every, got '" + mode + "'");
   }
   if (mode == "every" && every < 1) throw std::invalid_argument("activation checkpointing every k-th block needs k >= 1");
 }
 
-bool CheckpointConfig::applies(size_t block) const {
+bool ActivationCheckpointConfig::applies(size_t block) const {
   return mode == "full" || (mode == "every" && block % static_cast<size_t>(every) == 0);
+}
+
+int64_t ActivationCheckpointConfig::recomputed_blocks(int64_t depth) const {
+  int64_t n = 0;
+  for (int64_t i = 0; i < depth; ++i) n += applies(static_cast<size_t>(i));
+  return n;
 }
 
 namespace {
@@ -26,7 +32,7 @@ struct Recompute {
 
 // Forward: the block without autograd (inputs saved). Backward: recompute with autograd,
 // then back-propagate the output gradient through the recomputation.
-struct CheckpointFn : public torch::autograd::Function<CheckpointFn> {
+struct RecomputeFn : public torch::autograd::Function<RecomputeFn> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& cond,
                             const at::Tensor& groups, const at::Tensor& cos, const at::Tensor& sin, int64_t offset,
                             int64_t index, int64_t recompute) {
@@ -60,7 +66,7 @@ struct CheckpointFn : public torch::autograd::Function<CheckpointFn> {
 
 }  // namespace
 
-WorldModelImpl::BlockRunner checkpoint_runner(WorldModelImpl& model, const CheckpointConfig& config,
+WorldModelImpl::BlockRunner activation_checkpoint_runner(WorldModelImpl& model, const ActivationCheckpointConfig& config,
                                               WorldModelImpl::BlockRunner inner) {
   config.validate();
   if (!inner) {
@@ -71,7 +77,7 @@ WorldModelImpl::BlockRunner checkpoint_runner(WorldModelImpl& model, const Check
   auto recompute = std::make_shared<Recompute>(Recompute{inner});
   return [config, recompute](size_t i, const at::Tensor& x, const at::Tensor& cond, const TokenContext& ctx) {
     if (!config.applies(i) || !at::GradMode::is_enabled()) return recompute->inner(i, x, cond, ctx);
-    return CheckpointFn::apply(x, cond, ctx.groups, ctx.rope_cos, ctx.rope_sin, ctx.offset, static_cast<int64_t>(i),
+    return RecomputeFn::apply(x, cond, ctx.groups, ctx.rope_cos, ctx.rope_sin, ctx.offset, static_cast<int64_t>(i),
                                reinterpret_cast<int64_t>(recompute.get()));
   };
 }

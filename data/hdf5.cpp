@@ -1,0 +1,112 @@
+#include "data/hdf5.hpp"
+
+namespace reel {
+
+std::mutex& hdf5_mutex() {
+  static std::mutex m;  // HDF5 is one library state per process: so is its lock
+  return m;
+}
+
+void hdf5_quiet() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+
+H5Id& H5Id::operator=(H5Id&& o) noexcept {
+  if (this != &o) {
+    reset();
+    id_ = o.id_;
+    close_ = o.close_;
+    o.id_ = -1;
+  }
+  return *this;
+}
+
+void H5Id::reset() {
+  if (id_ >= 0 && close_) close_(id_);
+  id_ = -1;
+}
+
+namespace {
+
+bool write_scalar(hid_t object, const std::string& name, hid_t type, const void* value) {
+  if (H5Aexists(object, name.c_str()) > 0) H5Adelete(object, name.c_str());
+  H5Id space(H5Screate(H5S_SCALAR), H5Sclose);
+  H5Id attr(H5Acreate2(object, name.c_str(), type, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  return attr.valid() && H5Awrite(attr.get(), type, value) >= 0;
+}
+
+// Opens attribute `name` if it exists and its type is of class `cls`.
+H5Id open_attribute(hid_t object, const std::string& name, H5T_class_t cls) {
+  if (H5Aexists(object, name.c_str()) <= 0) return {};
+  H5Id attr(H5Aopen(object, name.c_str(), H5P_DEFAULT), H5Aclose);
+  if (!attr.valid()) return {};
+  H5Id type(H5Aget_type(attr.get()), H5Tclose);
+  if (H5Tget_class(type.get()) != cls) return {};
+  return attr;
+}
+
+}  // namespace
+
+bool write_attribute(hid_t object, const std::string& name, int64_t value) {
+  return write_scalar(object, name, H5T_NATIVE_INT64, &value);
+}
+
+bool write_attribute(hid_t object, const std::string& name, double value) {
+  return write_scalar(object, name, H5T_NATIVE_DOUBLE, &value);
+}
+
+bool write_attribute(hid_t object, const std::string& name, const std::string& value) {
+  H5Id type(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(type.get(), value.size() + 1);
+  return write_scalar(object, name, type.get(), value.c_str());
+}
+
+bool read_attribute(hid_t object, const std::string& name, int64_t& value) {
+  H5Id attr = open_attribute(object, name, H5T_INTEGER);
+  return attr.valid() && H5Aread(attr.get(), H5T_NATIVE_INT64, &value) >= 0;
+}
+
+bool read_attribute(hid_t object, const std::string& name, double& value) {
+  H5Id attr = open_attribute(object, name, H5T_FLOAT);
+  return attr.valid() && H5Aread(attr.get(), H5T_NATIVE_DOUBLE, &value) >= 0;
+}
+
+bool read_attribute(hid_t object, const std::string& name, std::string& value) {
+  H5Id attr = open_attribute(object, name, H5T_STRING);
+  if (!attr.valid()) return false;
+  H5Id type(H5Aget_type(attr.get()), H5Tclose);
+  if (H5Tis_variable_str(type.get()) > 0) {  // as h5py writes them
+    char* text = nullptr;
+    if (H5Aread(attr.get(), type.get(), &text) < 0 || !text) return false;
+    value.assign(text);
+    H5free_memory(text);
+    return true;
+  }
+  std::vector<char> buf(H5Tget_size(type.get()) + 1, '\0');
+  if (H5Aread(attr.get(), type.get(), buf.data()) < 0) return false;
+  value.assign(buf.data());
+  return true;
+}
+
+std::vector<hsize_t> dataset_dims(hid_t dataset) {
+  H5Id space(H5Dget_space(dataset), H5Sclose);
+  const int rank = H5Sget_simple_extent_ndims(space.get());
+  std::vector<hsize_t> dims(rank > 0 ? rank : 0, 0);
+  if (rank > 0) H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+  return dims;
+}
+
+bool transfer_row(hid_t dataset, hid_t mem_type, int64_t index, void* buf, bool write) {
+  H5Id space(H5Dget_space(dataset), H5Sclose);
+  const int rank = H5Sget_simple_extent_ndims(space.get());
+  if (rank < 1) return false;
+  std::vector<hsize_t> count(rank), start(rank, 0);
+  H5Sget_simple_extent_dims(space.get(), count.data(), nullptr);
+  start[0] = index;
+  count[0] = 1;
+  H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr);
+  H5Id mem(H5Screate_simple(rank, count.data(), nullptr), H5Sclose);
+  const herr_t status = write ? H5Dwrite(dataset, mem_type, mem.get(), space.get(), H5P_DEFAULT, buf)
+                              : H5Dread(dataset, mem_type, mem.get(), space.get(), H5P_DEFAULT, buf);
+  return status >= 0;
+}
+
+}  // namespace reel

@@ -1,0 +1,61 @@
+// The HDF5 helpers every reel file format shares (the video schema here, weights and
+// state checkpoints elsewhere): the one process-wide lock, owned handles, attributes and
+// row transfers. HDF5 as packaged by Debian is not thread-safe: every HDF5 call in reel
+// is made while holding hdf5_mutex() (the data loader's prefetch thread and any
+// background writer share this one lock).
+#pragma once
+
+#include <hdf5.h>
+
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace reel {
+
+std::mutex& hdf5_mutex();
+
+// Turns off HDF5's printing of its error stack: failures become reel exceptions that
+// name the file instead. Call with hdf5_mutex() held.
+void hdf5_quiet();
+
+// An owned HDF5 identifier, closed (with the matching H5?close) when destroyed.
+// Destroy it while holding hdf5_mutex().
+class H5Id {
+ public:
+  using Closer = herr_t (*)(hid_t);
+  H5Id() = default;
+  H5Id(hid_t id, Closer close) : id_(id), close_(close) {}
+  ~H5Id() { reset(); }
+  H5Id(H5Id&& o) noexcept : id_(o.id_), close_(o.close_) { o.id_ = -1; }
+  H5Id& operator=(H5Id&& o) noexcept;
+  H5Id(const H5Id&) = delete;
+  H5Id& operator=(const H5Id&) = delete;
+
+  hid_t get() const { return id_; }
+  bool valid() const { return id_ >= 0; }
+  void reset();
+
+ private:
+  hid_t id_ = -1;
+  Closer close_ = nullptr;
+};
+
+// Scalar attributes on any object (file, group, dataset). Writers return false on failure.
+bool write_attribute(hid_t object, const std::string& name, int64_t value);
+bool write_attribute(hid_t object, const std::string& name, double value);
+bool write_attribute(hid_t object, const std::string& name, const std::string& value);
+// Readers return false when the attribute is missing or of another kind.
+bool read_attribute(hid_t object, const std::string& name, int64_t& value);
+bool read_attribute(hid_t object, const std::string& name, double& value);
+bool read_attribute(hid_t object, const std::string& name, std::string& value);
+
+// Reads (write = false) or writes row `index` of a dataset [N, ...] from / to buf, which
+// holds one contiguous row in mem_type. Returns false on failure.
+bool transfer_row(hid_t dataset, hid_t mem_type, int64_t index, void* buf, bool write);
+
+// The dimensions of a dataset's dataspace.
+std::vector<hsize_t> dataset_dims(hid_t dataset);
+
+}  // namespace reel

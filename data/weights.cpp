@@ -1,0 +1,161 @@
+#include "data/weights.hpp"
+
+#include <filesystem>
+#include <sstream>
+
+namespace reel {
+namespace {
+
+[[noreturn]] void fail(const std::string& path, const std::string& what) {
+  throw std::runtime_error("weights file " + path + ": " + what);
+}
+
+// Every field of ModelConfig, as (attribute name, string value) pairs and back: the one
+// list both directions use, so a field added to one is in the other.
+template <typename Visit>
+void visit_config(ModelConfig& c, Visit&& v) {
+  v("preset", c.preset), v("frames", c.frames), v("channels", c.channels), v("height", c.height);
+  v("width", c.width), v("action_dim", c.action_dim), v("patch_t", c.patch_t), v("patch_h", c.patch_h);
+  v("patch_w", c.patch_w), v("dim", c.dim), v("depth", c.depth), v("heads", c.heads);
+  v("mlp_ratio", c.mlp_ratio), v("mlp", c.mlp), v("attention", c.attention);
+  v("context_groups", c.context_groups), v("time_sampling", c.time_sampling);
+  v("logit_normal_mean", c.logit_normal_mean), v("logit_normal_std", c.logit_normal_std);
+  v("rope_theta", c.rope_theta);
+}
+
+H5Id open_file(const std::string& path) {
+  if (!std::filesystem::exists(path)) fail(path, "no such file");
+  if (std::filesystem::is_directory(path)) fail(path, "is a directory, not a weights file");
+  if (H5Fis_hdf5(path.c_str()) <= 0) fail(path, "not an HDF5 file (or its header is damaged)");
+  H5Id file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+  if (!file.valid()) fail(path, "cannot open (truncated or damaged?)");
+  std::string format;
+  int64_t version = -1;
+  if (!read_attribute(file.get(), "format", format) || format != "reel-weights") {
+    fail(path, "not a reel weights file (no format = \"reel-weights\" attribute)");
+  }
+  read_attribute(file.get(), "format_version", version);
+  if (version != kWeightsFormatVersion) {
+    fail(path, "format_version " + std::to_string(version) + ", this reel reads " +
+                   std::to_string(kWeightsFormatVersion));
+  }
+  return file;
+}
+
+ModelConfig read_config(hid_t file, const std::string& path) {
+  ModelConfig c;
+  visit_config(c, [&](const char* key, auto& field) {
+    if (!read_attribute(file, std::string("model.") + key, field)) fail(path, std::string("no attribute model.") + key);
+  });
+  return c;
+}
+
+}  // namespace
+
+WeightsWriter::WeightsWriter(const std::string& path, const ModelConfig& config) : path_(path), tmp_(path + ".tmp") {
+  std::lock_guard<std::mutex> lock(hdf5_mutex());
+  hdf5_quiet();
+  file_ = H5Id(H5Fcreate(tmp_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
+  if (!file_.valid()) fail(path, "cannot create " + tmp_);
+  bool ok = write_attribute(file_.get(), "format", std::string("reel-weights")) &&
+            write_attribute(file_.get(), "format_version", int64_t{kWeightsFormatVersion});
+  ModelConfig c = config;
+  visit_config(c, [&](const char* key, auto& field) {
+    using T = std::decay_t<decltype(field)>;
+    if constexpr (std::is_same_v<T, std::string> || std::is_same_v<T, double>) {
+      ok = ok && write_attribute(file_.get(), std::string("model.") + key, field);
+    } else {
+      ok = ok && write_attribute(file_.get(), std::string("model.") + key, static_cast<int64_t>(field));
+    }
+  });
+  params_ = H5Id(H5Gcreate2(file_.get(), "params", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+  if (!ok || !params_.valid()) fail(path, "cannot write the file's header to " + tmp_);
+}
+
+WeightsWriter::~WeightsWriter() {
+  if (!file_.valid()) return;
+  std::lock_guard<std::mutex> lock(hdf5_mutex());
+  params_.reset();
+  file_.reset();
+  std::error_code ignored;
+  std::filesystem::remove(tmp_, ignored);
+}
+
+void WeightsWriter::write(const std::string& name, const at::Tensor& value) {
+  auto v = value.detach().to(at::kCPU, at::kFloat).contiguous();
+  std::vector<hsize_t> dims(v.sizes().begin(), v.sizes().end());
+  std::lock_guard<std::mutex> lock(hdf5_mutex());
+  H5Id space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose);
+  H5Id ds(H5Dcreate2(params_.get(), name.c_str(), H5T_IEEE_F32LE, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+          H5Dclose);
+  if (!ds.valid() || H5Dwrite(ds.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data_ptr()) < 0) {
+    fail(path_, "cannot write parameter " + name + " to " + tmp_ + " (disk full?)");
+  }
+}
+
+void WeightsWriter::close() {
+  {
+    std::lock_guard<std::mutex> lock(hdf5_mutex());
+    params_.reset();
+    const bool flushed = H5Fflush(file_.get(), H5F_SCOPE_GLOBAL) >= 0;
+    file_.reset();
+    if (!flushed) fail(path_, "cannot flush " + tmp_ + " (disk full?)");
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp_, path_, ec);
+  if (ec) fail(path_, "cannot rename " + tmp_ + " into place: " + ec.message());
+}
+
+void save_weights(WorldModelImpl& model, const std::string& path) {
+  WeightsWriter writer(path, model.config());
+  for (const auto& p : model.named_parameters()) writer.write(p.key(), p.value());
+  writer.close();
+}
+
+ModelConfig read_weights_config(const std::string& path) {
+  std::lock_guard<std::mutex> lock(hdf5_mutex());
+  hdf5_quiet();
+  H5Id file = open_file(path);
+  return read_config(file.get(), path);
+}
+
+void load_weights(WorldModelImpl& model, const std::string& path) {
+  std::lock_guard<std::mutex> lock(hdf5_mutex());
+  hdf5_quiet();
+  H5Id file = open_file(path);
+  ModelConfig stored = read_config(file.get(), path), mine = model.config();
+  visit_config(stored, [&](const char* key, auto& field) {
+    visit_config(mine, [&](const char* key2, auto& other) {
+      if constexpr (std::is_same_v<std::decay_t<decltype(field)>, std::decay_t<decltype(other)>>) {
+        if (std::string(key) == key2 && !(field == other)) {
+          std::ostringstream s;
+          s << "model." << key << " is " << field << " in the file, " << other << " in the model";
+          fail(path, s.str());
+        }
+      }
+    });
+  });
+  torch::NoGradGuard no_grad;
+  for (auto& p : model.named_parameters()) {
+    const std::string name = "params/" + p.key();
+    if (H5Lexists(file.get(), "params", H5P_DEFAULT) <= 0 || H5Lexists(file.get(), name.c_str(), H5P_DEFAULT) <= 0) {
+      fail(path, "no parameter " + p.key());
+    }
+    H5Id ds(H5Dopen2(file.get(), name.c_str(), H5P_DEFAULT), H5Dclose);
+    const auto dims = ds.valid() ? dataset_dims(ds.get()) : std::vector<hsize_t>{};
+    const std::vector<int64_t> shape(dims.begin(), dims.end());
+    if (!ds.valid() || shape != p.value().sizes().vec()) {
+      std::ostringstream s;
+      s << "parameter " << p.key() << " is " << at::IntArrayRef(shape) << ", the model's " << p.value().sizes();
+      fail(path, s.str());
+    }
+    auto value = at::empty(p.value().sizes(), at::kFloat);
+    if (H5Dread(ds.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, value.data_ptr()) < 0) {
+      fail(path, "cannot read parameter " + p.key() + " (truncated or damaged file?)");
+    }
+    if (!is_materialized(p.value())) p.value().set_data(at::empty(p.value().sizes(), p.value().options()));
+    p.value().copy_(value);
+  }
+}
+
+}  // namespace reel

@@ -1,0 +1,30 @@
+#include "model/layers.hpp"
+
+#include "model/ops.hpp"
+
+namespace reel {
+
+at::Tensor new_parameter(at::IntArrayRef shape, const ParamInit& init) {
+  const auto opts = at::TensorOptions(at::kFloat).device(init.device);
+  if (!init.deferred) return at::zeros(shape, opts);
+  // A 0-byte storage with the parameter's sizes: its structure, none of its memory.
+  auto t = at::empty({0}, opts);
+  t.unsafeGetTensorImpl()->set_sizes_contiguous(shape);
+  return t;
+}
+
+bool is_materialized(const at::Tensor& t) {
+  if (!t.defined()) return false;
+  if (t.numel() == 0) return true;
+  const auto need = (t.storage_offset() + t.numel()) * static_cast<int64_t>(t.element_size());
+  return t.storage().data() != nullptr && static_cast<int64_t>(t.storage().nbytes()) >= need;
+}
+
+LinearImpl::LinearImpl(int64_t in, int64_t out, const ParamInit& init) {
+  weight = register_parameter("weight", new_parameter({out, in}, init));
+  bias = register_parameter("bias", new_parameter({out}, init));
+}
+
+at::Tensor LinearImpl::forward(const at::Tensor& x, bool gelu) { return linear(x, weight, bias, gelu); }
+
+}  // namespace reel

@@ -1,0 +1,82 @@
+#include "train/config.hpp"
+
+#include <cmath>
+#include <fstream>
+#include <iomanip>
+#include <limits>
+#include <stdexcept>
+
+namespace reel {
+namespace {
+
+void need(bool ok, const std::string& what) {
+  if (!ok) throw std::invalid_argument(what);
+}
+
+}  // namespace
+
+ModelConfig ModelChoice::resolve() const {
+  need(depth >= 0 && dim >= 0, "model.depth and model.dim must be >= 0 (0: the preset's)");
+  ModelConfig c = model_preset(preset);
+  c.attention = attention;
+  c.mlp = mlp;
+  if (depth > 0) c.depth = depth;
+  if (dim > 0) c.dim = dim;
+  c.validate();
+  return c;
+}
+
+void DataConfig::validate() const {
+  need(!path.empty(), "data.path is required (reel data --out FILE writes the physics world)");
+  need(global_batch >= 1, "data.global_batch must be >= 1, got " + std::to_string(global_batch));
+  need(micro_batches >= 1 && global_batch % micro_batches == 0,
+       "data.micro_batches " + std::to_string(micro_batches) + " must divide data.global_batch " +
+           std::to_string(global_batch));
+  need(eval_clips >= 0, "data.eval_clips must be >= 0");
+  need(prefetch >= 0, "data.prefetch must be >= 0");
+}
+
+void RunConfig::validate() const {
+  need(steps >= 1, "run.steps must be >= 1");
+  need(!dir.empty(), "run.dir must not be empty");
+  need(log_every >= 1 && eval_every >= 0, "run.log_every must be >= 1 and run.eval_every >= 0");
+  need(std::isfinite(peak_flops) && peak_flops >= 0, "run.peak_flops must be finite and >= 0");
+}
+
+void TrainConfig::resolve() {
+  model = model_choice.resolve();
+  model_choice.depth = model.depth;  // what the written configuration records
+  model_choice.dim = model.dim;
+  schedule.total_steps = run.steps;
+  data.validate();
+  run.validate();
+  need(mesh.dp >= 0 && mesh.sp >= 1 && mesh.shard_group >= 0,
+       "parallel.dp must be >= 0, parallel.sp >= 1 and parallel.shard_group >= 0");
+  parallel.validate();
+  adamw.validate();
+  schedule.validate();
+  need(std::isfinite(clip), "optim.clip must be finite");
+  check_level(log.level);
+  parse_backend(runtime.backend);
+  need(runtime.threads >= 0, "dist.threads must be >= 0");
+}
+
+void write_config_ini(const TrainConfig& config, const std::string& path) {
+  std::ofstream out(path, std::ios::trunc);
+  out << "# The resolved configuration of this run: reel train --config " << path << " repeats it.\n";
+  out << std::setprecision(std::numeric_limits<double>::max_digits10) << std::boolalpha;
+  std::string section;
+  TrainConfig c = config;
+  visit_train_options(c, [&](const std::string& key, const auto& field, const char*) {
+    const auto dot = key.find('.');
+    if (key.substr(0, dot) != section) {
+      section = key.substr(0, dot);
+      out << "\n[" << section << "]\n";
+    }
+    out << key.substr(dot + 1) << " = " << field << "\n";
+  });
+  out.flush();
+  if (!out) throw std::runtime_error("cannot write the run's configuration to " + path);
+}
+
+}  // namespace reel

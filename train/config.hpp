@@ -1,0 +1,116 @@
+// The training configuration: one struct per owner (model choice, data, mesh, parallel,
+// optimizer, schedule, run, runtime, logging), each holding its own defaults, and one
+// table of option keys over all of them (visit_train_options) from which the command
+// line, the INI file, --help and the resolved configuration written into the run
+// directory are all made, so none of them can disagree.
+#pragma once
+
+#include <string>
+
+#include "dist/process_mesh.hpp"
+#include "dist/runtime_options.hpp"
+#include "model/config.hpp"
+#include "optim/adamw.hpp"
+#include "optim/schedule.hpp"
+#include "parallel/parallelize.hpp"
+
+namespace reel {
+
+// The model as chosen: a preset with a few overrides, resolved into a ModelConfig.
+struct ModelChoice {
+  std::string preset = "tiny";
+  std::string attention = "causal";
+  std::string mlp = "gelu";
+  int64_t depth = 0;  // 0: the preset's
+  int64_t dim = 0;    // 0: the preset's
+  ModelConfig resolve() const;  // throws std::invalid_argument naming the field
+};
+
+struct DataConfig {
+  std::string path;            // HDF5 video file (reel data writes one)
+  int64_t global_batch = 16;   // clips per optimizer step, over all data-parallel ranks
+  int64_t micro_batches = 1;   // gradient accumulation: micro-batches per step
+  int64_t eval_clips = 16;     // the file's last clips, held out for evaluation
+  uint64_t seed = 0;           // shuffling seed
+  int prefetch = 2;            // batches read ahead by the loader's thread
+  void validate() const;
+  int64_t micro_clips() const { return global_batch / micro_batches; }  // over all dp ranks
+};
+
+struct RunConfig {
+  int64_t steps = 200;
+  std::string dir = "runs/latest";
+  uint64_t seed = 0;           // initialisation and noise seed
+  int64_t log_every = 10;      // progress line every N steps
+  int64_t eval_every = 50;     // held-out evaluation every N steps (0: off)
+  double peak_flops = 0;       // per rank, for MFU; 0: measured (CPU) or the card's (GPU)
+  void validate() const;
+};
+
+struct TrainConfig {
+  ModelChoice model_choice;
+  ModelConfig model;  // resolved from model_choice by resolve()
+  DataConfig data;
+  MeshConfig mesh;
+  ParallelConfig parallel;
+  AdamWConfig adamw;
+  LrSchedule schedule;  // schedule.total_steps = run.steps (resolve())
+  double clip = 1.0;    // global gradient-norm bound (<= 0: measure only)
+  RunConfig run;
+  RuntimeConfig runtime;
+  LogConfig log;
+
+  // Derives the dependent values (the model from its choice, the schedule's length),
+  // then validates everything that does not need the world size. Throws
+  // std::invalid_argument naming the option.
+  void resolve();
+};
+
+// Every option key with its field and help, in the order --help and the written
+// configuration list them. The INI section is the part of the key before the dot.
+template <typename Visit>
+void visit_train_options(TrainConfig& c, Visit&& v) {
+  v("model.preset", c.model_choice.preset, "tiny | small | 1b | 7b");
+  v("model.attention", c.model_choice.attention, "full | causal (frame-causal)");
+  v("model.mlp", c.model_choice.mlp, "gelu | swiglu");
+  v("model.depth", c.model_choice.depth, "blocks (0: the preset's)");
+  v("model.dim", c.model_choice.dim, "width (0: the preset's)");
+  v("data.path", c.data.path, "HDF5 video file (reel data writes one)");
+  v("data.global_batch", c.data.global_batch, "clips per step over all ranks");
+  v("data.micro_batches", c.data.micro_batches, "gradient accumulation steps");
+  v("data.eval_clips", c.data.eval_clips, "last clips of the file held out");
+  v("data.seed", c.data.seed, "shuffling seed");
+  v("data.prefetch", c.data.prefetch, "batches the loader reads ahead");
+  v("parallel.dp", c.mesh.dp, "data-parallel degree (0: world / sp)");
+  v("parallel.sp", c.mesh.sp, "sequence-parallel degree");
+  v("parallel.shard_group", c.mesh.shard_group, "HSDP shard group size (0: FSDP over every rank)");
+  v("parallel.activation_checkpoint", c.parallel.activation_checkpoint.mode, "none | full | every");
+  v("parallel.activation_checkpoint_every", c.parallel.activation_checkpoint.every, "k for 'every': blocks 0, k, 2k, ...");
+  v("parallel.reshard_after_forward", c.parallel.fsdp.reshard_after_forward, "ZeRO-3 (true) or keep until backward");
+  v("parallel.prefetch", c.parallel.fsdp.prefetch, "prefetch the next unit's all-gather");
+  v("parallel.max_gathered", c.parallel.fsdp.max_gathered, "block units gathered or in flight at once");
+  v("parallel.param_dtype", c.parallel.fsdp.param_dtype, "gather/compute dtype: auto (bfloat16 on GPU, float32 on CPU) | float32 | bfloat16 | float16");
+  v("parallel.reduce_dtype", c.parallel.fsdp.reduce_dtype, "gradient reduce-scatter dtype");
+  v("optim.lr", c.schedule.lr, "peak learning rate");
+  v("optim.warmup", c.schedule.warmup_steps, "linear warm-up steps");
+  v("optim.decay", c.schedule.decay, "cosine | constant");
+  v("optim.min_ratio", c.schedule.min_ratio, "final lr / peak lr");
+  v("optim.weight_decay", c.adamw.weight_decay, "AdamW weight decay (not on biases, norms, embeddings)");
+  v("optim.beta1", c.adamw.beta1, "AdamW beta1");
+  v("optim.beta2", c.adamw.beta2, "AdamW beta2");
+  v("optim.eps", c.adamw.eps, "AdamW epsilon");
+  v("optim.clip", c.clip, "global gradient-norm clip (<= 0: off)");
+  v("run.steps", c.run.steps, "optimizer steps");
+  v("run.dir", c.run.dir, "run directory (config.ini, metrics.jsonl, model.h5, logs/)");
+  v("run.seed", c.run.seed, "initialisation and noise seed");
+  v("run.log_every", c.run.log_every, "progress line every N steps");
+  v("run.eval_every", c.run.eval_every, "held-out evaluation every N steps (0: off)");
+  v("run.peak_flops", c.run.peak_flops, "peak FLOP/s per rank for MFU (0: measured on CPU, the card's on GPU)");
+  visit_runtime_options(c.runtime, c.log, v);
+}
+
+// Writes the configuration as an INI file that `reel train --config` reads back to the
+// same run. Throws std::runtime_error naming the file when it cannot be written.
+void write_config_ini(const TrainConfig& config, const std::string& path);
+
+}  // namespace reel

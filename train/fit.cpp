@@ -1,0 +1,95 @@
+// Trainer::fit: the training loop with its metrics, evaluation, progress and hooks.
+#include <chrono>
+#include <cmath>
+
+#include "train/memory.hpp"
+#include "train/metrics.hpp"
+#include "train/throughput.hpp"
+#include "train/trainer.hpp"
+
+#ifdef REEL_HAVE_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
+namespace reel {
+namespace {
+
+int64_t device_peak_bytes(const at::Device& device) {
+#ifdef REEL_HAVE_CUDA
+  if (device.is_cuda()) {
+    return c10::cuda::CUDACachingAllocator::getDeviceStats(device.index()).allocated_bytes[0].peak;
+  }
+#endif
+  (void)device;
+  return 0;
+}
+
+double seconds_since_start(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+// How a step's time and throughput read against the peak.
+struct Rates {
+  double tokens_per_s = 0, mfu = 0, hfu = 0;
+};
+
+}  // namespace
+
+void Trainer::log_start(double peak, const std::string& source) {
+  log_.info(cat("reel train: ", c_.model.preset, " (", fixed(parameter_count() / 1e6, 2), "M parameters), ",
+                mesh_.describe(), ", backend ", mesh_.world().backend(), ", global batch ", c_.data.global_batch,
+                " x ", c_.data.micro_batches, " micro"));
+  log_.info(cat("peak ", fixed(peak / 1e9, 1), " GFLOP/s per rank (", source, "); MFU counts model FLOPs, HFU ",
+                "adds activation-checkpoint recomputation"));
+}
+
+void Trainer::fit() {
+  const auto dev = mesh_.world().device();
+  mesh_.world().barrier();  // every rank measures its peak at the same moment (shared cores)
+  const auto peak = peak_flops(c_.model, c_.data.micro_clips() / mesh_.dp() * c_.model.tokens(),
+                               c_.parallel.fsdp.param_type(dev), dev, c_.run.peak_flops);
+  const auto flops = step_flops(c_.model, c_.data.global_batch, c_.parallel.activation_checkpoint);
+  log_start(peak.per_rank, peak.source);
+  std::unique_ptr<MetricsWriter> metrics;
+  if (mesh_.world_rank() == 0) metrics = std::make_unique<MetricsWriter>(c_.run.dir + "/metrics.jsonl");
+  const double machine_peak = peak.per_rank * mesh_.world_size();
+  bool warned = false;
+  const auto run_start = std::chrono::steady_clock::now();
+  for (int64_t step = 0; step < c_.run.steps; ++step) {
+    const StepResult r = train_step(step);
+    const Rates rate{double(c_.data.global_batch * c_.model.tokens()) / r.step_s,
+                     flops.model / r.step_s / machine_peak, flops.hardware / r.step_s / machine_peak};
+    if (rate.mfu > 1.0 && !warned) {
+      log_.warn(cat("MFU ", fixed(100 * rate.mfu, 1), "% is above 100%: the peak of ", fixed(peak.per_rank / 1e9, 1),
+                    " GFLOP/s per rank is too low for this machine; state one with --run.peak_flops"));
+      warned = true;
+    }
+    const bool last = r.step == c_.run.steps;
+    const bool eval_now = c_.run.eval_every > 0 && c_.data.eval_clips > 0 && (r.step % c_.run.eval_every == 0 || last);
+    const double eval = eval_now ? evaluate() : std::nan("");
+    if (metrics) {
+      nlohmann::json line = {{"step", r.step}, {"loss", r.loss}, {"lr", r.lr}, {"grad_norm", r.grad_norm},
+                             {"tokens_per_s", rate.tokens_per_s}, {"mfu", rate.mfu}, {"hfu", rate.hfu},
+                             {"step_time_s", r.step_s}, {"compute_s", std::max(0.0, r.step_s - r.comm_s - r.data_s)},
+                             {"comm_exposed_s", r.comm_s}, {"data_wait_s", r.data_s},
+                             {"rss_bytes", resident_bytes()}, {"rss_peak_bytes", peak_resident_bytes()},
+                             {"persistent_bytes", 2 * fsdp_->shard_bytes()}, {"device_peak_bytes", device_peak_bytes(dev)}};
+      if (eval_now) line["eval_loss"] = eval;
+      metrics->write(line);
+    }
+    if (r.step % c_.run.log_every == 0 || last || eval_now) {
+      const double eta = seconds_since_start(run_start) / r.step * (c_.run.steps - r.step);
+      log_.info(cat("step ", r.step, "/", c_.run.steps, "  loss ", fixed(r.loss, 4), "  lr ", r.lr, "  grad_norm ",
+                    fixed(r.grad_norm, 3), "  ", fixed(rate.tokens_per_s, 0), " tok/s  mfu ", fixed(100 * rate.mfu, 2),
+                    "%  step ", fixed(r.step_s * 1e3, 1), " ms (comm ", fixed(r.comm_s * 1e3, 1), ", data ",
+                    fixed(r.data_s * 1e3, 1), ")  ", eval_now ? "eval " + fixed(eval, 4) + "  " : "", "eta ",
+                    fixed(eta, 0), " s"));
+    }
+    for (auto& hook : hooks_) hook(r);
+  }
+  save_weights(c_.run.dir + "/model.h5");
+  log_.info(cat("reel train: done in ", fixed(seconds_since_start(run_start), 1), " s; metrics in ", c_.run.dir,
+                "/metrics.jsonl, weights in ", c_.run.dir, "/model.h5"));
+}
+
+}  // namespace reel

@@ -1,0 +1,144 @@
+#include "train/trainer.hpp"
+
+#include <chrono>
+#include <filesystem>
+#include <stdexcept>
+
+#include "data/weights.hpp"
+#include "model/flow.hpp"
+#include "optim/clip.hpp"
+#include "optim/weight_decay.hpp"
+
+namespace reel {
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+// Checks the data file against the model and the batch before anything is built.
+VideoFileInfo check_data(const TrainConfig& c) {
+  const VideoFileInfo info = VideoReader(c.data.path).info();
+  check_data_geometry(c.model, info.frames, info.height, info.width, info.channels, info.action_dim, c.data.path);
+  if (c.data.eval_clips + c.data.global_batch > info.clips) {
+    throw std::invalid_argument(c.data.path + ": " + std::to_string(info.clips) + " clips cannot hold " +
+                                std::to_string(c.data.eval_clips) + " held-out clips (data.eval_clips) and a batch of " +
+                                std::to_string(c.data.global_batch) + " (data.global_batch)");
+  }
+  return info;
+}
+
+}  // namespace
+
+Trainer::Trainer(const TrainConfig& config, const CommunicatorPtr& world)
+    : c_(config),
+      mesh_(ProcessMesh::create(world, c_.mesh)),
+      log_(c_.log, world->rank()),
+      data_(check_data(c_)),
+      opt_(c_.adamw) {
+  // The model's structure only: FSDP gives each rank its shards and nothing more.
+  model_ = WorldModel(c_.model, ParamInit{mesh_.world().device(), /*deferred=*/true, c_.run.seed});
+  fsdp_ = parallelize(*model_, mesh_, c_.parallel, c_.run.seed);
+  const int shard_rank = mesh_.shard_group().rank();
+  for (auto& u : fsdp_->units()) {
+    opt_.add(u->shard(), u->layout().shard_mask(shard_rank, [](const ParamSlot& p) { return decays(p.name, p.shape); })
+                             .to(u->shard().device()));
+  }
+  try {
+    loader_ = std::make_unique<ClipLoader>(LoaderConfig{c_.data.path, c_.data.micro_clips(), mesh_.dp_rank(),
+                                                        mesh_.dp(), 0, data_.clips - c_.data.eval_clips,
+                                                        c_.data.seed, true, c_.data.prefetch});
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(std::string(e.what()) + " (data.global_batch " + std::to_string(c_.data.global_batch) +
+                                " / data.micro_batches " + std::to_string(c_.data.micro_batches) +
+                                " clips per micro-batch over dp=" + std::to_string(mesh_.dp()) + ")");
+  }
+  if (mesh_.world_rank() == 0) {
+    std::filesystem::create_directories(c_.run.dir);
+    write_config_ini(c_, c_.run.dir + "/config.ini");
+  }
+}
+
+Trainer::~Trainer() = default;
+
+int64_t Trainer::parameter_count() {
+  int64_t n = 0;
+  for (const auto& u : fsdp_->units()) n += u->layout().numel;
+  return n;
+}
+
+at::Tensor Trainer::micro_loss(const ClipBatch& b, int64_t step) {
+  const auto dev = mesh_.world().device();
+  auto x0 = patchify(frames_to_float(b.frames.to(dev)), c_.model);
+  auto flow = make_flow_batch(x0, b.sample_ids, step, c_.run.seed, c_.model);
+  auto pred = fsdp_->forward(flow.x_t, flow.t, b.actions.to(dev));
+  return flow_loss_sum(pred, flow) / double(target_elements(c_.model, c_.data.global_batch));
+}
+
+double Trainer::forward_backward(int64_t step, double* data_seconds) {
+  fsdp_->zero_grad_shards();
+  double data_s = 0;
+  auto loss = at::zeros({1}, at::kDouble);
+  for (int64_t m = 0; m < c_.data.micro_batches; ++m) {
+    const auto wait = std::chrono::steady_clock::now();
+    auto batch = loader_->next();
+    data_s += seconds_since(wait);
+    fsdp_->set_reduce(m == c_.data.micro_batches - 1);  // communicate once per step
+    auto l = micro_loss(batch, step);
+    l.backward();
+    fsdp_->finish_backward();
+    loss += l.item<double>();
+  }
+  mesh_.world().all_reduce(loss);  // the global loss: per-rank sums over the global count
+  if (data_seconds) *data_seconds = data_s;
+  return loss.item<double>();
+}
+
+double Trainer::optimizer_step(int64_t step) {
+  // The norm over one copy of the gradients: HSDP replicas hold identical shards.
+  const double norm = clip_grad_norm(fsdp_->grad_shards(), c_.clip, &mesh_.shard_group());
+  opt_.step(fsdp_->grad_shards(), c_.schedule.lr_at(step));
+  return norm;
+}
+
+StepResult Trainer::train_step(int64_t step) {
+  const auto start = std::chrono::steady_clock::now();
+  StepResult r;
+  r.step = step + 1;
+  r.loss = forward_backward(step, &r.data_s);
+  r.lr = c_.schedule.lr_at(step);
+  r.grad_norm = optimizer_step(step);
+  r.comm_s = fsdp_->take_comm_seconds();
+  r.step_s = seconds_since(start);
+  return r;
+}
+
+double Trainer::evaluate() {
+  at::NoGradGuard no_grad;
+  const int64_t share = c_.data.eval_clips / mesh_.dp();
+  auto sum = at::zeros({1}, at::kDouble);
+  if (share > 0) {
+    VideoReader reader(c_.data.path);
+    std::vector<int64_t> ids;
+    for (int64_t i = 0; i < share; ++i) ids.push_back(data_.clips - c_.data.eval_clips + mesh_.dp_rank() * share + i);
+    auto batch = reader.read(ids);
+    const auto dev = mesh_.world().device();
+    auto x0 = patchify(frames_to_float(batch.frames.to(dev)), c_.model);
+    auto flow = make_flow_batch(x0, ids, -1, c_.run.seed, c_.model);  // step -1: the same noise every time
+    sum += flow_loss_sum(fsdp_->forward(flow.x_t, flow.t, batch.actions.to(dev)), flow).item<double>();
+  }
+  mesh_.world().all_reduce(sum);
+  return share > 0 ? sum.item<double>() / double(target_elements(c_.model, share * mesh_.dp())) : 0.0;
+}
+
+void Trainer::save_weights(const std::string& path) {
+  std::unique_ptr<WeightsWriter> writer;
+  if (mesh_.world_rank() == 0) writer = std::make_unique<WeightsWriter>(path, c_.model);
+  fsdp_->for_each_full_parameter([&](const std::string& name, const at::Tensor& value) {
+    if (writer) writer->write(name, value);
+  });
+  if (writer) writer->close();
+  mesh_.world().barrier();  // the file is in place before any rank goes on
+}
+
+}  // namespace reel

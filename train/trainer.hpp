@@ -1,0 +1,95 @@
+// The Trainer: one owner for a training run, and what both `reel train` and the parity
+// tests run.
+//
+//   build     Trainer(config, world): mesh -> deferred model -> parallelize() -> AdamW
+//             over the shards -> loader (no rank ever holds the whole model)
+//   step      forward_backward(): the step's micro-batches, gradients reduced into each
+//             FSDP unit's fp32 gradient shard; optimizer_step(): clip by the global norm,
+//             AdamW at the schedule's learning rate; train_step(): both, timed
+//   evaluate  the held-out loss
+//   fit       the loop: steps, evaluation, metrics.jsonl, progress, step hooks (where
+//             state checkpoints plug in), the final weights
+//
+// Loss normalisation: each micro-batch's loss is its sum of squared errors over target
+// elements divided by the target count of the whole global batch, so the SUM of the
+// per-rank, per-micro-batch losses (and FSDP's SUM reduce-scatter of their gradients) is
+// the global mean, whatever the layout.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "data/loader.hpp"
+#include "dist/logging.hpp"
+#include "dist/process_mesh.hpp"
+#include "optim/adamw.hpp"
+#include "parallel/parallelize.hpp"
+#include "train/config.hpp"
+
+namespace reel {
+
+// What one optimizer step did: the global loss, the gradient norm before clipping, and
+// where the time went.
+struct StepResult {
+  int64_t step = 0;   // 1-based: the number of completed steps
+  double loss = 0;    // global mean over the step's target elements
+  double grad_norm = 0;
+  double lr = 0;
+  double step_s = 0, comm_s = 0, data_s = 0;  // wall time; exposed communication; data wait
+};
+
+class Trainer {
+ public:
+  // Collective over world: resolves the mesh, builds everything, and (rank 0) writes the
+  // resolved configuration to run.dir/config.ini. config must be resolve()d. Throws
+  // std::invalid_argument for a configuration that cannot run on this world or data.
+  Trainer(const TrainConfig& config, const CommunicatorPtr& world);
+  ~Trainer();
+
+  // Forward and backward of step `step` (0-based) over its micro-batches. Afterwards
+  // each unit's grad shard holds its reduced, unclipped gradient. Returns the global
+  // loss (collective). data_seconds: time spent waiting for batches.
+  double forward_backward(int64_t step, double* data_seconds = nullptr);
+  // Clips by the global gradient norm and applies AdamW at the schedule's lr for `step`.
+  // Returns the norm before clipping (collective over the shard group).
+  double optimizer_step(int64_t step);
+  // forward_backward + optimizer_step, timed.
+  StepResult train_step(int64_t step);
+  // Held-out loss: the file's last data.eval_clips clips with fixed noise, split over the
+  // data-parallel ranks (collective). 0 when there are none to share.
+  double evaluate();
+  // Writes the fp32 parameters to a weights file (data/weights.hpp). Collective: every
+  // rank gathers one unit at a time; rank 0 writes it.
+  void save_weights(const std::string& path);
+  // The whole run: run.steps steps with evaluation, metrics.jsonl and progress, step
+  // hooks after every step, and the final weights in run.dir/model.h5.
+  void fit();
+  // Called after every step of fit() with its result (on every rank).
+  void add_step_hook(std::function<void(const StepResult&)> hook) { hooks_.push_back(std::move(hook)); }
+
+  const TrainConfig& config() const { return c_; }
+  const ProcessMesh& mesh() const { return mesh_; }
+  FsdpModel& fsdp() { return *fsdp_; }
+  WorldModelImpl& model() { return *model_; }  // parameters are views FSDP fills per unit
+  FlatAdamW& optimizer() { return opt_; }
+  const Logger& log() const { return log_; }
+  int64_t parameter_count();
+
+ private:
+  at::Tensor micro_loss(const ClipBatch& batch, int64_t step);
+  void log_start(double peak, const std::string& source);
+
+  TrainConfig c_;
+  ProcessMesh mesh_;
+  Logger log_;
+  VideoFileInfo data_;
+  WorldModel model_{nullptr};
+  std::unique_ptr<FsdpModel> fsdp_;
+  FlatAdamW opt_;
+  std::unique_ptr<ClipLoader> loader_;
+  std::vector<std::function<void(const StepResult&)>> hooks_;
+};
+
+}  // namespace reel
