@@ -1,6 +1,19 @@
 #include "data/hdf5.hpp"
 
 namespace reel {
+namespace {
+
+// HDF5 closes whatever is still open from an atexit handler. A file whose write failed
+// (a full disk) cannot be closed and stays in HDF5's tables; closing it again at exit
+// crashes inside HDF5 (1.10), turning a run that reported the failure and went on into a
+// segfault at its very end. reel closes every file it opens, so that handler has
+// nothing to do: it is turned off before any other HDF5 call (static initialisation).
+const bool kNoAtExit = [] {
+  H5dont_atexit();
+  return true;
+}();
+
+}  // namespace
 
 std::mutex& hdf5_mutex() {
   static std::mutex m;  // HDF5 is one library state per process: so is its lock
@@ -57,6 +70,14 @@ bool write_attribute(hid_t object, const std::string& name, const std::string& v
   H5Id type(H5Tcopy(H5T_C_S1), H5Tclose);
   H5Tset_size(type.get(), value.size() + 1);
   return write_scalar(object, name, type.get(), value.c_str());
+}
+
+bool write_attribute(hid_t object, const std::string& name, const std::vector<int64_t>& values) {
+  if (H5Aexists(object, name.c_str()) > 0) H5Adelete(object, name.c_str());
+  const hsize_t n = values.size();
+  H5Id space(n ? H5Screate_simple(1, &n, nullptr) : H5Screate(H5S_NULL), H5Sclose);
+  H5Id attr(H5Acreate2(object, name.c_str(), H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  return attr.valid() && (n == 0 || H5Awrite(attr.get(), H5T_NATIVE_INT64, values.data()) >= 0);
 }
 
 bool read_attribute(hid_t object, const std::string& name, int64_t& value) {

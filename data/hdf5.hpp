@@ -46,6 +46,7 @@ class H5Id {
 bool write_attribute(hid_t object, const std::string& name, int64_t value);
 bool write_attribute(hid_t object, const std::string& name, double value);
 bool write_attribute(hid_t object, const std::string& name, const std::string& value);
+bool write_attribute(hid_t object, const std::string& name, const std::vector<int64_t>& values);  // 1-D
 // Readers return false when the attribute is missing or of another kind.
 bool read_attribute(hid_t object, const std::string& name, int64_t& value);
 bool read_attribute(hid_t object, const std::string& name, double& value);

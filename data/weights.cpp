@@ -42,32 +42,57 @@ H5Id open_file(const std::string& path) {
   return file;
 }
 
-ModelConfig read_config(hid_t file, const std::string& path) {
+}  // namespace
+
+ModelConfig read_model_config(hid_t object, const std::string& path) {
   ModelConfig c;
   visit_config(c, [&](const char* key, auto& field) {
-    if (!read_attribute(file, std::string("model.") + key, field)) fail(path, std::string("no attribute model.") + key);
+    if (!read_attribute(object, std::string("model.") + key, field)) {
+      throw std::runtime_error(path + ": no attribute model." + key);
+    }
   });
   return c;
 }
 
-}  // namespace
+bool write_model_config(hid_t object, const ModelConfig& config) {
+  ModelConfig c = config;
+  bool ok = true;
+  visit_config(c, [&](const char* key, auto& field) {
+    ok = ok && write_attribute(object, std::string("model.") + key, field);
+  });
+  return ok;
+}
+
+void check_same_model(const ModelConfig& stored, const ModelConfig& mine, const std::string& what,
+                      const std::string& path) {
+  ModelConfig a = stored, b = mine;
+  std::vector<std::string> a_values, b_values, keys;
+  auto text = [](const auto& field) {
+    std::ostringstream s;
+    s << field;
+    return s.str();
+  };
+  visit_config(a, [&](const char* key, auto& field) {
+    keys.push_back(key);
+    a_values.push_back(text(field));
+  });
+  visit_config(b, [&](const char*, auto& field) { b_values.push_back(text(field)); });
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (a_values[i] != b_values[i]) {
+      throw std::runtime_error(what + " " + path + ": model." + keys[i] + " is " + a_values[i] + " in the file, " +
+                               b_values[i] + " in the model");
+    }
+  }
+}
 
 WeightsWriter::WeightsWriter(const std::string& path, const ModelConfig& config) : path_(path), tmp_(path + ".tmp") {
   std::lock_guard<std::mutex> lock(hdf5_mutex());
   hdf5_quiet();
   file_ = H5Id(H5Fcreate(tmp_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
   if (!file_.valid()) fail(path, "cannot create " + tmp_);
-  bool ok = write_attribute(file_.get(), "format", std::string("reel-weights")) &&
-            write_attribute(file_.get(), "format_version", int64_t{kWeightsFormatVersion});
-  ModelConfig c = config;
-  visit_config(c, [&](const char* key, auto& field) {
-    using T = std::decay_t<decltype(field)>;
-    if constexpr (std::is_same_v<T, std::string> || std::is_same_v<T, double>) {
-      ok = ok && write_attribute(file_.get(), std::string("model.") + key, field);
-    } else {
-      ok = ok && write_attribute(file_.get(), std::string("model.") + key, static_cast<int64_t>(field));
-    }
-  });
+  const bool ok = write_attribute(file_.get(), "format", std::string("reel-weights")) &&
+                  write_attribute(file_.get(), "format_version", int64_t{kWeightsFormatVersion}) &&
+                  write_model_config(file_.get(), config);
   params_ = H5Id(H5Gcreate2(file_.get(), "params", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
   if (!ok || !params_.valid()) fail(path, "cannot write the file's header to " + tmp_);
 }
@@ -116,25 +141,18 @@ ModelConfig read_weights_config(const std::string& path) {
   std::lock_guard<std::mutex> lock(hdf5_mutex());
   hdf5_quiet();
   H5Id file = open_file(path);
-  return read_config(file.get(), path);
+  try {
+    return read_model_config(file.get(), path);
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error("weights file " + std::string(e.what()));
+  }
 }
 
 void load_weights(WorldModelImpl& model, const std::string& path) {
   std::lock_guard<std::mutex> lock(hdf5_mutex());
   hdf5_quiet();
   H5Id file = open_file(path);
-  ModelConfig stored = read_config(file.get(), path), mine = model.config();
-  visit_config(stored, [&](const char* key, auto& field) {
-    visit_config(mine, [&](const char* key2, auto& other) {
-      if constexpr (std::is_same_v<std::decay_t<decltype(field)>, std::decay_t<decltype(other)>>) {
-        if (std::string(key) == key2 && !(field == other)) {
-          std::ostringstream s;
-          s << "model." << key << " is " << field << " in the file, " << other << " in the model";
-          fail(path, s.str());
-        }
-      }
-    });
-  });
+  check_same_model(read_model_config(file.get(), path), model.config(), "weights file", path);
   torch::NoGradGuard no_grad;
   for (auto& p : model.named_parameters()) {
     const std::string name = "params/" + p.key();

@@ -38,6 +38,15 @@ class WeightsWriter {
   H5Id file_, params_;
 };
 
+// The model configuration as attributes model.<field> of an HDF5 object, and back (throws
+// std::runtime_error naming `path` on a missing attribute). Shared with state checkpoints.
+bool write_model_config(hid_t object, const ModelConfig& config);
+ModelConfig read_model_config(hid_t object, const std::string& path);
+// Throws std::runtime_error("<what> <path>: model.<field> is X in the file, Y in the
+// model") on the first field in which two configurations differ.
+void check_same_model(const ModelConfig& stored, const ModelConfig& mine, const std::string& what,
+                      const std::string& path);
+
 // Writes every parameter of a whole (materialised) model.
 void save_weights(WorldModelImpl& model, const std::string& path);
 // The model configuration stored in a weights file (so a model can be built from it).

@@ -27,9 +27,10 @@ void check_level(const std::string& name) { parse_level(name); }
 Logger::Logger(const LogConfig& config, int rank) {
   const auto level = parse_level(config.level);
   std::vector<spdlog::sink_ptr> sinks;
-  if (rank == 0 || config.all_ranks) {
-    sinks.push_back(std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
-  }
+  // Every rank prints its errors; only rank 0 (or every rank, with all_ranks) the rest.
+  auto console = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+  if (rank != 0 && !config.all_ranks) console->set_level(spdlog::level::err);
+  sinks.push_back(console);
   if (!config.dir.empty()) {
     std::filesystem::create_directories(config.dir);
     const std::string path = config.dir + "/rank" + std::to_string(rank) + ".log";

@@ -1,6 +1,7 @@
 // Logging: every line carries the rank.
 //
-// By default only rank 0 prints (to stderr); `all_ranks` makes every rank print, and
+// By default only rank 0 prints (to stderr), except errors, which every rank prints;
+// `all_ranks` makes every rank print everything, and
 // `dir` additionally writes every rank's log to dir/rank<R>.log. The launcher builds one
 // Logger from its configuration and passes it to whatever logs.
 //

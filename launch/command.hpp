@@ -26,5 +26,7 @@ int run_data(int argc, char** argv);
 int run_train(int argc, char** argv);
 // `reel sample`: rolls a model out on held-out clips, writes PNG grids.
 int run_sample(int argc, char** argv);
+// `reel ckpt`: lists, verifies, inspects and exports state checkpoints.
+int run_ckpt(int argc, char** argv);
 
 }  // namespace reel

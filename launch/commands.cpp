@@ -7,6 +7,7 @@ const std::vector<Command>& commands() {
       {"data", "write the synthetic physics world as an HDF5 video file", run_data},
       {"sample", "roll a trained model out on held-out clips and write PNG grids", run_sample},
       {"train", "train the world model with FSDP across the job's ranks", run_train},
+      {"ckpt", "list, verify, inspect or export state checkpoints", run_ckpt},
       {"smoke", "run every collective across a dp x sp mesh and check the results", run_smoke},
   };
   return list;

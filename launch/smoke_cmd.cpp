@@ -85,23 +85,23 @@ std::vector<SmokeResult> exercise(Communicator& g, int64_t n) {
 int run_smoke(int argc, char** argv) {
   RuntimeConfig config;
   LogConfig log;
-  int dp = 0, sp = 1;
+  MeshConfig mesh_config;  // its defaults
   double mib = 4;
   po::options_description desc("reel smoke options");
   desc.add_options()("help,h", "show this help")(
-      "parallel.dp", po::value(&dp)->default_value(0), "data-parallel degree (0: world / sp)")(
-      "parallel.sp", po::value(&sp)->default_value(1), "sequence-parallel degree")(
+      "parallel.dp", po::value(&mesh_config.dp)->default_value(mesh_config.dp), "data-parallel degree (0: world / sp)")(
+      "parallel.sp", po::value(&mesh_config.sp)->default_value(mesh_config.sp), "sequence-parallel degree")(
       "mib", po::value(&mib)->default_value(4), "MiB per rank for each call");
   visit_runtime_options(config, log, OptionAdder(desc));
   if (!parse_options(argc, argv, desc)) return 0;
   if (mib <= 0) throw std::invalid_argument("--mib must be > 0, got " + std::to_string(mib));
   check_level(log.level);  // bad input fails before start-up
-  if (sp < 1) throw std::invalid_argument("--parallel.sp must be >= 1, got " + std::to_string(sp));
+  if (mesh_config.sp < 1) throw std::invalid_argument("--parallel.sp must be >= 1, got " + std::to_string(mesh_config.sp));
 
   Runtime runtime(config);
   const Logger logger(log, runtime.info().world_rank);
   const int world = runtime.world()->size();
-  auto mesh = ProcessMesh::create(runtime.world(), MeshConfig{dp, sp, 0});
+  auto mesh = ProcessMesh::create(runtime.world(), mesh_config);
   const auto& info = runtime.info();
   logger.info(cat("reel smoke: ", world, " rank(s) via ", info.launcher, ", backend ",
                   runtime.world()->backend(), ", ", info.threads, " threads/rank; ",

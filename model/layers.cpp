@@ -25,6 +25,12 @@ LinearImpl::LinearImpl(int64_t in, int64_t out, const ParamInit& init) {
   bias = register_parameter("bias", new_parameter({out}, init));
 }
 
-at::Tensor LinearImpl::forward(const at::Tensor& x, bool gelu) { return linear(x, weight, bias, gelu); }
+at::Tensor LinearImpl::forward(const at::Tensor& x, bool gelu) {
+  // A deferred or freed parameter has no memory to read: fail loudly, never read it.
+  TORCH_CHECK(is_materialized(weight) && is_materialized(bias),
+              "a layer ran with parameters that have no memory (a deferred model used without its FSDP, or a unit "
+              "that was not gathered)");
+  return linear(x, weight, bias, gelu);
+}
 
 }  // namespace reel

@@ -44,9 +44,14 @@ at::ScalarType FsdpConfig::param_type(const at::Device& device) const {
   return parse_dtype(param_dtype);
 }
 
+void GradSink::clear() {
+  if (lingering.defined()) lingering.mutable_grad() = at::Tensor();
+  lingering = at::Tensor();
+}
+
 FsdpUnit::FsdpUnit(UnitLayout layout, std::vector<at::Tensor> params, Communicator& comm, Communicator* replicas,
-                   uint64_t seed, at::ScalarType param_dtype, at::ScalarType reduce_dtype)
-    : layout_(std::move(layout)), params_(std::move(params)), comm_(comm), replicas_(replicas),
+                   uint64_t seed, at::ScalarType param_dtype, at::ScalarType reduce_dtype, GradSink& sink)
+    : layout_(std::move(layout)), params_(std::move(params)), sink_(sink), comm_(comm), replicas_(replicas),
       param_dtype_(param_dtype), reduce_dtype_(reduce_dtype) {
   at::NoGradGuard no_grad;
   const auto opts = params_.at(0).options().dtype(at::kFloat);
@@ -72,9 +77,18 @@ FsdpUnit::FsdpUnit(UnitLayout layout, std::vector<at::Tensor> params, Communicat
     // The module's parameter becomes a view of the gathered buffer (whatever memory it
     // had, if it was built materialised, is released here).
     params_[i].set_data(full_.narrow(0, slot.offset, slot.numel).view(slot.shape));
-    params_[i].register_hook([this, i](const at::Tensor& grad) { add_gradient(i, grad); });
+    hooks_.push_back(params_[i].register_hook([this, i](const at::Tensor& grad) { add_gradient(i, grad); }));
   }
   free_storage(full_);
+}
+
+FsdpUnit::~FsdpUnit() {
+  for (size_t i = 0; i < hooks_.size(); ++i) params_[i].remove_hook(hooks_[i]);
+}
+
+void FsdpUnit::release() {
+  pinned_ = false;
+  reshard();
 }
 
 void FsdpUnit::gather_async() {
@@ -137,6 +151,10 @@ at::Tensor FsdpUnit::gather_master() {
 
 void FsdpUnit::add_gradient(size_t index, const at::Tensor& grad) {
   at::NoGradGuard no_grad;
+  // The previous parameter's AccumulateGrad has run by now: drop what it stored, and
+  // mark this one, whose .grad autograd fills right after this hook returns.
+  sink_.clear();
+  sink_.lingering = params_[index];
   if (!full_grad_.defined()) full_grad_ = at::zeros({layout_.padded}, shard_.options());
   const auto& slot = layout_.params[index];
   full_grad_.narrow(0, slot.offset, slot.numel).add_(grad.reshape({-1}).to(at::kFloat));
@@ -188,7 +206,7 @@ FsdpModel::FsdpModel(WorldModelImpl& model, Communicator& comm, const FsdpConfig
       shapes.emplace_back(p.first, p.second.sizes().vec());
     }
     units_.push_back(std::make_unique<FsdpUnit>(make_unit_layout(name, shapes, comm.size()), tensors, comm, replicas,
-                                                seed, param_dtype, reduce_dtype));
+                                                seed, param_dtype, reduce_dtype, sink_));
   };
   make("root", root);
   for (size_t i = 0; i < block_params.size(); ++i) make("block" + std::to_string(i), block_params[i]);
@@ -212,7 +230,8 @@ at::Tensor FsdpModel::run_block(size_t i, const at::Tensor& x, const at::Tensor&
   unit.gather();
   prefetch(static_cast<int64_t>(i) + 1);
   at::Tensor out = inner_ ? inner_(i, x, cond, ctx) : model_.run_block(i, x, cond, ctx);
-  if (config_.reshard_after_forward) {
+  // Without gradients nothing comes back for this block: free it whatever the setting.
+  if (config_.reshard_after_forward || !at::GradMode::is_enabled()) {
     unit.reshard();
     if (out.requires_grad()) {
       out.register_hook([this, i, &unit](const at::Tensor&) {
@@ -226,16 +245,27 @@ at::Tensor FsdpModel::run_block(size_t i, const at::Tensor& x, const at::Tensor&
 
 at::Tensor FsdpModel::forward(const at::Tensor& tokens, const at::Tensor& t, const at::Tensor& actions,
                               int64_t offset) {
+  if (!at::GradMode::is_enabled()) {  // evaluation: nothing stays gathered afterwards
+    units_[0]->gather();
+    auto out = model_.forward(tokens, t, actions, offset);
+    units_[0]->release();
+    return out;
+  }
   units_[0]->pin();  // the root runs first and last: gathered until its gradients are reduced
   return model_.forward(tokens, t, actions, offset);
 }
 
+FsdpModel::~FsdpModel() { model_.set_block_runner(inner_); }
+
 void FsdpModel::finish_backward() {
   for (auto& unit : units_) {
-    if (unit->reduces() && unit->gathered() && unit.get() != units_[0].get()) {
+    const bool root = unit.get() == units_[0].get();
+    // After a reducing backward every unit is free again, the root unpinned included.
+    if (unit->reduces() && ((unit->gathered() && !root) || (root && unit->pinned()))) {
       throw std::logic_error("FSDP unit " + unit->layout().name + " did not receive all its gradients");
     }
   }
+  sink_.clear();
   for (auto& p : model_.parameters()) p.mutable_grad() = at::Tensor();
 }
 

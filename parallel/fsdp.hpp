@@ -8,8 +8,9 @@
 //
 // Materialisation: the model may be built deferred (model/layers.hpp: no parameter
 // memory). Each unit allocates only this rank's shard and initialises it from
-// (seed, parameter name), one parameter at a time: no rank ever holds more than its
-// shards plus one unit, at construction or after.
+// (seed, parameter name), one parameter at a time: construction never holds more than
+// the shards plus one unit. In a step, what is gathered beyond the shards is bounded by
+// the units in flight (max_gathered; all of them with reshard_after_forward off).
 //
 // Forward: all-gather the unit's shards just before it runs (all-gather forward); free
 // the gathered storage after it runs when reshard_after_forward (ZeRO-3), or keep it
@@ -52,6 +53,14 @@ struct FsdpConfig {
   at::ScalarType reduce_type() const { return parse_dtype(reduce_dtype); }
 };
 
+// The parameter whose gradient autograd stores in .grad right after FSDP's hook has
+// taken it: cleared when the next gradient arrives, so that at most one parameter's
+// .grad exists at a time (the reduced gradient lives in the shards, never in .grad).
+struct GradSink {
+  at::Tensor lingering;
+  void clear();
+};
+
 class FsdpUnit {
  public:
   // params: the module's parameters of this unit, in layout order (materialised or not).
@@ -59,7 +68,11 @@ class FsdpUnit {
   // replicas: for hybrid sharding (HSDP), the ranks holding the same shard (null: none);
   // gradients are reduce-scattered over comm, then all-reduced over replicas.
   FsdpUnit(UnitLayout layout, std::vector<at::Tensor> params, Communicator& comm, Communicator* replicas,
-           uint64_t seed, at::ScalarType param_dtype, at::ScalarType reduce_dtype);
+           uint64_t seed, at::ScalarType param_dtype, at::ScalarType reduce_dtype, GradSink& sink);
+  // Removes the gradient hooks from the parameters (they point at this unit).
+  ~FsdpUnit();
+  FsdpUnit(const FsdpUnit&) = delete;
+  FsdpUnit& operator=(const FsdpUnit&) = delete;
 
   void gather();        // all-gather the shards (or finish a prefetch); parameters hold full values
   void gather_async();  // start the all-gather without waiting (prefetch)
@@ -68,8 +81,10 @@ class FsdpUnit {
   bool gathered() const { return gathered_; }
   bool pending() const { return pending_ != nullptr; }
   // Pinned: gathered, and reshard() leaves it so until the unit's gradients are reduced
-  // (then it unpins and frees). The root unit is pinned for each forward.
+  // (then it unpins and frees). The root unit is pinned for each forward with gradients.
   void pin();
+  // Unpins and frees the gathered storage (after a forward without backward).
+  void release();
   bool pinned() const { return pinned_; }
   // Whether the backward that completes this unit's gradients reduces them (true) or only
   // accumulates them locally (gradient accumulation, all but the last micro-batch).
@@ -97,6 +112,8 @@ class FsdpUnit {
 
   UnitLayout layout_;
   std::vector<at::Tensor> params_;
+  std::vector<unsigned> hooks_;  // each parameter's gradient hook
+  GradSink& sink_;
   Communicator& comm_;
   Communicator* replicas_;
   at::ScalarType param_dtype_, reduce_dtype_;
@@ -116,8 +133,14 @@ class FsdpModel {
   // block runner around the model's current one (e.g. activation checkpointing).
   FsdpModel(WorldModelImpl& model, Communicator& comm, const FsdpConfig& config, uint64_t seed,
             Communicator* replicas = nullptr);
+  // Puts the model's previous block runner back (the model's parameters stay views of
+  // freed buffers: the model is unusable without its FSDP).
+  ~FsdpModel();
+  FsdpModel(const FsdpModel&) = delete;
+  FsdpModel& operator=(const FsdpModel&) = delete;
 
-  // As WorldModelImpl::forward; gathers units as they run.
+  // As WorldModelImpl::forward; gathers units as they run. Without gradients (evaluation)
+  // every unit is freed again by the time it returns.
   at::Tensor forward(const at::Tensor& tokens, const at::Tensor& t, const at::Tensor& actions, int64_t offset = 0);
   // After loss.backward(): checks that every unit's gradients were collected (and, when
   // reducing, reduced), and clears the parameters' own .grad.
@@ -147,6 +170,7 @@ class FsdpModel {
   WorldModelImpl& model_;
   FsdpConfig config_;
   WorldModelImpl::BlockRunner inner_;
+  GradSink sink_;
   std::vector<std::unique_ptr<FsdpUnit>> units_;  // root first, then one per block
 };
 

@@ -13,4 +13,8 @@ mkdir -p runs
 # As root, Open MPI wants explicit consent; more ranks than cores need --oversubscribe.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 mpirun --oversubscribe --bind-to none -np "$ranks" "$build/launch/reel" train --config configs/tiny.ini "$@"
-"$build/launch/reel" sample --weights runs/tiny/model.h5 --data runs/world.h5 --count 4 --out runs/tiny/samples
+# The run directory: configs/tiny.ini's, unless the arguments name another.
+run_dir=runs/tiny
+args=("$@")
+for ((i = 0; i + 1 < ${#args[@]}; i++)); do [ "${args[i]}" != "--run.dir" ] || run_dir=${args[i + 1]}; done
+"$build/launch/reel" sample --weights "$run_dir/model.h5" --data runs/world.h5 --count 4 --out "$run_dir/samples"

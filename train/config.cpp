@@ -4,6 +4,7 @@
 #include <fstream>
 #include <iomanip>
 #include <limits>
+#include <sstream>
 #include <stdexcept>
 
 namespace reel {
@@ -41,6 +42,12 @@ void RunConfig::validate() const {
   need(!dir.empty(), "run.dir must not be empty");
   need(log_every >= 1 && eval_every >= 0, "run.log_every must be >= 1 and run.eval_every >= 0");
   need(std::isfinite(peak_flops) && peak_flops >= 0, "run.peak_flops must be finite and >= 0");
+  need(!resume.empty(), "run.resume must be auto, never or the path of a checkpoint");
+}
+
+void CheckpointConfig::validate() const {
+  need(every >= 0, "checkpoint.every must be >= 0 (0: only at the end)");
+  need(keep >= 0, "checkpoint.keep must be >= 0 (0: keep all)");
 }
 
 void TrainConfig::resolve() {
@@ -50,6 +57,7 @@ void TrainConfig::resolve() {
   schedule.total_steps = run.steps;
   data.validate();
   run.validate();
+  checkpoint.validate();
   need(mesh.dp >= 0 && mesh.sp >= 1 && mesh.shard_group >= 0,
        "parallel.dp must be >= 0, parallel.sp >= 1 and parallel.shard_group >= 0");
   parallel.validate();
@@ -61,9 +69,9 @@ void TrainConfig::resolve() {
   need(runtime.threads >= 0, "dist.threads must be >= 0");
 }
 
-void write_config_ini(const TrainConfig& config, const std::string& path) {
-  std::ofstream out(path, std::ios::trunc);
-  out << "# The resolved configuration of this run: reel train --config " << path << " repeats it.\n";
+std::string config_ini(const TrainConfig& config) {
+  std::ostringstream out;
+  out << "# The resolved configuration of a reel train run: reel train --config FILE repeats it.\n";
   out << std::setprecision(std::numeric_limits<double>::max_digits10) << std::boolalpha;
   std::string section;
   TrainConfig c = config;
@@ -75,6 +83,12 @@ void write_config_ini(const TrainConfig& config, const std::string& path) {
     }
     out << key.substr(dot + 1) << " = " << field << "\n";
   });
+  return out.str();
+}
+
+void write_config_ini(const TrainConfig& config, const std::string& path) {
+  std::ofstream out(path, std::ios::trunc);
+  out << config_ini(config);
   out.flush();
   if (!out) throw std::runtime_error("cannot write the run's configuration to " + path);
 }

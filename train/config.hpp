@@ -44,6 +44,14 @@ struct RunConfig {
   int64_t log_every = 10;      // progress line every N steps
   int64_t eval_every = 50;     // held-out evaluation every N steps (0: off)
   double peak_flops = 0;       // per rank, for MFU; 0: measured (CPU) or the card's (GPU)
+  std::string resume = "auto"; // auto: the newest complete checkpoint in dir, if any | never | a checkpoint's path
+  bool overwrite = false;      // a run directory that holds a run may be started afresh
+  void validate() const;
+};
+
+struct CheckpointConfig {
+  int64_t every = 0;  // save every N steps (0: only at the end of the run)
+  int keep = 3;       // complete checkpoints kept (the newest); 0: all
   void validate() const;
 };
 
@@ -57,6 +65,7 @@ struct TrainConfig {
   LrSchedule schedule;  // schedule.total_steps = run.steps (resolve())
   double clip = 1.0;    // global gradient-norm bound (<= 0: measure only)
   RunConfig run;
+  CheckpointConfig checkpoint;
   RuntimeConfig runtime;
   LogConfig log;
 
@@ -101,16 +110,21 @@ void visit_train_options(TrainConfig& c, Visit&& v) {
   v("optim.eps", c.adamw.eps, "AdamW epsilon");
   v("optim.clip", c.clip, "global gradient-norm clip (<= 0: off)");
   v("run.steps", c.run.steps, "optimizer steps");
-  v("run.dir", c.run.dir, "run directory (config.ini, metrics.jsonl, model.h5, logs/)");
+  v("run.dir", c.run.dir, "run directory (config.ini, metrics.jsonl, checkpoints/, model.h5)");
   v("run.seed", c.run.seed, "initialisation and noise seed");
   v("run.log_every", c.run.log_every, "progress line every N steps");
   v("run.eval_every", c.run.eval_every, "held-out evaluation every N steps (0: off)");
   v("run.peak_flops", c.run.peak_flops, "peak FLOP/s per rank for MFU (0: measured on CPU, the card's on GPU)");
+  v("run.resume", c.run.resume, "auto (the run directory's newest complete checkpoint, if any) | never | PATH of a checkpoint");
+  v("run.overwrite", c.run.overwrite, "start afresh in a run directory that holds a run (its checkpoints and metrics are removed)");
+  v("checkpoint.every", c.checkpoint.every, "save a checkpoint every N steps (0: only at the end)");
+  v("checkpoint.keep", c.checkpoint.keep, "complete checkpoints kept, the newest (0: all)");
   visit_runtime_options(c.runtime, c.log, v);
 }
 
-// Writes the configuration as an INI file that `reel train --config` reads back to the
-// same run. Throws std::runtime_error naming the file when it cannot be written.
+// The configuration as an INI file that `reel train --config` reads back to the same
+// run; write_config_ini throws std::runtime_error naming the file when it cannot write.
+std::string config_ini(const TrainConfig& config);
 void write_config_ini(const TrainConfig& config, const std::string& path);
 
 }  // namespace reel

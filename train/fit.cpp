@@ -1,4 +1,5 @@
-// Trainer::fit: the training loop with its metrics, evaluation, progress and hooks.
+// Trainer::fit: the training loop with its metrics, evaluation, progress, checkpoints
+// and hooks.
 #include <chrono>
 #include <cmath>
 
@@ -14,6 +15,10 @@
 namespace reel {
 namespace {
 
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
 int64_t device_peak_bytes(const at::Device& device) {
 #ifdef REEL_HAVE_CUDA
   if (device.is_cuda()) {
@@ -24,14 +29,36 @@ int64_t device_peak_bytes(const at::Device& device) {
   return 0;
 }
 
-double seconds_since_start(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-}
-
 // How a step's time and throughput read against the peak.
 struct Rates {
   double tokens_per_s = 0, mfu = 0, hfu = 0;
 };
+
+// What happened to checkpoints around one step.
+struct CheckpointEvents {
+  bool in_flight = false;   // a save was being written while the step ran
+  double snapshot_s = -1;   // a save started after the step: its blocking snapshot
+  double wait_s = 0;        // and how long it first waited for the previous save
+  bool completed = false;   // a save finished (complete or failed) after the step
+};
+
+nlohmann::json metrics_line(const StepResult& r, const Rates& rate, const CheckpointEvents& ck, const AsyncSaver& saver) {
+  nlohmann::json line = {{"step", r.step}, {"loss", r.loss}, {"lr", r.lr}, {"grad_norm", r.grad_norm},
+                         {"tokens_per_s", rate.tokens_per_s}, {"mfu", rate.mfu}, {"hfu", rate.hfu},
+                         {"step_time_s", r.step_s}, {"compute_s", std::max(0.0, r.step_s - r.comm_s - r.data_s)},
+                         {"comm_exposed_s", r.comm_s}, {"data_wait_s", r.data_s},
+                         {"rss_bytes", resident_bytes()}, {"rss_peak_bytes", peak_resident_bytes()},
+                         {"checkpoint_in_flight", ck.in_flight}};
+  if (ck.snapshot_s >= 0) {
+    line["checkpoint_snapshot_s"] = ck.snapshot_s;
+    line["checkpoint_wait_s"] = ck.wait_s;
+  }
+  if (ck.completed) {
+    line["checkpoint_write_s"] = saver.write_seconds();
+    line["checkpoint_bytes"] = saver.bytes_written();
+  }
+  return line;
+}
 
 }  // namespace
 
@@ -43,6 +70,13 @@ void Trainer::log_start(double peak, const std::string& source) {
                 "adds activation-checkpoint recomputation"));
 }
 
+void Trainer::log_progress(const StepResult& r, double mfu, double tokens_per_s, double eval, double eta) {
+  log_.info(cat("step ", r.step, "/", c_.run.steps, "  loss ", fixed(r.loss, 4), "  lr ", r.lr, "  grad_norm ",
+                fixed(r.grad_norm, 3), "  ", fixed(tokens_per_s, 0), " tok/s  mfu ", fixed(100 * mfu, 2), "%  step ",
+                fixed(r.step_s * 1e3, 1), " ms (comm ", fixed(r.comm_s * 1e3, 1), ", data ", fixed(r.data_s * 1e3, 1),
+                ")  ", std::isnan(eval) ? "" : "eval " + fixed(eval, 4) + "  ", "eta ", fixed(eta, 0), " s"));
+}
+
 void Trainer::fit() {
   const auto dev = mesh_.world().device();
   mesh_.world().barrier();  // every rank measures its peak at the same moment (shared cores)
@@ -51,11 +85,21 @@ void Trainer::fit() {
   const auto flops = step_flops(c_.model, c_.data.global_batch, c_.parallel.activation_checkpoint);
   log_start(peak.per_rank, peak.source);
   std::unique_ptr<MetricsWriter> metrics;
-  if (mesh_.world_rank() == 0) metrics = std::make_unique<MetricsWriter>(c_.run.dir + "/metrics.jsonl");
+  std::string error;
+  if (mesh_.world_rank() == 0) {
+    try {
+      metrics = std::make_unique<MetricsWriter>(c_.run.dir + "/metrics.jsonl", last_checkpoint_ >= 0 ? start_step_ : -1);
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  }
+  agree_or_throw(error, "opening the metrics");
   const double machine_peak = peak.per_rank * mesh_.world_size();
   bool warned = false;
   const auto run_start = std::chrono::steady_clock::now();
-  for (int64_t step = 0; step < c_.run.steps; ++step) {
+  for (int64_t step = start_step_; step < c_.run.steps; ++step) {
+    CheckpointEvents ck;
+    ck.in_flight = saver_->in_flight();
     const StepResult r = train_step(step);
     const Rates rate{double(c_.data.global_batch * c_.model.tokens()) / r.step_s,
                      flops.model / r.step_s / machine_peak, flops.hardware / r.step_s / machine_peak};
@@ -65,31 +109,33 @@ void Trainer::fit() {
       warned = true;
     }
     const bool last = r.step == c_.run.steps;
+    settle_checkpoints(false);
+    const bool every = c_.checkpoint.every > 0 && r.step % c_.checkpoint.every == 0;
+    if ((every || save_requested_) && !last) {
+      ck.snapshot_s = save_checkpoint(r.step);
+      ck.wait_s = last_save_wait_s_;
+    }
+    ck.completed = saver_->take_finished();  // here, or inside the new save's wait
     const bool eval_now = c_.run.eval_every > 0 && c_.data.eval_clips > 0 && (r.step % c_.run.eval_every == 0 || last);
     const double eval = eval_now ? evaluate() : std::nan("");
     if (metrics) {
-      nlohmann::json line = {{"step", r.step}, {"loss", r.loss}, {"lr", r.lr}, {"grad_norm", r.grad_norm},
-                             {"tokens_per_s", rate.tokens_per_s}, {"mfu", rate.mfu}, {"hfu", rate.hfu},
-                             {"step_time_s", r.step_s}, {"compute_s", std::max(0.0, r.step_s - r.comm_s - r.data_s)},
-                             {"comm_exposed_s", r.comm_s}, {"data_wait_s", r.data_s},
-                             {"rss_bytes", resident_bytes()}, {"rss_peak_bytes", peak_resident_bytes()},
-                             {"persistent_bytes", 2 * fsdp_->shard_bytes()}, {"device_peak_bytes", device_peak_bytes(dev)}};
+      auto line = metrics_line(r, rate, ck, *saver_);
+      line["persistent_bytes"] = 2 * fsdp_->shard_bytes();
+      line["device_peak_bytes"] = device_peak_bytes(dev);
       if (eval_now) line["eval_loss"] = eval;
       metrics->write(line);
     }
     if (r.step % c_.run.log_every == 0 || last || eval_now) {
-      const double eta = seconds_since_start(run_start) / r.step * (c_.run.steps - r.step);
-      log_.info(cat("step ", r.step, "/", c_.run.steps, "  loss ", fixed(r.loss, 4), "  lr ", r.lr, "  grad_norm ",
-                    fixed(r.grad_norm, 3), "  ", fixed(rate.tokens_per_s, 0), " tok/s  mfu ", fixed(100 * rate.mfu, 2),
-                    "%  step ", fixed(r.step_s * 1e3, 1), " ms (comm ", fixed(r.comm_s * 1e3, 1), ", data ",
-                    fixed(r.data_s * 1e3, 1), ")  ", eval_now ? "eval " + fixed(eval, 4) + "  " : "", "eta ",
-                    fixed(eta, 0), " s"));
+      log_progress(r, rate.mfu, rate.tokens_per_s, eval,
+                   seconds_since(run_start) / double(r.step - start_step_) * double(c_.run.steps - r.step));
     }
     for (auto& hook : hooks_) hook(r);
   }
+  if (last_checkpoint_ != c_.run.steps) save_checkpoint(c_.run.steps);
+  settle_checkpoints(true);  // exit waits for the last save
   save_weights(c_.run.dir + "/model.h5");
-  log_.info(cat("reel train: done in ", fixed(seconds_since_start(run_start), 1), " s; metrics in ", c_.run.dir,
-                "/metrics.jsonl, weights in ", c_.run.dir, "/model.h5"));
+  log_.info(cat("reel train: done in ", fixed(seconds_since(run_start), 1), " s; metrics in ", c_.run.dir,
+                "/metrics.jsonl, checkpoints in ", checkpoints_dir(), ", weights in ", c_.run.dir, "/model.h5"));
 }
 
 }  // namespace reel

@@ -1,6 +1,7 @@
 #include "train/trainer.hpp"
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <stdexcept>
 
@@ -44,22 +45,31 @@ Trainer::Trainer(const TrainConfig& config, const CommunicatorPtr& world)
     opt_.add(u->shard(), u->layout().shard_mask(shard_rank, [](const ParamSlot& p) { return decays(p.name, p.shape); })
                              .to(u->shard().device()));
   }
+  saver_ = std::make_unique<AsyncSaver>(checkpoints_dir(), c_.checkpoint.keep, mesh_.world(), log_);
+  const DataPosition start = resume_or_start();
   try {
     loader_ = std::make_unique<ClipLoader>(LoaderConfig{c_.data.path, c_.data.micro_clips(), mesh_.dp_rank(),
                                                         mesh_.dp(), 0, data_.clips - c_.data.eval_clips,
-                                                        c_.data.seed, true, c_.data.prefetch});
+                                                        c_.data.seed, true, c_.data.prefetch},
+                                           start);
   } catch (const std::invalid_argument& e) {
     throw std::invalid_argument(std::string(e.what()) + " (data.global_batch " + std::to_string(c_.data.global_batch) +
                                 " / data.micro_batches " + std::to_string(c_.data.micro_batches) +
                                 " clips per micro-batch over dp=" + std::to_string(mesh_.dp()) + ")");
   }
+  std::string error;
   if (mesh_.world_rank() == 0) {
-    std::filesystem::create_directories(c_.run.dir);
-    write_config_ini(c_, c_.run.dir + "/config.ini");
+    try {
+      std::filesystem::create_directories(c_.run.dir);
+      write_config_ini(c_, c_.run.dir + "/config.ini");
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
   }
+  agree_or_throw(error, "preparing run.dir " + c_.run.dir);
 }
 
-Trainer::~Trainer() = default;
+Trainer::~Trainer() = default;  // a save in flight is joined by the saver (no communication)
 
 int64_t Trainer::parameter_count() {
   int64_t n = 0;
@@ -78,7 +88,10 @@ at::Tensor Trainer::micro_loss(const ClipBatch& b, int64_t step) {
 double Trainer::forward_backward(int64_t step, double* data_seconds) {
   fsdp_->zero_grad_shards();
   double data_s = 0;
-  auto loss = at::zeros({1}, at::kDouble);
+  // [0]: the loss; [1]: whether any rank was asked for a checkpoint (the same reduction
+  // tells every rank, so all save after the same step).
+  auto loss = at::zeros({2}, at::TensorOptions(at::kDouble).device(mesh_.world().device()));
+  if (save_request_.exchange(false)) loss[1] = 1.0;
   for (int64_t m = 0; m < c_.data.micro_batches; ++m) {
     const auto wait = std::chrono::steady_clock::now();
     auto batch = loader_->next();
@@ -87,11 +100,13 @@ double Trainer::forward_backward(int64_t step, double* data_seconds) {
     auto l = micro_loss(batch, step);
     l.backward();
     fsdp_->finish_backward();
-    loss += l.item<double>();
+    loss[0] += l.detach().to(at::kDouble).squeeze();
   }
   mesh_.world().all_reduce(loss);  // the global loss: per-rank sums over the global count
   if (data_seconds) *data_seconds = data_s;
-  return loss.item<double>();
+  const auto host = loss.cpu();
+  save_requested_ = host[1].item<double>() > 0;
+  return host[0].item<double>();
 }
 
 double Trainer::optimizer_step(int64_t step) {
@@ -115,30 +130,53 @@ StepResult Trainer::train_step(int64_t step) {
 
 double Trainer::evaluate() {
   at::NoGradGuard no_grad;
-  const int64_t share = c_.data.eval_clips / mesh_.dp();
-  auto sum = at::zeros({1}, at::kDouble);
-  if (share > 0) {
+  const int64_t total = c_.data.eval_clips, dp = mesh_.dp(), d = mesh_.dp_rank();
+  if (total == 0) return std::nan("");
+  // Every held-out clip once, split as evenly as dp allows: the result is the same mean
+  // over all of them at every layout.
+  const int64_t first = total * d / dp, count = total * (d + 1) / dp - first;
+  const auto dev = mesh_.world().device();
+  auto sum = at::zeros({1}, at::TensorOptions(at::kDouble).device(dev));
+  if (count > 0) {
     VideoReader reader(c_.data.path);
     std::vector<int64_t> ids;
-    for (int64_t i = 0; i < share; ++i) ids.push_back(data_.clips - c_.data.eval_clips + mesh_.dp_rank() * share + i);
+    for (int64_t i = 0; i < count; ++i) ids.push_back(data_.clips - total + first + i);
     auto batch = reader.read(ids);
-    const auto dev = mesh_.world().device();
     auto x0 = patchify(frames_to_float(batch.frames.to(dev)), c_.model);
     auto flow = make_flow_batch(x0, ids, -1, c_.run.seed, c_.model);  // step -1: the same noise every time
-    sum += flow_loss_sum(fsdp_->forward(flow.x_t, flow.t, batch.actions.to(dev)), flow).item<double>();
+    sum += flow_loss_sum(fsdp_->forward(flow.x_t, flow.t, batch.actions.to(dev)), flow).to(at::kDouble);
   }
   mesh_.world().all_reduce(sum);
-  return share > 0 ? sum.item<double>() / double(target_elements(c_.model, share * mesh_.dp())) : 0.0;
+  return sum.item<double>() / double(target_elements(c_.model, total));
 }
 
 void Trainer::save_weights(const std::string& path) {
+  // Rank 0 writes; a failure there is carried to every rank after the collectives, so
+  // all ranks throw together instead of the others waiting in the next all-gather.
   std::unique_ptr<WeightsWriter> writer;
-  if (mesh_.world_rank() == 0) writer = std::make_unique<WeightsWriter>(path, c_.model);
+  std::string error;
+  auto guarded = [&](const std::function<void()>& f) {
+    if (!error.empty()) return;
+    try {
+      f();
+    } catch (const std::exception& e) {
+      error = e.what();
+      writer.reset();
+    }
+  };
+  if (mesh_.world_rank() == 0) guarded([&] { writer = std::make_unique<WeightsWriter>(path, c_.model); });
   fsdp_->for_each_full_parameter([&](const std::string& name, const at::Tensor& value) {
-    if (writer) writer->write(name, value);
+    if (writer) guarded([&] { writer->write(name, value); });
   });
-  if (writer) writer->close();
-  mesh_.world().barrier();  // the file is in place before any rank goes on
+  if (writer) guarded([&] { writer->close(); });
+  agree_or_throw(error, "saving the weights to " + path);
+}
+
+void Trainer::agree_or_throw(const std::string& error, const std::string& what) {
+  auto failed = at::full({1}, error.empty() ? 0.0 : 1.0, at::TensorOptions(at::kDouble).device(mesh_.world().device()));
+  mesh_.world().all_reduce(failed, ReduceOp::kMax);
+  if (failed.item<double>() == 0) return;
+  throw std::runtime_error(what + " failed" + (error.empty() ? " on another rank" : ": " + error));
 }
 
 }  // namespace reel

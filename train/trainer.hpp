@@ -16,11 +16,13 @@
 // the global mean, whatever the layout.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <vector>
 
+#include "checkpoint/saver.hpp"
 #include "data/loader.hpp"
 #include "dist/logging.hpp"
 #include "dist/process_mesh.hpp"
@@ -58,13 +60,30 @@ class Trainer {
   // forward_backward + optimizer_step, timed.
   StepResult train_step(int64_t step);
   // Held-out loss: the file's last data.eval_clips clips with fixed noise, split over the
-  // data-parallel ranks (collective). 0 when there are none to share.
+  // data-parallel ranks (collective); NaN when data.eval_clips is 0.
   double evaluate();
   // Writes the fp32 parameters to a weights file (data/weights.hpp). Collective: every
   // rank gathers one unit at a time; rank 0 writes it.
   void save_weights(const std::string& path);
-  // The whole run: run.steps steps with evaluation, metrics.jsonl and progress, step
-  // hooks after every step, and the final weights in run.dir/model.h5.
+  // Collective: snapshots this rank's shards, moments and the training state after
+  // `completed` steps, and writes them in the background (checkpoint/saver.hpp).
+  // Returns the seconds the snapshot blocked this thread (waiting first for a previous
+  // save still in flight: last_save_wait_seconds()).
+  double save_checkpoint(int64_t completed);
+  double last_save_wait_seconds() const { return last_save_wait_s_; }
+  // Collective: finishes a checkpoint in flight when every rank's writer is done (after
+  // every step), or waits for it (wait = true).
+  void settle_checkpoints(bool wait);
+  AsyncSaver& saver() { return *saver_; }
+  // Asks for a checkpoint after the current step (thread- and signal-safe: sets a flag).
+  // Every rank learns of it in the step's loss reduction, so all save after the same step.
+  void request_checkpoint() { save_request_ = true; }
+  // The step training starts from: 0, or the resumed checkpoint's.
+  int64_t start_step() const { return start_step_; }
+  std::string checkpoints_dir() const { return c_.run.dir + "/checkpoints"; }
+  // The whole run: from start_step() to run.steps with evaluation, metrics.jsonl and
+  // progress, checkpoints every checkpoint.every steps and at the end, step hooks after
+  // every step, and the final weights in run.dir/model.h5.
   void fit();
   // Called after every step of fit() with its result (on every rank).
   void add_step_hook(std::function<void(const StepResult&)> hook) { hooks_.push_back(std::move(hook)); }
@@ -79,7 +98,16 @@ class Trainer {
 
  private:
   at::Tensor micro_loss(const ClipBatch& batch, int64_t step);
+  std::vector<UnitShard> unit_shards();
+  // Resolves run.resume against the run directory, loads the checkpoint (falling back to
+  // older complete ones under auto), and returns where the data continues.
+  DataPosition resume_or_start();
+  bool try_resume(const std::string& dir);  // collective: true when every rank loaded it
+  void clear_run_dir();                     // collective: run.overwrite
+  // Collective: throws on every rank when `error` is set on any (error: this rank's).
+  void agree_or_throw(const std::string& error, const std::string& what);
   void log_start(double peak, const std::string& source);
+  void log_progress(const StepResult& r, double mfu, double tokens_per_s, double eval, double eta);
 
   TrainConfig c_;
   ProcessMesh mesh_;
@@ -89,6 +117,12 @@ class Trainer {
   std::unique_ptr<FsdpModel> fsdp_;
   FlatAdamW opt_;
   std::unique_ptr<ClipLoader> loader_;
+  std::unique_ptr<AsyncSaver> saver_;
+  int64_t start_step_ = 0, last_checkpoint_ = -1;
+  DataPosition resumed_position_;
+  double last_save_wait_s_ = 0;
+  std::atomic<bool> save_request_{false};  // this rank was asked (request_checkpoint)
+  bool save_requested_ = false;            // some rank was asked, learnt in the last step
   std::vector<std::function<void(const StepResult&)>> hooks_;
 };
 

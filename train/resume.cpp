@@ -1,0 +1,165 @@
+// The Trainer's checkpoints: snapshots for the saver, and resuming a run.
+#include <chrono>
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "checkpoint/reader.hpp"
+#include "data/weights.hpp"
+#include "train/trainer.hpp"
+
+namespace reel {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Complete checkpoints under root, newest first; partial ones (a save that did not
+// finish) are reported and left alone.
+std::vector<std::string> complete_checkpoints(const std::string& root, const Logger& log) {
+  std::vector<std::pair<int64_t, std::string>> found;
+  if (!fs::is_directory(root)) return {};
+  for (const auto& e : fs::directory_iterator(root)) {
+    const std::string name = e.path().filename().string();
+    const int64_t step = checkpoint_step(name);
+    if (step >= 0 && fs::exists(e.path() / "manifest.json")) {
+      found.emplace_back(step, e.path().string());
+    } else if (step >= 0 || name.rfind(".tmp_", 0) == 0) {
+      log.warn(cat("ignoring partial checkpoint ", e.path().string(), " (a save that did not finish)"));
+    }
+  }
+  std::sort(found.rbegin(), found.rend());
+  std::vector<std::string> out;
+  for (const auto& f : found) out.push_back(f.second);
+  return out;
+}
+
+}  // namespace
+
+std::vector<UnitShard> Trainer::unit_shards() {
+  std::vector<UnitShard> out;
+  const int rank = mesh_.shard_group().rank();
+  for (size_t i = 0; i < fsdp_->units().size(); ++i) {
+    auto& u = *fsdp_->units()[i];
+    out.push_back({&u.layout(), rank, u.shard(), opt_.states()[i].exp_avg, opt_.states()[i].exp_avg_sq});
+  }
+  return out;
+}
+
+double Trainer::save_checkpoint(int64_t completed) {
+  const auto waited = std::chrono::steady_clock::now();
+  saver_->wait();  // at most one save in flight
+  last_save_wait_s_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - waited).count();
+  const auto start = std::chrono::steady_clock::now();
+  TrainState state{completed,   opt_.steps(),       loader_->position(), c_.run.seed,
+                   c_.data.seed, config_ini(c_),     c_.model,            mesh_.dp(),
+                   mesh_.sp(),   mesh_.shard_group().size()};
+  // HSDP replicas hold identical shards: the first replica of each shard group saves them.
+  const bool holds = mesh_.replica_group().rank() == 0;
+  auto snapshot = take_snapshot(unit_shards(), state, mesh_.world_rank(), mesh_.world_size(), holds);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  saver_->save(std::move(snapshot), seconds);
+  last_checkpoint_ = completed;
+  return seconds;
+}
+
+void Trainer::settle_checkpoints(bool wait) {
+  if (wait) {
+    saver_->wait();
+  } else {
+    saver_->poll();
+  }
+}
+
+namespace {
+
+// Settings that shape the trajectory: a resumed run that changes them is no longer the
+// same run (allowed, and said).
+void warn_about_changes(const TrainState& saved, const TrainConfig& c, const Logger& log) {
+  auto differs = [&](const char* key, uint64_t was, uint64_t now) {
+    if (was != now) log.warn(cat("resuming with ", key, " ", now, " where the checkpoint's run had ", was));
+  };
+  differs("run.seed", saved.seed, c.run.seed);
+  differs("data.seed", saved.data_seed, c.data.seed);
+}
+
+// The candidates of `auto`: what `latest` names first (the last committed save), then the
+// other complete checkpoints, newest first.
+std::vector<std::string> auto_candidates(const std::string& root, std::vector<std::string> complete) {
+  std::ifstream in(root + "/latest");
+  std::string name;
+  if (in >> name) {
+    const auto it = std::find(complete.begin(), complete.end(), root + "/" + name);
+    if (it != complete.end()) std::rotate(complete.begin(), it, it + 1);
+  }
+  return complete;
+}
+
+}  // namespace
+
+bool Trainer::try_resume(const std::string& dir) {
+  std::string error;
+  TrainState state;
+  try {
+    CheckpointReader reader(dir);
+    state = reader.state();
+    check_same_model(state.model, c_.model, "checkpoint", dir);
+    load_shards(reader, unit_shards());
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  // Every rank must agree: one rank's corrupt range makes the whole checkpoint unusable.
+  auto failed = at::full({1}, error.empty() ? 0.0 : 1.0, at::TensorOptions(at::kDouble).device(mesh_.world().device()));
+  mesh_.world().all_reduce(failed, ReduceOp::kMax);
+  if (!error.empty()) log_.error(error);  // printed by the rank that found it
+  if (failed.item<double>() > 0) return false;
+  warn_about_changes(state, c_, log_);
+  opt_.set_steps(state.optimizer_steps);
+  start_step_ = last_checkpoint_ = state.step;
+  resumed_position_ = state.data;
+  log_.info(cat("resumed from ", dir, " at step ", state.step, " (saved by ", CheckpointReader(dir).manifest().world_size,
+                " rank(s) as dp=", state.dp, " x sp=", state.sp, ", shard groups of ", state.shard_group, "; data epoch ",
+                state.data.epoch, ", cursor ", state.data.cursor, ")"));
+  return true;
+}
+
+void Trainer::clear_run_dir() {
+  mesh_.world().barrier();  // every rank has looked before rank 0 removes
+  if (mesh_.world_rank() == 0) {
+    fs::remove_all(checkpoints_dir());
+    fs::remove(c_.run.dir + "/metrics.jsonl");
+    log_.warn(cat("run.overwrite: removed the checkpoints and metrics of the run in ", c_.run.dir));
+  }
+  mesh_.world().barrier();
+}
+
+DataPosition Trainer::resume_or_start() {
+  const std::string& mode = c_.run.resume;
+  const auto complete = complete_checkpoints(checkpoints_dir(), log_);
+  const bool holds_run = !complete.empty() || fs::exists(c_.run.dir + "/metrics.jsonl");
+  // A checkpoint of another run may seed this one only in an empty run directory.
+  const bool own = mode != "auto" && mode != "never" &&
+                   fs::weakly_canonical(fs::path(mode)).parent_path() == fs::weakly_canonical(checkpoints_dir());
+  if (mode == "never" || (mode == "auto" && complete.empty()) || (mode != "auto" && !own)) {
+    if (holds_run && !c_.run.overwrite) {
+      throw std::invalid_argument("run.dir " + c_.run.dir + " holds a run (" +
+                                  (complete.empty() ? std::string("metrics.jsonl, no complete checkpoint")
+                                                    : std::to_string(complete.size()) + " complete checkpoint(s)") +
+                                  "): resume it (--run.resume auto), choose another run.dir, or start afresh there "
+                                  "with --run.overwrite true");
+    }
+    if (holds_run) clear_run_dir();
+    if (mode == "never" || mode == "auto") return {};
+  }
+  const auto candidates = mode == "auto" ? auto_candidates(checkpoints_dir(), complete) : std::vector<std::string>{mode};
+  for (const auto& dir : candidates) {
+    if (try_resume(dir)) return resumed_position_;
+    if (mode != "auto") throw std::runtime_error("cannot resume from checkpoint " + dir + " (the reason is above)");
+    log_.warn(cat("checkpoint ", dir, " is unusable; falling back to the next newest complete one"));
+  }
+  throw std::runtime_error("no usable checkpoint in " + checkpoints_dir() +
+                           ": start afresh with --run.resume never --run.overwrite true");
+}
+
+}  // namespace reel
