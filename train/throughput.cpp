@@ -45,7 +45,10 @@ double best_gemm_rate(int64_t rows, int64_t in, int64_t out, at::ScalarType dtyp
 PeakFlops peak_flops(const ModelConfig& cfg, int64_t rows, at::ScalarType dtype, const at::Device& device,
                      double stated) {
   if (stated > 0) return {stated, "run.peak_flops"};
-  if (device.is_cuda()) return {989e12, "dense bf16 of an H100/H200 SXM"};
+  if (device.is_cuda()) {  // the published dense peaks of an H100/H200 SXM (state others with run.peak_flops)
+    if (dtype == at::kBFloat16 || dtype == at::kHalf) return {989e12, "dense bf16/fp16 tensor cores of an H100/H200 SXM"};
+    return {67e12, "fp32 (no TF32) of an H100/H200 SXM"};
+  }
   rows = std::clamp<int64_t>(rows, 64, 4096);
   const int64_t d = cfg.dim, hidden = cfg.mlp_hidden(), fc1 = cfg.mlp == "swiglu" ? 2 * hidden : hidden;
   // The block's GEMMs, weighted by their FLOPs: total FLOPs over total best time.

@@ -25,8 +25,8 @@ struct PeakFlops {
   double per_rank = 0;  // FLOP/s
   std::string source;   // how it was obtained, for the log
 };
-// The peak FLOP/s of one rank: `stated` when > 0; on GPU the card's dense bf16 figure
-// (H100/H200 SXM: 989 TFLOP/s); on CPU measured now at the model's own GEMM shapes
+// The peak FLOP/s of one rank: `stated` when > 0; on GPU the published dense figure of
+// an H100/H200 SXM for `dtype` (bf16/fp16: 989 TFLOP/s; fp32: 67); on CPU measured now at the model's own GEMM shapes
 // (rows x dim through qkv, fc1 and fc2) in `dtype`, warmed up, best of several timed
 // trials (about a second in all). Every rank measures at the same moment, so ranks that
 // share cores each see their share.

@@ -15,6 +15,8 @@
 #include "data/weights.hpp"
 #include "tests/support/test_env.hpp"
 #include "tests/train/parity_support.hpp"
+#include "model/flow.hpp"
+#include "train/throughput.hpp"
 #include "train/trainer.hpp"
 
 namespace reel::test {
@@ -204,6 +206,22 @@ TEST(Parity, WeightsRoundTripHoldsTheTrainedParameters) {
     EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("model.depth"), std::string::npos) << e.what();
   }
+}
+
+// MFU counts model FLOPs only; HFU adds one forward of each recomputed block.
+TEST(Throughput, HardwareFlopsAddWhatActivationCheckpointingRecomputes) {
+  ModelConfig cfg = model_preset("tiny");
+  cfg.depth = 5;
+  const double model = training_step_flops(cfg, 8), block = block_forward_flops(cfg, 8);
+  ActivationCheckpointConfig ac;
+  EXPECT_EQ(step_flops(cfg, 8, ac).model, model);
+  EXPECT_EQ(step_flops(cfg, 8, ac).hardware, model);
+  ac.mode = "full";
+  EXPECT_EQ(step_flops(cfg, 8, ac).model, model);
+  EXPECT_DOUBLE_EQ(step_flops(cfg, 8, ac).hardware, model + 5 * block);
+  ac.mode = "every";
+  ac.every = 2;  // blocks 0, 2, 4
+  EXPECT_DOUBLE_EQ(step_flops(cfg, 8, ac).hardware, model + 3 * block);
 }
 
 }  // namespace
