@@ -334,5 +334,15 @@ TEST(Checkpoint, ARequestOnOneRankSavesOnAll) {
   EXPECT_EQ(name, checkpoint_name(5));
 }
 
+// The scratch directory goes when the binary is done (every rank first finishes with it).
+class RemoveScratch : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    world().barrier();
+    if (world().rank() == 0) std::filesystem::remove_all(scratch());
+  }
+};
+const auto* const kRemoveScratch = ::testing::AddGlobalTestEnvironment(new RemoveScratch);
+
 }  // namespace
 }  // namespace reel::test

@@ -224,5 +224,15 @@ TEST(Throughput, HardwareFlopsAddWhatActivationCheckpointingRecomputes) {
   EXPECT_DOUBLE_EQ(step_flops(cfg, 8, ac).hardware, model + 3 * block);
 }
 
+// The scratch directory goes when the binary is done (every rank first finishes with it).
+class RemoveScratch : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    world().barrier();
+    if (world().rank() == 0) std::filesystem::remove_all(scratch());
+  }
+};
+const auto* const kRemoveScratch = ::testing::AddGlobalTestEnvironment(new RemoveScratch);
+
 }  // namespace
 }  // namespace reel::test
