@@ -15,6 +15,7 @@
 #include "checkpoint/reader.hpp"
 #include "data/hdf5.hpp"
 #include "data/physics_world.hpp"
+#include "tests/support/scratch.hpp"
 #include "tests/support/test_env.hpp"
 #include "train/trainer.hpp"
 
@@ -334,15 +335,7 @@ TEST(Checkpoint, ARequestOnOneRankSavesOnAll) {
   EXPECT_EQ(name, checkpoint_name(5));
 }
 
-// The scratch directory goes when the binary is done (every rank first finishes with it).
-class RemoveScratch : public ::testing::Environment {
- public:
-  void TearDown() override {
-    world().barrier();
-    if (world().rank() == 0) std::filesystem::remove_all(scratch());
-  }
-};
-const auto* const kRemoveScratch = ::testing::AddGlobalTestEnvironment(new RemoveScratch);
+const auto* const kRemoveScratch = remove_at_end(scratch);
 
 }  // namespace
 }  // namespace reel::test

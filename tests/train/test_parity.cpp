@@ -13,6 +13,7 @@
 
 #include "data/physics_world.hpp"
 #include "data/weights.hpp"
+#include "tests/support/scratch.hpp"
 #include "tests/support/test_env.hpp"
 #include "tests/train/parity_support.hpp"
 #include "model/flow.hpp"
@@ -224,15 +225,7 @@ TEST(Throughput, HardwareFlopsAddWhatActivationCheckpointingRecomputes) {
   EXPECT_DOUBLE_EQ(step_flops(cfg, 8, ac).hardware, model + 3 * block);
 }
 
-// The scratch directory goes when the binary is done (every rank first finishes with it).
-class RemoveScratch : public ::testing::Environment {
- public:
-  void TearDown() override {
-    world().barrier();
-    if (world().rank() == 0) std::filesystem::remove_all(scratch());
-  }
-};
-const auto* const kRemoveScratch = ::testing::AddGlobalTestEnvironment(new RemoveScratch);
+const auto* const kRemoveScratch = remove_at_end(scratch);
 
 }  // namespace
 }  // namespace reel::test
