@@ -42,7 +42,7 @@ int main(int argc, char** argv) {
   if (!reset_peak_resident()) std::cerr << "warning: cannot reset the resident high-water mark\n";
   const int64_t before = resident_bytes();
   WorldModel model(cfg, ParamInit{at::kCPU, /*deferred=*/true, 1});
-  auto fsdp = parallelize(*model, mesh, ParallelConfig{}, 1);
+  auto fsdp = parallelize(*model, mesh, ParallelConfig{}, 1).fsdp;
   FlatAdamW opt(AdamWConfig{});
   if (optimizer) {
     for (auto& u : fsdp->units()) opt.add(u->shard(), at::ones({u->layout().shard}, at::kFloat));

@@ -60,6 +60,11 @@ ProcessMesh ProcessMesh::create(const CommunicatorPtr& world, const MeshConfig& 
                                      " must equal the world size " + std::to_string(n) +
                                      " (both degrees >= 1)");
   }
+  if (config.ulysses < 1 || sp % config.ulysses != 0) {
+    throw_invalid("ProcessMesh", "Ulysses degree " + std::to_string(config.ulysses) +
+                                     " must divide the sequence parallel degree sp=" + std::to_string(sp) +
+                                     " (sp = ulysses x ring)");
+  }
   const std::vector<int> order = placement_order(gather_hosts(*world));
   const int position = static_cast<int>(
       std::find(order.begin(), order.end(), world->rank()) - order.begin());
@@ -70,8 +75,13 @@ ProcessMesh ProcessMesh::create(const CommunicatorPtr& world, const MeshConfig& 
   mesh.dp_rank_ = position / sp;
   mesh.sp_rank_ = position % sp;
   mesh.world_ = world;
-  // Splits are collective over world: every rank makes all four, in this order.
+  // Splits are collective over world: every rank makes all six, in this order.
   mesh.sp_group_ = world->split(mesh.dp_rank_, mesh.sp_rank_);
+  // sp rank = ring coordinate x ulysses + ulysses coordinate: the all-to-all groups are
+  // consecutive (the heavier traffic stays closest), the rings stride across them.
+  const int u = config.ulysses, ring_rank = mesh.sp_rank_ / u, ulysses_rank = mesh.sp_rank_ % u;
+  mesh.ulysses_group_ = world->split(mesh.dp_rank_ * (sp / u) + ring_rank, ulysses_rank);
+  mesh.ring_group_ = world->split(mesh.dp_rank_ * u + ulysses_rank, ring_rank);
   mesh.dp_group_ = world->split(mesh.sp_rank_, mesh.dp_rank_);
   mesh.shard_ = world->split(position / k, position % k);
   mesh.replicate_ = world->split(position % k, position / k);
@@ -84,13 +94,17 @@ Communicator& ProcessMesh::axis(const std::string& name) const {
   if (name == "world") return *world_;
   if (name == "dp") return *dp_group_;
   if (name == "sp") return *sp_group_;
+  if (name == "ulysses") return *ulysses_group_;
+  if (name == "ring") return *ring_group_;
   if (name == "shard") return *shard_;
   if (name == "replicate") return *replicate_;
-  throw std::invalid_argument("unknown mesh axis '" + name + "' (expected world, dp, sp, shard or replicate)");
+  throw std::invalid_argument("unknown mesh axis '" + name + "' (expected world, dp, sp, ulysses, ring, shard or replicate)");
 }
 
 std::string ProcessMesh::describe() const {
-  return "mesh dp=" + std::to_string(dp_) + " x sp=" + std::to_string(sp_) + " (world " +
+  const std::string sp_split =
+      sp_ > 1 ? " (ulysses " + std::to_string(ulysses()) + " x ring " + std::to_string(ring()) + ")" : "";
+  return "mesh dp=" + std::to_string(dp_) + " x sp=" + std::to_string(sp_) + sp_split + " (world " +
          std::to_string(world_size()) + "), " +
          (hybrid() ? "HSDP: shard groups of " + std::to_string(shard_->size()) + " x " +
                          std::to_string(replicate_->size()) + " replicas"

@@ -26,6 +26,9 @@ struct MeshConfig {
   int dp = 0;           // data-parallel degree; 0: world size / sp
   int sp = 1;           // sequence-parallel degree
   int shard_group = 0;  // HSDP: ranks per shard group (0: shard over every rank, FSDP)
+  // Sequence parallelism inside sp: the all-to-all (Ulysses) degree; sp / ulysses is the
+  // ring degree. 1: ring only; sp: Ulysses only.
+  int ulysses = 1;
 };
 
 class ProcessMesh {
@@ -49,13 +52,20 @@ class ProcessMesh {
   Communicator& dp_group() const { return *dp_group_; }
   // The ranks with this rank's dp coordinate (size sp), consecutive in placement order.
   Communicator& sp_group() const { return *sp_group_; }
+  // Inside the sp group (sp = ulysses x ring): the ulysses consecutive ranks that
+  // exchange heads by all-to-all, and the ranks with this rank's ulysses coordinate,
+  // which pass key/value blocks round a ring (size sp / ulysses).
+  Communicator& ulysses_group() const { return *ulysses_group_; }
+  Communicator& ring_group() const { return *ring_group_; }
+  int ulysses() const { return ulysses_group_->size(); }
+  int ring() const { return ring_group_->size(); }
   // FSDP: the ranks that together hold one copy of the parameters (each a shard of it):
   // the whole world, or this rank's HSDP shard group.
   Communicator& shard_group() const { return *shard_; }
   // The ranks holding the same shard as this one (size world / shard group; 1 for FSDP).
   Communicator& replica_group() const { return *replicate_; }
   bool hybrid() const { return replicate_->size() > 1; }
-  // By axis name: "world", "dp", "sp", "shard" or "replicate"; anything else throws
+  // By axis name: "world", "dp", "sp", "ulysses", "ring", "shard" or "replicate"; anything else throws
   // std::invalid_argument.
   Communicator& axis(const std::string& name) const;
 
@@ -70,7 +80,7 @@ class ProcessMesh {
   ProcessMesh() = default;
 
   int dp_ = 1, sp_ = 1, dp_rank_ = 0, sp_rank_ = 0;
-  CommunicatorPtr world_, dp_group_, sp_group_, shard_, replicate_;
+  CommunicatorPtr world_, dp_group_, sp_group_, ulysses_group_, ring_group_, shard_, replicate_;
   std::vector<int> dp_members_, sp_members_;
 };
 

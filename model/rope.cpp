@@ -29,14 +29,14 @@ at::Tensor apply_rope(const at::Tensor& x, const RopeTables& tables) {
   return rope(x, tables.cos, tables.sin);  // fused on CUDA (model/ops.hpp)
 }
 
-at::Tensor token_positions(const ModelConfig& cfg, int64_t offset, int64_t count) {
+at::Tensor token_positions(const ModelConfig& cfg, const at::Tensor& index) {
   const int64_t hh = cfg.height / cfg.patch_h, ww = cfg.width / cfg.patch_w;
-  auto idx = at::arange(offset, offset + count, at::kLong);
+  const auto& idx = index;
   return at::stack({idx.div(hh * ww, "floor"), idx.div(ww, "floor").remainder(hh), idx.remainder(ww)}, 1);
 }
 
-at::Tensor token_groups(const ModelConfig& cfg, int64_t offset, int64_t count) {
-  return at::arange(offset, offset + count, at::kLong).div(cfg.tokens_per_group(), "floor");
+at::Tensor token_groups(const ModelConfig& cfg, const at::Tensor& index) {
+  return index.div(cfg.tokens_per_group(), "floor");
 }
 
 }  // namespace reel

@@ -23,9 +23,10 @@ RopeTables rope_tables(const at::Tensor& positions, int64_t head_dim, double the
 // x [B, H, L, head_dim] rotated pairwise (x[2i], x[2i+1]) by the tables' angles.
 at::Tensor apply_rope(const at::Tensor& x, const RopeTables& tables);
 
-// Positions of tokens [offset, offset + count) in (group, row, col) order.
-at::Tensor token_positions(const ModelConfig& cfg, int64_t offset, int64_t count);
-// Frame-group index of tokens [offset, offset + count): [count] int64.
-at::Tensor token_groups(const ModelConfig& cfg, int64_t offset, int64_t count);
+// (t, h, w) positions [Lc, 3] of the tokens at clip positions index [Lc] int64, in
+// (group, row, col) order.
+at::Tensor token_positions(const ModelConfig& cfg, const at::Tensor& index);
+// Frame-group of the tokens at clip positions index [Lc]: [Lc] int64.
+at::Tensor token_groups(const ModelConfig& cfg, const at::Tensor& index);
 
 }  // namespace reel

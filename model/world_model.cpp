@@ -72,9 +72,10 @@ void WorldModelImpl::set_attention(const AttentionFn& fn) {
   for (auto& block : blocks_) block->attention_fn = fn;
 }
 
-TokenContext WorldModelImpl::context(int64_t offset, int64_t count, const at::Device& device) const {
-  auto rope = rope_tables(token_positions(cfg_, offset, count), cfg_.head_dim(), cfg_.rope_theta);
-  return {offset, token_groups(cfg_, offset, count).to(device), rope.cos.to(device), rope.sin.to(device)};
+TokenContext WorldModelImpl::context(const at::Tensor& index, const at::Device& device) const {
+  const auto cpu_index = index.to(at::kCPU, at::kLong);
+  auto rope = rope_tables(token_positions(cfg_, cpu_index), cfg_.head_dim(), cfg_.rope_theta);
+  return {cpu_index.to(device), token_groups(cfg_, cpu_index).to(device), rope.cos.to(device), rope.sin.to(device)};
 }
 
 // Computation runs in the parameters' dtype (fp32, or bf16 when they are held so).
@@ -100,7 +101,14 @@ at::Tensor WorldModelImpl::head(const at::Tensor& x, const at::Tensor& cond, con
 
 at::Tensor WorldModelImpl::forward(const at::Tensor& tokens, const at::Tensor& t,
                                    const at::Tensor& actions, int64_t offset) {
-  const auto ctx = context(offset, tokens.size(1), tokens.device());
+  return forward(tokens, t, actions, at::arange(offset, offset + tokens.size(1), at::kLong));
+}
+
+at::Tensor WorldModelImpl::forward(const at::Tensor& tokens, const at::Tensor& t, const at::Tensor& actions,
+                                   const at::Tensor& index) {
+  TORCH_CHECK(index.dim() == 1 && index.size(0) == tokens.size(1), "one token position per token: index [",
+              index.numel(), "] for tokens ", tokens.sizes());
+  const auto ctx = context(index, tokens.device());
   auto cond = condition(t, actions);
   auto x = embed(tokens);
   for (size_t i = 0; i < blocks_.size(); ++i) {

@@ -15,9 +15,10 @@
 
 namespace reel {
 
-// Per-token context the blocks need, for tokens [offset, offset + count) of the clip.
+// Per-token context the blocks need, for the clip's tokens at positions `index` (a
+// contiguous range without sequence parallelism; any subset, in any order, with it).
 struct TokenContext {
-  int64_t offset = 0;
+  at::Tensor index;   // [Lc] int64 position of each token in the clip
   at::Tensor groups;  // [Lc] int64 frame-group of each token
   at::Tensor rope_cos, rope_sin;  // [Lc, head_dim / 2]
 };
@@ -47,9 +48,13 @@ class WorldModelImpl : public torch::nn::Module {
   // every frame-group (0 = clean), actions [B, T, A] -> predicted velocity [B, Lc, P].
   at::Tensor forward(const at::Tensor& tokens, const at::Tensor& t, const at::Tensor& actions,
                      int64_t offset = 0);
+  // The same for the tokens at positions index [Lc] int64 of each clip (sequence
+  // parallelism: this rank's share of the clip, in the order its attention expects).
+  at::Tensor forward(const at::Tensor& tokens, const at::Tensor& t, const at::Tensor& actions,
+                     const at::Tensor& index);
 
   // Pieces of forward, exposed for FSDP units and activation checkpointing:
-  TokenContext context(int64_t offset, int64_t count, const at::Device& device) const;
+  TokenContext context(const at::Tensor& index, const at::Device& device) const;
   at::Tensor embed(const at::Tensor& tokens);                         // [B,Lc,P] -> [B,Lc,D]
   at::Tensor condition(const at::Tensor& t, const at::Tensor& actions);  // -> [B, G, D]
   at::Tensor head(const at::Tensor& x, const at::Tensor& cond, const TokenContext& ctx);

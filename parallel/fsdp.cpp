@@ -245,14 +245,19 @@ at::Tensor FsdpModel::run_block(size_t i, const at::Tensor& x, const at::Tensor&
 
 at::Tensor FsdpModel::forward(const at::Tensor& tokens, const at::Tensor& t, const at::Tensor& actions,
                               int64_t offset) {
+  return forward(tokens, t, actions, at::arange(offset, offset + tokens.size(1), at::kLong));
+}
+
+at::Tensor FsdpModel::forward(const at::Tensor& tokens, const at::Tensor& t, const at::Tensor& actions,
+                              const at::Tensor& index) {
   if (!at::GradMode::is_enabled()) {  // evaluation: nothing stays gathered afterwards
     units_[0]->gather();
-    auto out = model_.forward(tokens, t, actions, offset);
+    auto out = model_.forward(tokens, t, actions, index);
     units_[0]->release();
     return out;
   }
   units_[0]->pin();  // the root runs first and last: gathered until its gradients are reduced
-  return model_.forward(tokens, t, actions, offset);
+  return model_.forward(tokens, t, actions, index);
 }
 
 FsdpModel::~FsdpModel() { model_.set_block_runner(inner_); }

@@ -142,6 +142,8 @@ class FsdpModel {
   // As WorldModelImpl::forward; gathers units as they run. Without gradients (evaluation)
   // every unit is freed again by the time it returns.
   at::Tensor forward(const at::Tensor& tokens, const at::Tensor& t, const at::Tensor& actions, int64_t offset = 0);
+  // For this rank's tokens at clip positions index [Lc] (sequence parallelism).
+  at::Tensor forward(const at::Tensor& tokens, const at::Tensor& t, const at::Tensor& actions, const at::Tensor& index);
   // After loss.backward(): checks that every unit's gradients were collected (and, when
   // reducing, reduced), and clears the parameters' own .grad.
   void finish_backward();

@@ -1,5 +1,5 @@
 // parallelize(model, mesh, config): applies, in this fixed order,
-//   1. sequence parallelism (replaces the attention function; a later step),
+//   1. sequence parallelism (replaces the attention function: parallel/sequence/),
 //   2. activation checkpointing (wraps each chosen block's run),
 //   3. FSDP (wraps that again: gather -> [checkpointed] block -> free).
 // Why this order: checkpointing must sit inside FSDP's wrapper so that the recomputation
@@ -12,21 +12,30 @@
 #include "dist/process_mesh.hpp"
 #include "parallel/activation_checkpoint.hpp"
 #include "parallel/fsdp.hpp"
+#include "parallel/sequence/sequence_parallel.hpp"
 
 namespace reel {
 
 struct ParallelConfig {
+  SequenceConfig sequence;
   ActivationCheckpointConfig activation_checkpoint;
   FsdpConfig fsdp;
   void validate() const;  // throws std::invalid_argument
 };
 
-// Collective over mesh.world(). FSDP shards over mesh.shard_group() and, with HSDP,
-// replicates over mesh.replica_group(). The model may be deferred (no parameter memory):
-// FSDP materialises only this rank's shards. Throws std::invalid_argument for
-// configurations this build cannot run (sequence-parallel degree > 1: sequence
-// parallelism is not part of it yet).
-std::unique_ptr<FsdpModel> parallelize(WorldModelImpl& model, const ProcessMesh& mesh, const ParallelConfig& config,
-                                       uint64_t seed);
+// What parallelize() made: the sharded model, and the sequence split (which tokens of a
+// clip this rank feeds the model: sequence->index()).
+struct ParallelModel {
+  std::shared_ptr<SequenceParallel> sequence;
+  std::unique_ptr<FsdpModel> fsdp;
+};
+
+// Collective over mesh.world(). Sequence parallelism splits tokens over mesh.sp_group()
+// (its ulysses and ring axes); FSDP shards over mesh.shard_group() (every dp x sp rank,
+// or an HSDP group) and, with HSDP, replicates over mesh.replica_group(). The model may
+// be deferred (no parameter memory): FSDP materialises only this rank's shards. Throws
+// std::invalid_argument, before anything is sharded, for a split the model's shape does
+// not allow.
+ParallelModel parallelize(WorldModelImpl& model, const ProcessMesh& mesh, const ParallelConfig& config, uint64_t seed);
 
 }  // namespace reel

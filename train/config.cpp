@@ -61,6 +61,7 @@ void TrainConfig::resolve() {
   need(mesh.dp >= 0 && mesh.sp >= 1 && mesh.shard_group >= 0,
        "parallel.dp must be >= 0, parallel.sp >= 1 and parallel.shard_group >= 0");
   parallel.validate();
+  mesh.ulysses = parallel.sequence.ulysses_degree(mesh.sp);  // the mesh builds the ulysses and ring axes
   adamw.validate();
   schedule.validate();
   need(std::isfinite(clip), "optim.clip must be finite");

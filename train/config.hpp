@@ -92,6 +92,9 @@ void visit_train_options(TrainConfig& c, Visit&& v) {
   v("data.prefetch", c.data.prefetch, "batches the loader reads ahead");
   v("parallel.dp", c.mesh.dp, "data-parallel degree (0: world / sp)");
   v("parallel.sp", c.mesh.sp, "sequence-parallel degree");
+  v("parallel.sp_mode", c.parallel.sequence.mode, "ulysses (all-to-all) | ring | hybrid (all-to-all inside, ring across)");
+  v("parallel.ulysses", c.parallel.sequence.ulysses, "hybrid: the all-to-all degree (divides parallel.sp)");
+  v("parallel.sp_balance", c.parallel.sequence.balance, "zigzag | contiguous: how ring chunks are dealt (zigzag evens frame-causal work)");
   v("parallel.shard_group", c.mesh.shard_group, "HSDP shard group size (0: FSDP over every rank)");
   v("parallel.activation_checkpoint", c.parallel.activation_checkpoint.mode, "none | full | every");
   v("parallel.activation_checkpoint_every", c.parallel.activation_checkpoint.every, "k for 'every': blocks 0, k, 2k, ...");

@@ -39,7 +39,9 @@ Trainer::Trainer(const TrainConfig& config, const CommunicatorPtr& world)
       opt_(c_.adamw) {
   // The model's structure only: FSDP gives each rank its shards and nothing more.
   model_ = WorldModel(c_.model, ParamInit{mesh_.world().device(), /*deferred=*/true, c_.run.seed});
-  fsdp_ = parallelize(*model_, mesh_, c_.parallel, c_.run.seed);
+  auto parallel = parallelize(*model_, mesh_, c_.parallel, c_.run.seed);
+  sequence_ = std::move(parallel.sequence);
+  fsdp_ = std::move(parallel.fsdp);
   const int shard_rank = mesh_.shard_group().rank();
   for (auto& u : fsdp_->units()) {
     opt_.add(u->shard(), u->layout().shard_mask(shard_rank, [](const ParamSlot& p) { return decays(p.name, p.shape); })
@@ -80,9 +82,12 @@ int64_t Trainer::parameter_count() {
 at::Tensor Trainer::micro_loss(const ClipBatch& b, int64_t step) {
   const auto dev = mesh_.world().device();
   auto x0 = patchify(frames_to_float(b.frames.to(dev)), c_.model);
+  // Noise and times for the whole clip (a function of the sample, not of the split);
+  // this rank feeds the model its sequence-parallel share of the tokens.
   auto flow = make_flow_batch(x0, b.sample_ids, step, c_.run.seed, c_.model);
-  auto pred = fsdp_->forward(flow.x_t, flow.t, b.actions.to(dev));
-  return flow_loss_sum(pred, flow) / double(target_elements(c_.model, c_.data.global_batch));
+  const auto& index = sequence_->index();
+  auto pred = fsdp_->forward(flow.x_t.index_select(1, index.to(dev)), flow.t, b.actions.to(dev), index);
+  return flow_loss_sum(pred, flow, index) / double(target_elements(c_.model, c_.data.global_batch));
 }
 
 double Trainer::forward_backward(int64_t step, double* data_seconds) {
@@ -132,8 +137,8 @@ double Trainer::evaluate() {
   at::NoGradGuard no_grad;
   const int64_t total = c_.data.eval_clips, dp = mesh_.dp(), d = mesh_.dp_rank();
   if (total == 0) return std::nan("");
-  // Every held-out clip once, split as evenly as dp allows: the result is the same mean
-  // over all of them at every layout.
+  // Every held-out clip once, split as evenly as dp allows (each sp rank its tokens of
+  // them): the world's sum is the same mean over all of them at every layout.
   const int64_t first = total * d / dp, count = total * (d + 1) / dp - first;
   const auto dev = mesh_.world().device();
   auto sum = at::zeros({1}, at::TensorOptions(at::kDouble).device(dev));
@@ -144,7 +149,9 @@ double Trainer::evaluate() {
     auto batch = reader.read(ids);
     auto x0 = patchify(frames_to_float(batch.frames.to(dev)), c_.model);
     auto flow = make_flow_batch(x0, ids, -1, c_.run.seed, c_.model);  // step -1: the same noise every time
-    sum += flow_loss_sum(fsdp_->forward(flow.x_t, flow.t, batch.actions.to(dev)), flow).to(at::kDouble);
+    const auto& index = sequence_->index();
+    auto pred = fsdp_->forward(flow.x_t.index_select(1, index.to(dev)), flow.t, batch.actions.to(dev), index);
+    sum += flow_loss_sum(pred, flow, index).to(at::kDouble);
   }
   mesh_.world().all_reduce(sum);
   return sum.item<double>() / double(target_elements(c_.model, total));

@@ -1,8 +1,9 @@
 // The Trainer: one owner for a training run, and what both `reel train` and the parity
 // tests run.
 //
-//   build     Trainer(config, world): mesh -> deferred model -> parallelize() -> AdamW
-//             over the shards -> loader (no rank ever holds the whole model)
+//   build     Trainer(config, world): mesh -> deferred model -> parallelize() (sequence
+//             split, checkpointing, FSDP) -> AdamW over the shards -> loader (the ranks
+//             of one sp group read the same clips; each feeds the model its tokens)
 //   step      forward_backward(): the step's micro-batches, gradients reduced into each
 //             FSDP unit's fp32 gradient shard; optimizer_step(): clip by the global norm,
 //             AdamW at the schedule's learning rate; train_step(): both, timed
@@ -91,6 +92,7 @@ class Trainer {
   const TrainConfig& config() const { return c_; }
   const ProcessMesh& mesh() const { return mesh_; }
   FsdpModel& fsdp() { return *fsdp_; }
+  SequenceParallel& sequence() { return *sequence_; }  // the token split (sp = 1: every token)
   WorldModelImpl& model() { return *model_; }  // parameters are views FSDP fills per unit
   FlatAdamW& optimizer() { return opt_; }
   const Logger& log() const { return log_; }
@@ -114,6 +116,7 @@ class Trainer {
   Logger log_;
   VideoFileInfo data_;
   WorldModel model_{nullptr};
+  std::shared_ptr<SequenceParallel> sequence_;
   std::unique_ptr<FsdpModel> fsdp_;
   FlatAdamW opt_;
   std::unique_ptr<ClipLoader> loader_;

@@ -68,7 +68,7 @@ TEST(GpuModel, RopeMatchesReference) {
   for (auto t : {at::kFloat, at::kBFloat16, at::kHalf}) {
     auto o = at::TensorOptions(t).device(at::kCUDA);
     const int64_t hd = 64, l = 100;
-    auto tables = rope_tables(token_positions(cfg, 0, l), hd, 10000.0);
+    auto tables = rope_tables(token_positions(cfg, at::arange(l, at::kLong)), hd, 10000.0);
     auto x = at::randn({2, 3, l, hd}, o);
     compare([&](auto& v) { return cuda::rope(v[0], tables.cos, tables.sin); },
             [&](auto& v) { return reference::rope(v[0].to(at::kFloat), tables.cos, tables.sin).to(t); }, {x},
@@ -110,7 +110,7 @@ TEST(GpuModel, FusedKernelGradientsMatchFiniteDifferencesInDouble) {
   auto x = at::randn({5, 64}, o);
   expect_gradient_matches([&](const at::Tensor& s) { return (cuda::modulated_norm(x, shift, s) * w).sum(); },
                      at::randn({5, 64}, o), "modulated_norm scale");
-  auto tables = rope_tables(token_positions(cfg, 0, 16), 12, 10000.0);
+  auto tables = rope_tables(token_positions(cfg, at::arange(16, at::kLong)), 12, 10000.0);
   auto wr = at::randn({1, 2, 16, 12}, o);
   expect_gradient_matches([&](const at::Tensor& q) { return (cuda::rope(q, tables.cos, tables.sin) * wr).sum(); },
                      at::randn({1, 2, 16, 12}, o), "rope");
@@ -123,7 +123,7 @@ TEST(GpuModel, FusedAttentionMatchesReferenceWithLse) {
     auto o = at::TensorOptions(at::kFloat).device(at::kCUDA);
     const int64_t l = 64;
     auto q = at::randn({2, 4, l, 32}, o), k = at::randn({2, 4, l, 32}, o), v = at::randn({2, 4, l, 32}, o);
-    auto g = token_groups(cfg, 0, l).to(at::kCUDA);
+    auto g = token_groups(cfg, at::arange(l, at::kLong)).to(at::kCUDA);
     auto fused = attention({q, k, v, g, g, causal});
     auto ref = attention({q.cpu(), k.cpu(), v.cpu(), g.cpu(), g.cpu(), causal});
     EXPECT_LT(rel_error(fused.out, ref.out), 1e-4) << "causal " << causal;

@@ -43,7 +43,7 @@ TEST(Model, ShapesThroughTheModelAndPatchRoundTrip) {
 TEST(Model, RopeMatchesTheDirectFormula) {
   const ModelConfig cfg = small_test_config();
   const int64_t hd = 24, l = cfg.tokens();
-  auto pos = token_positions(cfg, 0, l);
+  auto pos = token_positions(cfg, at::arange(l, at::kLong));
   auto tables = rope_tables(pos, hd, cfg.rope_theta);
   auto x = at::randn({1, 1, l, hd}, at::kDouble);
   auto got = apply_rope(x, tables);
@@ -92,7 +92,7 @@ TEST(Model, FrameCausalOutputsOfEarlierGroupsIgnoreLaterFrames) {
 TEST(Model, AttentionAndRopeGradientsMatchFiniteDifferences) {
   const ModelConfig cfg = small_test_config();
   const int64_t l = 32, hd = 12;
-  auto groups = token_groups(cfg, 0, l);
+  auto groups = token_groups(cfg, at::arange(l, at::kLong));
   auto k = at::randn({1, 2, l, hd}, at::kDouble), v = at::randn({1, 2, l, hd}, at::kDouble);
   auto w = at::randn({1, 2, l, hd}, at::kDouble), wl = at::randn({1, 2, l}, at::kDouble);
   for (bool causal : {false, true}) {
@@ -101,7 +101,7 @@ TEST(Model, AttentionAndRopeGradientsMatchFiniteDifferences) {
       return (r.out * w).sum() + (r.lse.to(at::kDouble) * wl).sum();
     }, at::randn({1, 2, l, hd}, at::kDouble));
   }
-  auto tables = rope_tables(token_positions(cfg, 0, l), hd, cfg.rope_theta);
+  auto tables = rope_tables(token_positions(cfg, at::arange(l, at::kLong)), hd, cfg.rope_theta);
   RopeTables dt{tables.cos.to(at::kDouble), tables.sin.to(at::kDouble)};
   expect_gradient_matches([&](const at::Tensor& x) { return (apply_rope(x, dt) * w).sum(); },
                           at::randn({1, 2, l, hd}, at::kDouble));
@@ -111,7 +111,7 @@ TEST(Model, AttentionLogSumExpIsTheRowNormaliser) {
   const ModelConfig cfg = small_test_config();
   const int64_t l = 32, hd = 12;
   auto q = at::randn({1, 2, l, hd}), k = at::randn({1, 2, l, hd}), v = at::randn({1, 2, l, hd});
-  auto groups = token_groups(cfg, 0, l);
+  auto groups = token_groups(cfg, at::arange(l, at::kLong));
   auto full = attention({q, k, v, groups, groups, true});
   // Two key halves merged through their lse equal attention over all keys (ring attention).
   auto a = attention({q, k.narrow(2, 0, 16), v.narrow(2, 0, 16), groups, groups.narrow(0, 0, 16), true});

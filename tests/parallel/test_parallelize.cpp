@@ -27,10 +27,9 @@ TEST(Parallelize, BadConfigurationsAreRejected) {
   bad_bound.fsdp.max_gathered = 0;
   EXPECT_THROW(parallelize(*a, mesh, bad_bound, 1), std::invalid_argument);
   EXPECT_THROW(parse_dtype("float8"), std::invalid_argument);
-  if (world().size() % 2 == 0) {
-    auto sp_mesh = ProcessMesh::create(runtime().world(), MeshConfig{world().size() / 2, 2, 0});
-    EXPECT_THROW(parallelize(*a, sp_mesh, ParallelConfig{}, 1), std::invalid_argument);
-  }
+  ParallelConfig bad_sp_mode;
+  bad_sp_mode.sequence.mode = "spiral";
+  EXPECT_THROW(parallelize(*a, mesh, bad_sp_mode, 1), std::invalid_argument);
 }
 
 TEST(Parallelize, MeshResolvesAndRejectsShardGroups) {

@@ -45,7 +45,7 @@ TEST(Memory, ConstructionNeverHoldsMoreThanTheShardsPlusOneUnit) {
   if (!reset_peak_resident()) GTEST_SKIP() << "this kernel does not let a process reset its resident high-water mark";
   const int64_t before = resident_bytes();
   WorldModel model(cfg, ParamInit{at::kCPU, /*deferred=*/true, 3});
-  auto fsdp = parallelize(*model, mesh, ParallelConfig{}, 3);
+  auto fsdp = parallelize(*model, mesh, ParallelConfig{}, 3).fsdp;
   const int64_t peak = peak_resident_bytes() - before;
   const int64_t whole = fp32_bytes(*model), shards = fsdp->shard_bytes();  // parameter + gradient shards
   int64_t unit = 0;
@@ -66,7 +66,7 @@ TEST(Memory, BackwardKeepsAtMostOneParameterGradient) {
   cfg.depth = 3;
   auto mesh = ProcessMesh::create(runtime().world(), MeshConfig{});
   WorldModel model(cfg, ParamInit{at::kCPU, /*deferred=*/true, 5});
-  auto fsdp = parallelize(*model, mesh, ParallelConfig{}, 5);
+  auto fsdp = parallelize(*model, mesh, ParallelConfig{}, 5).fsdp;
   int most = 0;
   auto count = [&] {
     int n = 0;

@@ -3,7 +3,8 @@
 // the same slice of the 1-rank gradient, before clipping), the logged gradient norm, and
 // the parameters at the end agree within 1e-5 — at every layout: plain FSDP, gradient
 // accumulation, no reshard after forward, activation checkpointing (full, every other
-// block), HSDP with replica groups of size > 1, and no prefetch. AdamW and clipping cancel
+// block), HSDP with replica groups of size > 1, no prefetch, and sequence parallelism
+// (Ulysses, ring, hybrid) over dp x sp meshes. AdamW and clipping cancel
 // a constant factor on the gradients, so the gradients themselves are compared: a
 // SUM-vs-mean slip or double-counted replicas changes them by a factor of the rank count.
 #include <gtest/gtest.h>
@@ -135,6 +136,41 @@ TEST(Parity, NoPrefetch) {
   c.parallel.fsdp.prefetch = false;
   expect_parity(c);
 }
+
+// Sequence parallelism at the layouts this world allows — (dp 1, sp n) and, at 4 ranks,
+// (dp 2, sp 2) — with and without activation checkpointing. A loss normalised per rank
+// instead of by the global target count, or a gradient averaged over the sp group,
+// changes the gradients by a constant factor: they are compared directly.
+void expect_sequence_parity(const std::string& mode, int ulysses) {
+  const int n = world().size();
+  std::vector<std::pair<int, int>> layouts;  // (dp, sp)
+  if (n > 1) layouts.push_back({1, n});
+  if (n == 4) layouts.push_back({2, 2});
+  int ran = 0;
+  for (const auto& [dp, sp] : layouts) {
+    for (const char* checkpointing : {"none", "full"}) {
+      auto c = parity_config();
+      c.run.steps = 20;
+      c.mesh.dp = dp;
+      c.mesh.sp = sp;
+      c.parallel.sequence.mode = mode;
+      c.parallel.sequence.ulysses = ulysses;
+      c.parallel.activation_checkpoint.mode = checkpointing;
+      if (mode == "hybrid" && sp < 4) continue;  // needs ulysses and ring degrees both > 1
+      c.resolve();
+      // Heads that do not divide over the Ulysses degree are refused (test_sequence.cpp).
+      if (c.model.heads % c.mesh.ulysses != 0) continue;
+      SCOPED_TRACE(mode + " dp=" + std::to_string(dp) + " sp=" + std::to_string(sp) + " checkpointing " + checkpointing);
+      expect_parity(c);
+      ++ran;
+    }
+  }
+  if (ran == 0) GTEST_SKIP() << mode << ": no layout of " << n << " rank(s) this model splits over";
+}
+
+TEST(Parity, SequenceParallelUlysses) { expect_sequence_parity("ulysses", 0); }
+TEST(Parity, SequenceParallelRing) { expect_sequence_parity("ring", 0); }
+TEST(Parity, SequenceParallelHybrid) { expect_sequence_parity("hybrid", 2); }
 
 TEST(Parity, Bfloat16TracksFloat32) {
   auto c = parity_config();

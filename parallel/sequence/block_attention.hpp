@@ -1,0 +1,57 @@
+// The maths of blockwise attention (no communication; ring.cpp moves the blocks).
+//
+// A query block attends over key/value blocks one at a time; each block gives a partial
+// output normalised over that block and its log-sum-exp, and partial results merge
+// exactly:
+//   lse = log(exp(lse_a) + exp(lse_b)),  out = out_a exp(lse_a - lse) + out_b exp(lse_b - lse).
+// A query row that sees no key of a block (frame-causal masking) gets lse -inf and a zero
+// output from it, which the merge ignores.
+//
+// Backward of the merged result, given the final out and lse (what FlashAttention's
+// backward does, block by block): with D = rowsum(dout * out) and, per key block j,
+//   P_j = exp(S_j - lse),  dV_j = P_j^T dout,  dS_j = P_j * (dout V_j^T - D),
+//   dQ += dS_j K_j * scale,  dK_j = dS_j^T Q * scale.
+// It needs no gradient through the log-sum-exp: the final lse is an input, not a result.
+// Everything is computed in at least fp32 (16-bit inputs are widened).
+#pragma once
+
+#include <ATen/ATen.h>
+
+namespace reel {
+
+struct AttentionBlock {
+  at::Tensor q;        // [B, H, Lq, hd]
+  at::Tensor k, v;     // [B, H, Lk, hd]
+  at::Tensor q_group;  // [Lq] int64 frame-group of each query
+  at::Tensor k_group;  // [Lk] int64 frame-group of each key
+  bool causal = false;
+};
+
+struct PartialAttention {
+  at::Tensor out;  // [B, H, Lq, hd] fp32 (at least), normalised over what was seen
+  at::Tensor lse;  // [B, H, Lq] fp32 (at least); -inf for rows that saw nothing
+};
+
+// Whether any query (groups q_group [Lq]) sees any key (k_group [Lk]) of a block; false:
+// skip it. Pass host tensors: this reads their values.
+bool block_visible(const at::Tensor& q_group, const at::Tensor& k_group, bool causal);
+
+// One block's partial attention.
+PartialAttention block_forward(const AttentionBlock& b);
+
+// Merges `part` into `acc` (acc undefined: becomes part).
+void merge_partial(PartialAttention& acc, const PartialAttention& part);
+
+struct BlockGrads {
+  at::Tensor dq;      // [B, H, Lq, hd] fp32: this key block's contribution to dQ
+  at::Tensor dk, dv;  // [B, H, Lk, hd] fp32: the gradients of this block's keys and values
+};
+
+// dout [B, H, Lq, hd]; out, lse: the final (merged over every block) forward results;
+// d = rowsum(dout * out) [B, H, Lq] (softmax_rowsum).
+BlockGrads block_backward(const AttentionBlock& b, const at::Tensor& dout, const at::Tensor& lse,
+                          const at::Tensor& d);
+// D = rowsum(dout * out) in fp32 (at least): [B, H, Lq].
+at::Tensor softmax_rowsum(const at::Tensor& dout, const at::Tensor& out);
+
+}  // namespace reel

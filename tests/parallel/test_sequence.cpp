@@ -1,0 +1,173 @@
+// Sequence-parallel attention against the unsplit attention on one rank: the output and
+// the q, k, v gradients of every mode (Ulysses, ring, hybrid), full and frame-causal,
+// zigzag and contiguous, even and uneven token splits, within 1e-5 (fp32). Run at 2, 3
+// and 4 ranks: the sp group is the whole world.
+#include <ATen/CPUGeneratorImpl.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <numeric>
+
+#include "model/rope.hpp"
+#include "parallel/sequence/block_attention.hpp"
+#include "parallel/sequence/sequence_parallel.hpp"
+#include "tests/support/test_env.hpp"
+
+namespace reel::test {
+namespace {
+
+constexpr double kTol = 1e-5;
+
+// 12 heads divide over 2, 3 and 4 ranks; 4 frame-groups of 16 tokens (64 tokens: uneven
+// over 3 ranks, and over 6 zigzag chunks).
+ModelConfig attention_config(int64_t heads = 12) {
+  ModelConfig cfg = model_preset("tiny");
+  cfg.heads = heads;
+  cfg.dim = heads * 8;
+  return cfg;
+}
+
+struct Reference {
+  at::Tensor q, k, v, dout, out, dq, dk, dv;  // [B, H, L, hd] each
+};
+
+Reference reference(const ModelConfig& cfg, bool causal) {
+  Reference r;
+  const int64_t l = cfg.tokens();
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(11);
+  auto make = [&] { return at::empty({2, cfg.heads, l, cfg.head_dim()}, at::kFloat).normal_(0, 1, gen); };
+  r.q = make(), r.k = make(), r.v = make(), r.dout = make();
+  auto q = r.q.clone().requires_grad_(), k = r.k.clone().requires_grad_(), v = r.v.clone().requires_grad_();
+  const auto groups = token_groups(cfg, at::arange(l, at::kLong));
+  auto out = attention({q, k, v, groups, groups, causal}).out;
+  out.backward(r.dout);
+  r.out = out.detach(), r.dq = q.grad(), r.dk = k.grad(), r.dv = v.grad();
+  return r;
+}
+
+void expect_close(const at::Tensor& got, const at::Tensor& want, const std::string& what) {
+  const double scale = want.abs().max().item<double>(), diff = (got - want).abs().max().item<double>();
+  EXPECT_LE(diff, kTol * scale) << what << " differs by " << diff << " (largest " << scale << ")";
+}
+
+// Runs this rank's share through the sequence-parallel attention and compares it with the
+// same tokens of the reference.
+void expect_matches_one_rank(const std::string& mode, int ulysses, const std::string& balance) {
+  const int sp = world().size();
+  SequenceConfig sc;
+  sc.mode = mode;
+  sc.ulysses = ulysses;
+  sc.balance = balance;
+  const auto cfg = attention_config();
+  auto mesh = ProcessMesh::create(runtime().world(), MeshConfig{1, sp, 0, sc.ulysses_degree(sp)});
+  SequenceParallel seq(cfg, mesh, sc);
+  ASSERT_TRUE(seq.active());
+  for (bool causal : {false, true}) {
+    const auto ref = reference(cfg, causal);
+    const auto& idx = seq.index();
+    auto mine = [&](const at::Tensor& t) { return t.index_select(2, idx); };
+    auto q = mine(ref.q).requires_grad_(), k = mine(ref.k).requires_grad_(), v = mine(ref.v).requires_grad_();
+    const auto groups = token_groups(cfg, idx);
+    auto out = seq({q, k, v, groups, groups, causal}).out;
+    out.backward(mine(ref.dout));
+    const std::string at = mode + " " + balance + (causal ? " causal" : " full") + " rank " +
+                           std::to_string(world().rank());
+    expect_close(out.detach(), mine(ref.out), at + " output");
+    expect_close(q.grad(), mine(ref.dq), at + " dq");
+    expect_close(k.grad(), mine(ref.dk), at + " dk");
+    expect_close(v.grad(), mine(ref.dv), at + " dv");
+  }
+}
+
+TEST(SequenceParallel, UlyssesMatchesOneRank) {
+  if (world().size() == 1) GTEST_SKIP() << "needs 2 or more ranks";
+  expect_matches_one_rank("ulysses", 0, "zigzag");
+  expect_matches_one_rank("ulysses", 0, "contiguous");
+}
+
+TEST(SequenceParallel, RingMatchesOneRank) {
+  if (world().size() == 1) GTEST_SKIP() << "needs 2 or more ranks";
+  expect_matches_one_rank("ring", 0, "zigzag");
+  expect_matches_one_rank("ring", 0, "contiguous");
+}
+
+TEST(SequenceParallel, HybridMatchesOneRank) {
+  if (world().size() != 4) GTEST_SKIP() << "hybrid needs ulysses x ring with both > 1: 4 ranks here";
+  expect_matches_one_rank("hybrid", 2, "zigzag");
+  expect_matches_one_rank("hybrid", 2, "contiguous");
+}
+
+TEST(SequenceParallel, LayoutCoversEveryTokenOnceAndBalancesCausalWork) {
+  for (int ring : {1, 2, 3, 4}) {
+    for (int ulysses : {1, 2}) {
+      for (const char* balance : {"zigzag", "contiguous"}) {
+        auto layout = SequenceLayout::create(61, ring, ulysses, balance);  // 61: nothing divides
+        std::vector<at::Tensor> all;
+        for (int r = 0; r < layout.size(); ++r) all.push_back(layout.index(r));
+        EXPECT_TRUE(std::get<0>(at::cat(all).sort()).equal(at::arange(61, at::kLong)))
+            << ring << "x" << ulysses << " " << balance;
+      }
+    }
+  }
+  // Causal work of ring rank i ~ sum over its query positions of (position + 1).
+  auto imbalance = [](const std::string& balance) {
+    auto layout = SequenceLayout::create(64, 4, 1, balance);
+    std::vector<double> work;
+    for (int r = 0; r < 4; ++r) work.push_back((layout.index(r) + 1).sum().item<double>());
+    return *std::max_element(work.begin(), work.end()) / (std::accumulate(work.begin(), work.end(), 0.0) / 4);
+  };
+  EXPECT_LT(imbalance("zigzag"), 1.01);
+  EXPECT_GT(imbalance("contiguous"), 1.6);
+  EXPECT_THROW(SequenceLayout::create(5, 3, 1, "zigzag"), std::invalid_argument);  // 6 chunks of 5 tokens
+}
+
+TEST(SequenceParallel, BlockMergeEqualsWholeAttention) {
+  // Two key blocks merged through their log-sum-exp equal one block over all keys, also
+  // for rows that see nothing of one block.
+  const auto cfg = attention_config(2);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
+  auto q = at::empty({1, 2, 64, 8}, at::kDouble).normal_(0, 1, gen);
+  auto k = at::empty_like(q).normal_(0, 1, gen), v = at::empty_like(q).normal_(0, 1, gen);
+  const auto groups = token_groups(cfg, at::arange(64, at::kLong));
+  const auto whole = block_forward({q, k, v, groups, groups, true});
+  PartialAttention merged;
+  for (int64_t start : {32, 0}) {  // the later block first: early rows see none of it
+    auto part = [&](const at::Tensor& t) { return t.narrow(2, start, 32); };
+    merge_partial(merged, block_forward({q, part(k), part(v), groups, groups.narrow(0, start, 32), true}));
+  }
+  EXPECT_TRUE(at::allclose(merged.out, whole.out, 1e-12, 1e-12));
+  EXPECT_TRUE(at::allclose(merged.lse, whole.lse, 1e-12, 1e-12));
+}
+
+TEST(SequenceParallel, ShapesThatCannotSplitAreRefusedWithTheNumbers) {
+  const int sp = world().size();
+  if (sp == 1) GTEST_SKIP() << "needs 2 or more ranks";
+  SequenceConfig ulysses;
+  auto mesh = ProcessMesh::create(runtime().world(), MeshConfig{1, sp, 0, sp});
+  const auto heads = attention_config(sp + 1);  // sp + 1 heads never divide over sp ranks
+  try {
+    SequenceParallel seq(heads, mesh, ulysses);
+    ADD_FAILURE() << "expected an error";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find(std::to_string(sp + 1) + " attention heads do not divide over Ulysses degree " +
+                                         std::to_string(sp)),
+              std::string::npos)
+        << e.what();
+  }
+  SequenceConfig hybrid;
+  hybrid.mode = "hybrid";
+  hybrid.ulysses = sp;  // not strictly inside (1, sp)
+  EXPECT_THROW(hybrid.ulysses_degree(sp), std::invalid_argument);
+  ModelConfig few = attention_config();
+  few.frames = 2;  // one frame-group of 16 tokens
+  few.context_groups = 0;
+  few.height = few.width = 4;  // 1 token per group
+  EXPECT_THROW(SequenceParallel(few, mesh, ulysses), std::invalid_argument);
+  // The mesh was built for Ulysses; asking it for a ring is a mismatch, named.
+  SequenceConfig ring;
+  ring.mode = "ring";
+  EXPECT_THROW(SequenceParallel(attention_config(), mesh, ring), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace reel::test
