@@ -1,5 +1,7 @@
 #include "model/attention.hpp"
 
+#include "model/attention_blocks.hpp"
+
 #include <cmath>
 #include <limits>
 
@@ -41,6 +43,11 @@ AttentionResult attention(const AttentionInputs& in) {
     auto result = at::_scaled_dot_product_efficient_attention(in.q, in.k, in.v, bias,
                                                               /*compute_log_sumexp=*/true);
     return {std::get<0>(result), std::get<1>(result).narrow(-1, 0, in.q.size(2))};
+  }
+  // Long sequences: exact attention with memory linear in the length (the explicit
+  // [Lq, Lk] scores and probabilities autograd would keep grow with its square).
+  if (in.k.size(2) > kKeyChunk) {
+    return {blockwise_attention({in.q, in.k, in.v, in.q_group, in.k_group, in.causal}), at::Tensor()};
   }
   return math_attention(in);
 }

@@ -25,8 +25,10 @@ struct AttentionInputs {
   bool causal = false;  // a query sees keys of its own and earlier frame-groups
 };
 
-// The reference implementation (explicit scores; differentiable through autograd). On
-// CUDA tensors it uses LibTorch's fused memory-efficient kernel, which returns the lse.
+// On CPU: explicit scores, differentiable through autograd (the reference), or, for more
+// than kKeyChunk keys, the blockwise form (model/attention_blocks.hpp: memory linear in
+// the length; lse not returned). On CUDA tensors it uses LibTorch's fused kernels, which
+// return the lse.
 AttentionResult attention(const AttentionInputs& in);
 
 // What the model calls for attention; sequence parallelism substitutes its own.

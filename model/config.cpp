@@ -59,6 +59,15 @@ ModelConfig model_preset(const std::string& name) {
     c.dim = 384; c.depth = 8; c.heads = 6; c.context_groups = 4;
     return c;
   }
+  if (name == "long_cpu") {  // long context on CPU: 32 frames of 32 x 32, 16 groups x 64 = 1,024 tokens
+    c.frames = 32; c.height = c.width = 32; c.dim = 64; c.depth = 2; c.heads = 4; c.context_groups = 4;
+    return c;
+  }
+  if (name == "long") {  // a minute of 256 x 256 at 16 fps: 480 groups x 256 = 122,880 tokens
+    c.frames = 960; c.height = c.width = 256; c.patch_h = c.patch_w = 16; c.action_dim = 8;
+    c.dim = 2048; c.depth = 20; c.heads = 16; c.mlp = "swiglu"; c.context_groups = 120;
+    return c;
+  }
   if (name == "1b") {
     c.frames = 32; c.height = c.width = 256; c.patch_h = c.patch_w = 16; c.action_dim = 8;
     c.dim = 2048; c.depth = 20; c.heads = 16; c.mlp = "swiglu"; c.context_groups = 8;
@@ -69,7 +78,7 @@ ModelConfig model_preset(const std::string& name) {
     c.dim = 4096; c.depth = 32; c.heads = 32; c.mlp = "swiglu"; c.context_groups = 16;
     return c;
   }
-  throw std::invalid_argument("unknown model preset '" + name + "' (expected tiny, small, 1b or 7b)");
+  throw std::invalid_argument("unknown model preset '" + name + "' (expected tiny, small, long_cpu, long, 1b or 7b)");
 }
 
 }  // namespace reel

@@ -39,7 +39,7 @@ struct ModelConfig {
 void check_data_geometry(const ModelConfig& cfg, int64_t frames, int64_t height, int64_t width,
                          int64_t channels, int64_t action_dim, const std::string& source);
 
-// "tiny" | "small" | "1b" | "7b"; anything else throws std::invalid_argument listing them.
+// "tiny" | "small" | "long_cpu" | "long" | "1b" | "7b"; anything else throws std::invalid_argument listing them.
 ModelConfig model_preset(const std::string& name);
 
 }  // namespace reel

@@ -73,11 +73,9 @@ at::Tensor flow_loss_sum(const at::Tensor& pred, const FlowBatch& batch, int64_t
   return diff.pow(2).sum();
 }
 
-at::Tensor flow_loss_sum(const at::Tensor& pred, const FlowBatch& batch, const at::Tensor& index) {
-  const auto idx = index.to(pred.device(), at::kLong);
-  auto w = batch.weight.index_select(0, idx).view({1, idx.size(0), 1});
-  auto diff = (pred - batch.target.index_select(1, idx)) * w;
-  return diff.pow(2).sum();
+FlowBatch select_tokens(const FlowBatch& batch, const at::Tensor& index) {
+  const auto idx = index.to(batch.x_t.device(), at::kLong);
+  return {batch.x_t.index_select(1, idx), batch.t, batch.target.index_select(1, idx), batch.weight.index_select(0, idx)};
 }
 
 int64_t target_elements(const ModelConfig& cfg, int64_t global_batch) {

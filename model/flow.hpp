@@ -38,8 +38,11 @@ FlowBatch make_flow_batch(const at::Tensor& x0, const std::vector<int64_t>& samp
 // Sum of squared errors over target tokens of pred [B, Lc, P] against a batch's tokens
 // [offset, offset + Lc). Divide by target_elements() of the global batch for the mean.
 at::Tensor flow_loss_sum(const at::Tensor& pred, const FlowBatch& batch, int64_t offset = 0);
-// The same for pred [B, Lc, P] of the tokens at clip positions index [Lc] int64.
-at::Tensor flow_loss_sum(const at::Tensor& pred, const FlowBatch& batch, const at::Tensor& index);
+// The batch restricted to the tokens at clip positions index [Lc] int64 (in that order):
+// x_t, target [B, Lc, P], weight [Lc]; t stays per frame-group [B, G]. Sequence
+// parallelism draws the whole clip's noise (it depends on the sample, not the split) and
+// keeps only its tokens.
+FlowBatch select_tokens(const FlowBatch& batch, const at::Tensor& index);
 int64_t target_elements(const ModelConfig& cfg, int64_t global_batch);
 
 // Rolls the model out: context tokens [B, k*Lg, P] (k whole groups), actions [B, T, A];

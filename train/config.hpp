@@ -79,7 +79,7 @@ struct TrainConfig {
 // configuration list them. The INI section is the part of the key before the dot.
 template <typename Visit>
 void visit_train_options(TrainConfig& c, Visit&& v) {
-  v("model.preset", c.model_choice.preset, "tiny | small | 1b | 7b");
+  v("model.preset", c.model_choice.preset, "tiny | small | long_cpu | long | 1b | 7b");
   v("model.attention", c.model_choice.attention, "full | causal (frame-causal)");
   v("model.mlp", c.model_choice.mlp, "gelu | swiglu");
   v("model.depth", c.model_choice.depth, "blocks (0: the preset's)");

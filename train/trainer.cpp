@@ -84,10 +84,11 @@ at::Tensor Trainer::micro_loss(const ClipBatch& b, int64_t step) {
   auto x0 = patchify(frames_to_float(b.frames.to(dev)), c_.model);
   // Noise and times for the whole clip (a function of the sample, not of the split);
   // this rank feeds the model its sequence-parallel share of the tokens.
-  auto flow = make_flow_batch(x0, b.sample_ids, step, c_.run.seed, c_.model);
   const auto& index = sequence_->index();
-  auto pred = fsdp_->forward(flow.x_t.index_select(1, index.to(dev)), flow.t, b.actions.to(dev), index);
-  return flow_loss_sum(pred, flow, index) / double(target_elements(c_.model, c_.data.global_batch));
+  auto flow = select_tokens(make_flow_batch(x0, b.sample_ids, step, c_.run.seed, c_.model), index);
+  x0 = at::Tensor();  // the whole clips are not needed past here
+  auto pred = fsdp_->forward(flow.x_t, flow.t, b.actions.to(dev), index);
+  return flow_loss_sum(pred, flow) / double(target_elements(c_.model, c_.data.global_batch));
 }
 
 double Trainer::forward_backward(int64_t step, double* data_seconds) {
@@ -148,10 +149,9 @@ double Trainer::evaluate() {
     for (int64_t i = 0; i < count; ++i) ids.push_back(data_.clips - total + first + i);
     auto batch = reader.read(ids);
     auto x0 = patchify(frames_to_float(batch.frames.to(dev)), c_.model);
-    auto flow = make_flow_batch(x0, ids, -1, c_.run.seed, c_.model);  // step -1: the same noise every time
-    const auto& index = sequence_->index();
-    auto pred = fsdp_->forward(flow.x_t.index_select(1, index.to(dev)), flow.t, batch.actions.to(dev), index);
-    sum += flow_loss_sum(pred, flow, index).to(at::kDouble);
+    const auto& index = sequence_->index();  // step -1: the same noise every time
+    auto flow = select_tokens(make_flow_batch(x0, ids, -1, c_.run.seed, c_.model), index);
+    sum += flow_loss_sum(fsdp_->forward(flow.x_t, flow.t, batch.actions.to(dev), index), flow).to(at::kDouble);
   }
   mesh_.world().all_reduce(sum);
   return sum.item<double>() / double(target_elements(c_.model, total));

@@ -4,7 +4,7 @@
 
 #include <chrono>
 
-#include "parallel/sequence/block_attention.hpp"
+#include "model/attention_blocks.hpp"
 
 namespace reel {
 namespace {

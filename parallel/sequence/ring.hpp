@@ -1,4 +1,4 @@
-// Ring attention (communication; the block maths is block_attention.hpp).
+// Ring attention (communication; the block maths is model/attention_blocks.hpp).
 //
 // Every rank of the ring keeps its queries; the key/value blocks travel round the ring,
 // rank r -> r+1, so after R steps every query block has met every key block. Each step

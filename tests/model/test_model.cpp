@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "model/attention_blocks.hpp"
 #include "model/flow.hpp"
 #include "model/rope.hpp"
 #include "model/world_model.hpp"
@@ -121,6 +122,35 @@ TEST(Model, AttentionLogSumExpIsTheRowNormaliser) {
                 b.out.nan_to_num(0) * at::exp(b.lse - lse).nan_to_num(0).unsqueeze(-1);
   EXPECT_TRUE(at::allclose(lse, full.lse, 1e-5, 1e-5));
   EXPECT_TRUE(at::allclose(merged, full.out, 1e-5, 1e-5));
+}
+
+TEST(Model, LongSequencesUseBlockwiseAttentionWithTheSameResultAndGradients) {
+  // 1,100 keys: three key chunks (the last one short), against the explicit reference.
+  ModelConfig cfg = small_test_config();
+  const int64_t l = 1100, hd = 8;
+  ASSERT_GT(l, 2 * kKeyChunk);
+  auto groups = at::arange(l, at::kLong).div(100, "floor");  // 11 frame-groups of 100
+  for (bool causal : {false, true}) {
+    auto q = at::randn({1, 2, l, hd}, at::kDouble), k = at::randn_like(q), v = at::randn_like(q), g = at::randn_like(q);
+    std::vector<at::Tensor> got, want;
+    for (bool blockwise : {true, false}) {
+      auto qq = q.clone().requires_grad_(), kk = k.clone().requires_grad_(), vv = v.clone().requires_grad_();
+      at::Tensor out;
+      if (blockwise) {
+        out = attention({qq, kk, vv, groups, groups, causal}).out;  // > kKeyChunk keys: the blockwise path
+      } else {
+        auto scores = at::matmul(qq, kk.transpose(-2, -1)) / std::sqrt(double(hd));
+        if (causal) scores = scores.masked_fill(groups.unsqueeze(0).gt(groups.unsqueeze(1)), -INFINITY);
+        out = at::matmul(at::softmax(scores, -1), vv);
+      }
+      out.backward(g);
+      (blockwise ? got : want) = {out.detach(), qq.grad(), kk.grad(), vv.grad()};
+    }
+    for (size_t i = 0; i < got.size(); ++i) {
+      EXPECT_TRUE(at::allclose(got[i], want[i], 1e-10, 1e-10)) << (causal ? "causal " : "full ") << "tensor " << i
+                                                               << " max diff " << (got[i] - want[i]).abs().max().item<double>();
+    }
+  }
 }
 
 TEST(Model, InitialisationDependsOnlyOnSeedAndName) {

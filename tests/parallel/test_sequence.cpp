@@ -6,10 +6,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 
 #include "model/rope.hpp"
-#include "parallel/sequence/block_attention.hpp"
+#include "model/attention_blocks.hpp"
 #include "parallel/sequence/sequence_parallel.hpp"
 #include "tests/support/test_env.hpp"
 
@@ -31,15 +32,18 @@ struct Reference {
   at::Tensor q, k, v, dout, out, dq, dk, dv;  // [B, H, L, hd] each
 };
 
-Reference reference(const ModelConfig& cfg, bool causal) {
+// The unsplit attention with explicit scores (autograd through softmax).
+Reference reference(const ModelConfig& cfg, bool causal, int64_t batch = 2) {
   Reference r;
   const int64_t l = cfg.tokens();
   auto gen = at::make_generator<at::CPUGeneratorImpl>(11);
-  auto make = [&] { return at::empty({2, cfg.heads, l, cfg.head_dim()}, at::kFloat).normal_(0, 1, gen); };
+  auto make = [&] { return at::empty({batch, cfg.heads, l, cfg.head_dim()}, at::kFloat).normal_(0, 1, gen); };
   r.q = make(), r.k = make(), r.v = make(), r.dout = make();
   auto q = r.q.clone().requires_grad_(), k = r.k.clone().requires_grad_(), v = r.v.clone().requires_grad_();
   const auto groups = token_groups(cfg, at::arange(l, at::kLong));
-  auto out = attention({q, k, v, groups, groups, causal}).out;
+  auto scores = at::matmul(q, k.transpose(-2, -1)) / std::sqrt(double(cfg.head_dim()));
+  if (causal) scores = scores.masked_fill(groups.unsqueeze(0).gt(groups.unsqueeze(1)), -INFINITY);
+  auto out = at::matmul(at::softmax(scores, -1), v);
   out.backward(r.dout);
   r.out = out.detach(), r.dq = q.grad(), r.dk = k.grad(), r.dv = v.grad();
   return r;
@@ -52,18 +56,18 @@ void expect_close(const at::Tensor& got, const at::Tensor& want, const std::stri
 
 // Runs this rank's share through the sequence-parallel attention and compares it with the
 // same tokens of the reference.
-void expect_matches_one_rank(const std::string& mode, int ulysses, const std::string& balance) {
+void expect_matches_one_rank(const std::string& mode, int ulysses, const std::string& balance,
+                             const ModelConfig& cfg = attention_config(), std::vector<bool> masks = {false, true}) {
   const int sp = world().size();
   SequenceConfig sc;
   sc.mode = mode;
   sc.ulysses = ulysses;
   sc.balance = balance;
-  const auto cfg = attention_config();
   auto mesh = ProcessMesh::create(runtime().world(), MeshConfig{1, sp, 0, sc.ulysses_degree(sp)});
   SequenceParallel seq(cfg, mesh, sc);
   ASSERT_TRUE(seq.active());
-  for (bool causal : {false, true}) {
-    const auto ref = reference(cfg, causal);
+  for (bool causal : masks) {
+    const auto ref = reference(cfg, causal, cfg.tokens() > 1024 ? 1 : 2);
     const auto& idx = seq.index();
     auto mine = [&](const at::Tensor& t) { return t.index_select(2, idx); };
     auto q = mine(ref.q).requires_grad_(), k = mine(ref.k).requires_grad_(), v = mine(ref.v).requires_grad_();
@@ -95,6 +99,18 @@ TEST(SequenceParallel, HybridMatchesOneRank) {
   if (world().size() != 4) GTEST_SKIP() << "hybrid needs ulysses x ring with both > 1: 4 ranks here";
   expect_matches_one_rank("hybrid", 2, "zigzag");
   expect_matches_one_rank("hybrid", 2, "contiguous");
+}
+
+TEST(SequenceParallel, LongClipsTakeTheirKeysInChunks) {
+  // 3,072 tokens: each rank's blocks exceed kKeyChunk keys, so the ring's block maths and
+  // Ulysses' local attention both go through key chunks. One head per rank.
+  if (world().size() == 1) GTEST_SKIP() << "needs 2 or more ranks";
+  ModelConfig cfg = attention_config(world().size());
+  cfg.frames = 24;
+  cfg.height = cfg.width = 64;
+  ASSERT_GT(cfg.tokens() / (2 * world().size()), kKeyChunk / 2);
+  expect_matches_one_rank("ring", 0, "zigzag", cfg, {true});
+  expect_matches_one_rank("ulysses", 0, "zigzag", cfg, {true});
 }
 
 TEST(SequenceParallel, LayoutCoversEveryTokenOnceAndBalancesCausalWork) {

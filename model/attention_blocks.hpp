@@ -1,4 +1,6 @@
-// The maths of blockwise attention (no communication; ring.cpp moves the blocks).
+// The maths of blockwise attention, with memory linear in the sequence length (no
+// communication: parallel/sequence/ring.cpp moves blocks between ranks; attention.cpp
+// uses the same maths on one rank for long sequences).
 //
 // A query block attends over key/value blocks one at a time; each block gives a partial
 // output normalised over that block and its log-sum-exp, and partial results merge
@@ -12,12 +14,15 @@
 //   P_j = exp(S_j - lse),  dV_j = P_j^T dout,  dS_j = P_j * (dout V_j^T - D),
 //   dQ += dS_j K_j * scale,  dK_j = dS_j^T Q * scale.
 // It needs no gradient through the log-sum-exp: the final lse is an input, not a result.
-// Everything is computed in at least fp32 (16-bit inputs are widened).
+// Everything is computed in at least fp32 (16-bit inputs are widened). Keys are taken
+// kKeyChunk at a time, so no [Lq, Lk] matrix larger than [Lq, kKeyChunk] ever exists.
 #pragma once
 
 #include <ATen/ATen.h>
 
 namespace reel {
+
+constexpr int64_t kKeyChunk = 512;
 
 struct AttentionBlock {
   at::Tensor q;        // [B, H, Lq, hd]
@@ -41,6 +46,12 @@ PartialAttention block_forward(const AttentionBlock& b);
 
 // Merges `part` into `acc` (acc undefined: becomes part).
 void merge_partial(PartialAttention& acc, const PartialAttention& part);
+
+// Exact attention over a whole block, memory O(Lq x kKeyChunk) beyond inputs and output,
+// as one autograd function: forward runs block_forward and saves only q, k, v, out and
+// lse; backward recomputes each key chunk's scores (block_backward). Returns out
+// [B, H, Lq, hd] in q's dtype. What attention() uses on CPU for long sequences.
+at::Tensor blockwise_attention(const AttentionBlock& b);
 
 struct BlockGrads {
   at::Tensor dq;      // [B, H, Lq, hd] fp32: this key block's contribution to dQ
