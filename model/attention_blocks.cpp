@@ -27,21 +27,41 @@ at::Tensor scores(const AttentionBlock& b) {
 // x with -inf replaced by 0 (rows that saw nothing), so differences stay finite.
 at::Tensor finite_or_zero(const at::Tensor& x) { return at::where(at::isinf(x), at::zeros_like(x), x); }
 
-// Calls fn(chunk, start) for the block's keys kKeyChunk at a time.
-template <typename Fn>
-void for_each_key_chunk(const AttentionBlock& b, Fn&& fn) {
-  const int64_t lk = b.k.size(2);
-  for (int64_t start = 0; start < lk; start += kKeyChunk) {
-    const int64_t n = std::min(kKeyChunk, lk - start);
-    if (n == lk) {
-      fn(b, start);
-      return;
+// A run of tokens [start, start + len) whose frame-groups rise by 0 or 1 from token to
+// token, at most kKeyChunk long, and the groups it spans. A contiguous piece of the clip
+// is one run (or several, cut at kKeyChunk); a zigzag share is two pieces, so two runs
+// at least. Tiling only saves work: the masks keep any tiling exact.
+struct Tile {
+  int64_t start, len, first, last;
+};
+
+std::vector<Tile> tiles(const at::Tensor& groups) {
+  const auto g = groups.to(at::kCPU, at::kLong).contiguous();
+  const int64_t* p = g.data_ptr<int64_t>();
+  std::vector<Tile> out;
+  for (int64_t i = 0; i < g.numel(); ++i) {
+    // A new run where the groups go back or skip one (another piece of the clip starts).
+    if (out.empty() || out.back().len == kKeyChunk || p[i] < p[i - 1] || p[i] > p[i - 1] + 1) {
+      out.push_back({i, 0, p[i], p[i]});
     }
-    fn(AttentionBlock{b.q, b.k.narrow(2, start, n), b.v.narrow(2, start, n), b.q_group,
-                      b.k_group.narrow(0, start, n), b.causal},
-       start);
+    out.back().len++;
+    out.back().last = p[i];
   }
+  return out;
 }
+
+// The sub-block of query tile qt and key tile kt; whether any query of it sees any key.
+AttentionBlock tile_block(const AttentionBlock& b, const Tile& qt, const Tile& kt) {
+  // Contiguous copies (small: [B, H, tile, hd]): batched matmuls over strided slices
+  // are several times slower on CPU.
+  auto slice = [](const at::Tensor& t, const Tile& r) { return t.narrow(2, r.start, r.len).contiguous(); };
+  return {slice(b.q, qt), slice(b.k, kt), slice(b.v, kt),
+          b.q_group.narrow(0, qt.start, qt.len), b.k_group.narrow(0, kt.start, kt.len),
+          // A tile whose keys all precede its queries' groups needs no mask (masking costs
+          // about half as much again as the scores themselves on CPU).
+          b.causal && kt.last > qt.first};
+}
+bool tile_visible(const AttentionBlock& b, const Tile& qt, const Tile& kt) { return !b.causal || kt.first <= qt.last; }
 
 PartialAttention chunk_forward(const AttentionBlock& b) {
   auto s = scores(b);
@@ -60,10 +80,34 @@ bool block_visible(const at::Tensor& q_group, const at::Tensor& k_group, bool ca
   return k_group.min().item<int64_t>() <= q_group.max().item<int64_t>();
 }
 
+int64_t block_work(const at::Tensor& q_group, const at::Tensor& k_group, bool causal) {
+  const AttentionBlock b{at::Tensor(), at::Tensor(), at::Tensor(), q_group, k_group, causal};
+  const auto kt = tiles(k_group);
+  int64_t work = 0;
+  for (const auto& qt : tiles(q_group)) {
+    for (const auto& t : kt) work += tile_visible(b, qt, t) ? qt.len * t.len : 0;
+  }
+  return work;
+}
+
 PartialAttention block_forward(const AttentionBlock& b) {
-  PartialAttention acc;
-  for_each_key_chunk(b, [&](const AttentionBlock& c, int64_t) { merge_partial(acc, chunk_forward(c)); });
-  return acc;
+  const auto kt = tiles(b.k_group);
+  std::vector<at::Tensor> outs, lses;
+  for (const auto& qt : tiles(b.q_group)) {
+    PartialAttention acc;
+    for (const auto& t : kt) {
+      if (tile_visible(b, qt, t)) merge_partial(acc, chunk_forward(tile_block(b, qt, t)));
+    }
+    if (!acc.out.defined()) {  // these queries see none of the block's keys
+      auto q = b.q.narrow(2, qt.start, qt.len);
+      acc.out = at::zeros(q.sizes(), q.options().dtype(acc_type(q)));
+      acc.lse = at::full(acc.out.sizes().slice(0, 3), -std::numeric_limits<double>::infinity(), acc.out.options());
+    }
+    outs.push_back(acc.out);
+    lses.push_back(acc.lse);
+  }
+  if (outs.size() == 1) return {outs[0], lses[0]};
+  return {at::cat(outs, 2), at::cat(lses, 2)};
 }
 
 void merge_partial(PartialAttention& acc, const PartialAttention& part) {
@@ -90,16 +134,22 @@ BlockGrads block_backward(const AttentionBlock& b, const at::Tensor& dout, const
   const auto g = dout.to(acc), q = b.q.to(acc), row_lse = lse.to(acc).unsqueeze(-1), row_d = d.to(acc).unsqueeze(-1);
   BlockGrads r;
   r.dq = at::zeros(q.sizes(), q.options());
-  std::vector<at::Tensor> dk, dv;
-  for_each_key_chunk(b, [&](const AttentionBlock& c, int64_t) {
-    auto p = at::exp(scores(c) - row_lse);  // [B, H, Lq, chunk], 0 where masked
-    dv.push_back(at::matmul(p.transpose(-2, -1), g));
-    auto ds = p * (at::matmul(g, c.v.to(acc).transpose(-2, -1)) - row_d);
-    r.dq.add_(at::matmul(ds, c.k.to(acc)), scale);
-    dk.push_back(at::matmul(ds.transpose(-2, -1), q).mul_(scale));
-  });
-  r.dk = dk.size() == 1 ? dk[0] : at::cat(dk, 2);
-  r.dv = dv.size() == 1 ? dv[0] : at::cat(dv, 2);
+  r.dk = at::zeros(b.k.sizes(), q.options());
+  r.dv = at::zeros(b.v.sizes(), q.options());
+  const auto kt = tiles(b.k_group);
+  for (const auto& qt : tiles(b.q_group)) {
+    const auto gq = g.narrow(2, qt.start, qt.len), qq = q.narrow(2, qt.start, qt.len);
+    const auto lse_q = row_lse.narrow(2, qt.start, qt.len), d_q = row_d.narrow(2, qt.start, qt.len);
+    for (const auto& t : kt) {
+      if (!tile_visible(b, qt, t)) continue;
+      const auto c = tile_block(b, qt, t);
+      auto p = at::exp(scores(c) - lse_q);  // [B, H, tile, tile], 0 where masked
+      r.dv.narrow(2, t.start, t.len).add_(at::matmul(p.transpose(-2, -1), gq));
+      auto ds = p * (at::matmul(gq, c.v.to(acc).transpose(-2, -1)) - d_q);
+      r.dq.narrow(2, qt.start, qt.len).add_(at::matmul(ds, c.k.to(acc)), scale);
+      r.dk.narrow(2, t.start, t.len).add_(at::matmul(ds.transpose(-2, -1), qq), scale);
+    }
+  }
   return r;
 }
 

@@ -14,8 +14,12 @@
 //   P_j = exp(S_j - lse),  dV_j = P_j^T dout,  dS_j = P_j * (dout V_j^T - D),
 //   dQ += dS_j K_j * scale,  dK_j = dS_j^T Q * scale.
 // It needs no gradient through the log-sum-exp: the final lse is an input, not a result.
-// Everything is computed in at least fp32 (16-bit inputs are widened). Keys are taken
-// kKeyChunk at a time, so no [Lq, Lk] matrix larger than [Lq, kKeyChunk] ever exists.
+// Everything is computed in at least fp32 (16-bit inputs are widened). Queries and keys
+// are tiled (runs of non-decreasing frame-group, at most kKeyChunk tokens), so no score
+// matrix larger than [kKeyChunk, kKeyChunk] ever exists, and under frame-causal masking a
+// tile pair whose keys all lie in later groups than its queries is skipped, not computed
+// and masked: a zigzag ring share (an early and a late piece) does half the work of a
+// block on the pairs that are hidden.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -41,13 +45,17 @@ struct PartialAttention {
 // skip it. Pass host tensors: this reads their values.
 bool block_visible(const at::Tensor& q_group, const at::Tensor& k_group, bool causal);
 
+// Score elements (query x key pairs, per clip and head) block_forward computes for these
+// groups: the tile pairs not skipped. The work of a block, for measuring load balance.
+int64_t block_work(const at::Tensor& q_group, const at::Tensor& k_group, bool causal);
+
 // One block's partial attention.
 PartialAttention block_forward(const AttentionBlock& b);
 
 // Merges `part` into `acc` (acc undefined: becomes part).
 void merge_partial(PartialAttention& acc, const PartialAttention& part);
 
-// Exact attention over a whole block, memory O(Lq x kKeyChunk) beyond inputs and output,
+// Exact attention over a whole block, memory O(kKeyChunk^2) beyond inputs and output,
 // as one autograd function: forward runs block_forward and saves only q, k, v, out and
 // lse; backward recomputes each key chunk's scores (block_backward). Returns out
 // [B, H, Lq, hd] in q's dtype. What attention() uses on CPU for long sequences.

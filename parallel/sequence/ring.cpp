@@ -63,7 +63,10 @@ struct RingAttentionFn : public torch::autograd::Function<RingAttentionFn> {
       if (step.visible(s, causal)) {
         const auto t = Clock::now();
         merge_partial(acc, block_forward(step.block(q, kv, s, causal)));
-        if (g.stats) g.stats->compute_s += since(t);
+        if (g.stats) {
+          g.stats->compute_s += since(t);
+          g.stats->work += block_work(g.groups[step.r], g.groups[step.owner(s)], causal);
+        }
       }
       if (work) {
         step.wait(work);  // the next block must have arrived before it is used

@@ -26,6 +26,7 @@ namespace reel {
 struct RingStats {
   int64_t bytes_sent = 0;  // k/v blocks and dK/dV accumulators sent by this rank
   double compute_s = 0;    // time in block maths (host time: meaningful on CPU)
+  int64_t work = 0;        // score elements the forward computed (block_work), per clip and head
   double wait_s = 0;       // time blocked waiting for a transfer after the block's maths
 };
 

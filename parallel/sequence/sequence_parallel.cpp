@@ -62,8 +62,30 @@ void SequenceParallel::install(WorldModelImpl& model, const std::shared_ptr<Sequ
   model.set_attention([sp](const AttentionInputs& in) { return (*sp)(in); });
 }
 
+int64_t SequenceParallel::expected_bytes_per_block(int64_t batch, int64_t element_size) const {
+  if (!active()) return 0;
+  const int64_t u = layout_.ulysses(), r = layout_.ring(), d = model_.dim;
+  const int64_t me = ulysses_.comm->rank(), ring_rank = ring_.comm->rank();
+  int64_t bytes = 0;
+  if (u > 1) {
+    int64_t share = 0;
+    for (auto c : ulysses_.counts) share += c;
+    const int64_t lc = ulysses_.counts[me];
+    // scatter q, k, v: my tokens, the other ranks' heads; gather: their tokens, my heads.
+    const int64_t scatter = 3 * batch * lc * (d / u) * (u - 1), gather = batch * (share - lc) * (d / u);
+    bytes += 2 * (scatter + gather) * element_size;  // forward, and the same in backward
+  }
+  if (r > 1) {
+    auto block = [&](int s) { return 2 * batch * (d / u) * ring_.groups[(ring_rank - s + r) % r].size(0); };
+    for (int s = 0; s + 1 < r; ++s) bytes += 2 * block(s) * element_size;  // k/v forward and backward
+    for (int s = 0; s < r; ++s) bytes += block(s) * 4;                       // dK/dV accumulators, fp32
+  }
+  return bytes;
+}
+
 SequenceStats SequenceParallel::take_stats() {
-  SequenceStats s{ulysses_bytes_ + ring_stats_.bytes_sent, ring_stats_.compute_s, ring_stats_.wait_s};
+  SequenceStats s{ulysses_bytes_ + ring_stats_.bytes_sent, ring_stats_.compute_s, ring_stats_.wait_s,
+                  ring_stats_.work};
   ulysses_bytes_ = 0;
   ring_stats_ = RingStats{};
   return s;

@@ -24,6 +24,7 @@ namespace reel {
 struct SequenceStats {
   int64_t bytes_sent = 0;   // attention traffic this rank sent (all-to-all and ring)
   double ring_compute_s = 0, ring_wait_s = 0;  // see RingStats
+  int64_t ring_work = 0;
 };
 
 class SequenceParallel {
@@ -47,6 +48,13 @@ class SequenceParallel {
   // Installs *this as the model's attention (the model keeps it alive).
   static void install(WorldModelImpl& model, const std::shared_ptr<SequenceParallel>& sp);
 
+  // Attention traffic this rank sends per transformer block for one forward and backward
+  // on `batch` clips (no activation-checkpoint recomputation), in bytes, from the layout:
+  //   Ulysses: q, k, v out and the output back, forward and backward: the (U-1)/U of
+  //            each that leaves the rank;
+  //   ring:    R-1 key/value blocks forward, R-1 again and R dK/dV accumulators (fp32)
+  //            backward, each block the size of its owner's share.
+  int64_t expected_bytes_per_block(int64_t batch, int64_t element_size) const;
   SequenceStats take_stats();
 
  private:
