@@ -28,20 +28,28 @@ at::Tensor scores(const AttentionBlock& b) {
 at::Tensor finite_or_zero(const at::Tensor& x) { return at::where(at::isinf(x), at::zeros_like(x), x); }
 
 // A run of tokens [start, start + len) whose frame-groups rise by 0 or 1 from token to
-// token, at most kKeyChunk long, and the groups it spans. A contiguous piece of the clip
-// is one run (or several, cut at kKeyChunk); a zigzag share is two pieces, so two runs
+// token, at most `longest` long, and the groups it spans. A contiguous piece of the clip
+// is one run (or several, cut at `longest`); a zigzag share is two pieces, so two runs
 // at least. Tiling only saves work: the masks keep any tiling exact.
 struct Tile {
   int64_t start, len, first, last;
 };
 
-std::vector<Tile> tiles(const at::Tensor& groups) {
+// The tile length for B x H = batch_heads: the largest power of two up to kKeyChunk
+// whose square times batch_heads stays within kTileElements (at least 32).
+int64_t tile_length(int64_t batch_heads) {
+  int64_t len = kKeyChunk;
+  while (len > 32 && batch_heads * len * len > kTileElements) len /= 2;
+  return len;
+}
+
+std::vector<Tile> tiles(const at::Tensor& groups, int64_t longest) {
   const auto g = groups.to(at::kCPU, at::kLong).contiguous();
   const int64_t* p = g.data_ptr<int64_t>();
   std::vector<Tile> out;
   for (int64_t i = 0; i < g.numel(); ++i) {
     // A new run where the groups go back or skip one (another piece of the clip starts).
-    if (out.empty() || out.back().len == kKeyChunk || p[i] < p[i - 1] || p[i] > p[i - 1] + 1) {
+    if (out.empty() || out.back().len == longest || p[i] < p[i - 1] || p[i] > p[i - 1] + 1) {
       out.push_back({i, 0, p[i], p[i]});
     }
     out.back().len++;
@@ -80,20 +88,22 @@ bool block_visible(const at::Tensor& q_group, const at::Tensor& k_group, bool ca
   return k_group.min().item<int64_t>() <= q_group.max().item<int64_t>();
 }
 
-int64_t block_work(const at::Tensor& q_group, const at::Tensor& k_group, bool causal) {
+int64_t block_work(const at::Tensor& q_group, const at::Tensor& k_group, bool causal, int64_t batch_heads) {
   const AttentionBlock b{at::Tensor(), at::Tensor(), at::Tensor(), q_group, k_group, causal};
-  const auto kt = tiles(k_group);
+  const int64_t len = tile_length(batch_heads);
+  const auto kt = tiles(k_group, len);
   int64_t work = 0;
-  for (const auto& qt : tiles(q_group)) {
+  for (const auto& qt : tiles(q_group, len)) {
     for (const auto& t : kt) work += tile_visible(b, qt, t) ? qt.len * t.len : 0;
   }
   return work;
 }
 
 PartialAttention block_forward(const AttentionBlock& b) {
-  const auto kt = tiles(b.k_group);
+  const int64_t len = tile_length(b.q.size(0) * b.q.size(1));
+  const auto kt = tiles(b.k_group, len);
   std::vector<at::Tensor> outs, lses;
-  for (const auto& qt : tiles(b.q_group)) {
+  for (const auto& qt : tiles(b.q_group, len)) {
     PartialAttention acc;
     for (const auto& t : kt) {
       if (tile_visible(b, qt, t)) merge_partial(acc, chunk_forward(tile_block(b, qt, t)));
@@ -136,8 +146,9 @@ BlockGrads block_backward(const AttentionBlock& b, const at::Tensor& dout, const
   r.dq = at::zeros(q.sizes(), q.options());
   r.dk = at::zeros(b.k.sizes(), q.options());
   r.dv = at::zeros(b.v.sizes(), q.options());
-  const auto kt = tiles(b.k_group);
-  for (const auto& qt : tiles(b.q_group)) {
+  const int64_t len = tile_length(b.q.size(0) * b.q.size(1));
+  const auto kt = tiles(b.k_group, len);
+  for (const auto& qt : tiles(b.q_group, len)) {
     const auto gq = g.narrow(2, qt.start, qt.len), qq = q.narrow(2, qt.start, qt.len);
     const auto lse_q = row_lse.narrow(2, qt.start, qt.len), d_q = row_d.narrow(2, qt.start, qt.len);
     for (const auto& t : kt) {

@@ -15,8 +15,9 @@
 //   dQ += dS_j K_j * scale,  dK_j = dS_j^T Q * scale.
 // It needs no gradient through the log-sum-exp: the final lse is an input, not a result.
 // Everything is computed in at least fp32 (16-bit inputs are widened). Queries and keys
-// are tiled (runs of non-decreasing frame-group, at most kKeyChunk tokens), so no score
-// matrix larger than [kKeyChunk, kKeyChunk] ever exists, and under frame-causal masking a
+// are tiled (runs of consecutive frame-groups, at most kKeyChunk tokens, and fewer when
+// B x H is large: a tile's scores hold at most kTileElements), so the transient memory
+// is bounded whatever the length and head count, and under frame-causal masking a
 // tile pair whose keys all lie in later groups than its queries is skipped, not computed
 // and masked: a zigzag ring share (an early and a late piece) does half the work of a
 // block on the pairs that are hidden.
@@ -26,7 +27,8 @@
 
 namespace reel {
 
-constexpr int64_t kKeyChunk = 512;
+constexpr int64_t kKeyChunk = 512;            // longest tile (tokens); longer keys go blockwise
+constexpr int64_t kTileElements = int64_t{1} << 18;  // B x H x tile x tile at most (1 MiB fp32)
 
 struct AttentionBlock {
   at::Tensor q;        // [B, H, Lq, hd]
@@ -47,7 +49,8 @@ bool block_visible(const at::Tensor& q_group, const at::Tensor& k_group, bool ca
 
 // Score elements (query x key pairs, per clip and head) block_forward computes for these
 // groups: the tile pairs not skipped. The work of a block, for measuring load balance.
-int64_t block_work(const at::Tensor& q_group, const at::Tensor& k_group, bool causal);
+// batch_heads: B x H (it sets the tile length).
+int64_t block_work(const at::Tensor& q_group, const at::Tensor& k_group, bool causal, int64_t batch_heads);
 
 // One block's partial attention.
 PartialAttention block_forward(const AttentionBlock& b);
@@ -55,7 +58,7 @@ PartialAttention block_forward(const AttentionBlock& b);
 // Merges `part` into `acc` (acc undefined: becomes part).
 void merge_partial(PartialAttention& acc, const PartialAttention& part);
 
-// Exact attention over a whole block, memory O(kKeyChunk^2) beyond inputs and output,
+// Exact attention over a whole block, memory O(kTileElements) beyond inputs and output,
 // as one autograd function: forward runs block_forward and saves only q, k, v, out and
 // lse; backward recomputes each key chunk's scores (block_backward). Returns out
 // [B, H, Lq, hd] in q's dtype. What attention() uses on CPU for long sequences.

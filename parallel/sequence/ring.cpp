@@ -65,7 +65,7 @@ struct RingAttentionFn : public torch::autograd::Function<RingAttentionFn> {
         merge_partial(acc, block_forward(step.block(q, kv, s, causal)));
         if (g.stats) {
           g.stats->compute_s += since(t);
-          g.stats->work += block_work(g.groups[step.r], g.groups[step.owner(s)], causal);
+          g.stats->work += block_work(g.groups[step.r], g.groups[step.owner(s)], causal, q.size(0) * q.size(1));
         }
       }
       if (work) {
