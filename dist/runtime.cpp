@@ -1,5 +1,7 @@
 #include "dist/runtime.hpp"
 
+#include <exception>
+
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
@@ -157,6 +159,11 @@ Runtime::Runtime(const RuntimeConfig& config) {
 }
 
 Runtime::~Runtime() {
+  // Unwinding from an error on this rank: MPI stays initialised so that the caller can
+  // MPI_Abort the whole job. Finalising (or freeing communicators) alone would leave the
+  // other ranks waiting forever in their next collective, and this rank inside
+  // MPI_Finalize, waiting for them.
+  if (std::uncaught_exceptions() > 0) return;
   world_.reset();
   int finalized = 0;
   MPI_Finalized(&finalized);

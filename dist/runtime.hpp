@@ -49,7 +49,8 @@ class Runtime {
   // the world communicator. Throws on any failure.
   explicit Runtime(const RuntimeConfig& config);
   // Finalises MPI if this Runtime initialised it. Communicators made from world() must be
-  // destroyed first.
+  // destroyed first. During exception unwinding it does nothing: the error is this
+  // rank's alone, and the caller must MPI_Abort the job (launch/main.cpp does).
   ~Runtime();
   Runtime(const Runtime&) = delete;
   Runtime& operator=(const Runtime&) = delete;

@@ -4,6 +4,7 @@
 // multi-rank job aborts the whole job (MPI_Abort) after printing it, because the other
 // ranks would otherwise wait forever in their next collective.
 #include <mpi.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <iostream>
@@ -32,7 +33,9 @@ int fail(const std::string& message) {
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   }
-  std::cerr << "reel: error" << (size > 1 ? " on rank " + std::to_string(rank) : "") << ": "
+  char host[256] = "?";
+  ::gethostname(host, sizeof(host) - 1);
+  std::cerr << "reel: error" << (size > 1 ? " on rank " + std::to_string(rank) + " (" + host + ")" : "") << ": "
             << message << std::endl;
   if (size > 1) MPI_Abort(MPI_COMM_WORLD, 1);  // the other ranks would hang otherwise
   return 1;
