@@ -93,10 +93,10 @@ void Communicator::check_reduce(const std::string& op, const at::Tensor& t, Redu
   }
 }
 
-void Communicator::verify(const std::string& op, const at::Tensor& t, int64_t extra) {
+void Communicator::verify(const std::string& op, const at::Tensor& t, int64_t extra, bool same_numel) {
   if (!options_.verify_consistency || size_ == 1) return;
   const int64_t mine[4] = {code_of(op), t.defined() ? static_cast<int64_t>(t.scalar_type()) : -1,
-                           t.defined() ? t.numel() : 0, extra};
+                           t.defined() && same_numel ? t.numel() : 0, extra};
   auto local = at::tensor(at::ArrayRef<int64_t>(mine, 4), at::kLong).to(device());
   auto all = at::empty({size_ * 4}, local.options());
   do_all_gather(local, all)->wait();
@@ -217,7 +217,7 @@ WorkPtr Communicator::all_to_all_async(const at::Tensor& input, const at::Tensor
   if (input.data_ptr() == output.data_ptr() && input.numel() > 0) {
     throw_invalid(op, "input and output must not alias");
   }
-  verify(op, input, row);
+  verify(op, input, row, /*same_numel=*/false);  // uneven splits differ in size by design
   if (options_.verify_consistency) verify_splits(send_rows, recv_rows);
   std::vector<int64_t> send_counts(size_), recv_counts(size_);
   for (int r = 0; r < size_; ++r) {

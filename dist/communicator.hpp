@@ -144,7 +144,9 @@ class Communicator {
   void check_pair(const std::string& op, const at::Tensor& in, const at::Tensor& out) const;
   void check_reduce(const std::string& op, const at::Tensor& t, ReduceOp reduce) const;
   // With options_.verify_consistency: all ranks agree on (op, dtype, sizes) or all throw.
-  void verify(const std::string& op, const at::Tensor& t, int64_t extra = 0);
+  // same_numel = false: ranks may pass different sizes (explicit all-to-all splits,
+  // checked by verify_splits); op, dtype and `extra` must still agree.
+  void verify(const std::string& op, const at::Tensor& t, int64_t extra = 0, bool same_numel = true);
   void verify_splits(const std::vector<int64_t>& send_rows, const std::vector<int64_t>& recv_rows);
 
   // Runs fn (an async form) with blocking_call() true, then waits on its Work.

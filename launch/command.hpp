@@ -9,6 +9,12 @@
 
 namespace reel {
 
+// Exit codes of the reel executable: 0 done; 1 an error (printed, naming the rank and
+// host); 2 a usage error; kExitStopped: `reel train` stopped on a signal (SIGTERM,
+// SIGINT, SIGUSR1: preemption or a time limit) after finishing its step and writing a
+// complete checkpoint; the same command resumes it. 75 is EX_TEMPFAIL ("try again").
+constexpr int kExitStopped = 75;
+
 struct Command {
   std::string name;
   std::string summary;

@@ -1,6 +1,15 @@
 // `reel train`: trains the world model with FSDP across the ranks of the job. A thin
 // command over the Trainer (train/trainer.hpp): options in, exit code out.
+//
+// Signals: SIGTERM, SIGINT and SIGUSR1 (Slurm's warning before a time limit or a
+// preemption, which the batch script passes on) ask the Trainer to stop: every rank
+// finishes the current step, a checkpoint is written and completed, and the process
+// exits with kExitStopped. A second SIGINT (Ctrl-C) ends it at once.
 #include <boost/program_options.hpp>
+
+#include <atomic>
+#include <csignal>
+#include <cstring>
 
 #include "launch/command.hpp"
 #include "launch/options.hpp"
@@ -9,6 +18,27 @@
 namespace po = boost::program_options;
 
 namespace reel {
+namespace {
+
+std::atomic<Trainer*> g_trainer{nullptr};
+volatile std::sig_atomic_t g_signal = 0;
+
+extern "C" void on_stop_signal(int sig) {
+  g_signal = sig;  // only async-signal-safe work here: a flag, and the Trainer's flag
+  if (Trainer* t = g_trainer.load()) t->request_stop();
+}
+
+void install_stop_handlers() {
+  for (int sig : {SIGTERM, SIGINT, SIGUSR1}) {
+    struct sigaction sa {};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART | (sig == SIGINT ? SA_RESETHAND : 0);  // Ctrl-C twice: at once
+    sigaction(sig, &sa, nullptr);
+  }
+}
+
+}  // namespace
 
 int run_train(int argc, char** argv) {
   TrainConfig c;  // the defaults, each from the struct that owns it
@@ -20,10 +50,18 @@ int run_train(int argc, char** argv) {
   visit_train_options(c, OptionAdder(desc));
   if (!parse_options(argc, argv, desc, "config")) return 0;
   c.resolve();  // bad values fail here, before MPI starts
+  install_stop_handlers();
   Runtime runtime(c.runtime);
   Trainer trainer(c, runtime.world());
-  trainer.fit();
-  return 0;
+  g_trainer = &trainer;
+  if (g_signal != 0) trainer.request_stop();  // arrived while the Trainer was being built
+  const bool finished = trainer.fit();
+  g_trainer = nullptr;
+  if (finished) return 0;
+  if (g_signal != 0) {
+    trainer.log().warn(cat("reel train: stopped by ", strsignal(g_signal), " (exit ", kExitStopped, ")"));
+  }
+  return kExitStopped;
 }
 
 }  // namespace reel

@@ -73,6 +73,10 @@ at::Tensor flow_loss_sum(const at::Tensor& pred, const FlowBatch& batch, int64_t
   return diff.pow(2).sum();
 }
 
+FlowBatch to_device(const FlowBatch& b, const at::Device& device) {
+  return {b.x_t.to(device), b.t.to(device), b.target.to(device), b.weight.to(device)};
+}
+
 FlowBatch select_tokens(const FlowBatch& batch, const at::Tensor& index) {
   const auto idx = index.to(batch.x_t.device(), at::kLong);
   return {batch.x_t.index_select(1, idx), batch.t, batch.target.index_select(1, idx), batch.weight.index_select(0, idx)};

@@ -43,6 +43,8 @@ at::Tensor flow_loss_sum(const at::Tensor& pred, const FlowBatch& batch, int64_t
 // parallelism draws the whole clip's noise (it depends on the sample, not the split) and
 // keeps only its tokens.
 FlowBatch select_tokens(const FlowBatch& batch, const at::Tensor& index);
+// The batch's tensors on `device`.
+FlowBatch to_device(const FlowBatch& batch, const at::Device& device);
 int64_t target_elements(const ModelConfig& cfg, int64_t global_batch);
 
 // Rolls the model out: context tokens [B, k*Lg, P] (k whole groups), actions [B, T, A];

@@ -77,7 +77,7 @@ void Trainer::log_progress(const StepResult& r, double mfu, double tokens_per_s,
                 ")  ", std::isnan(eval) ? "" : "eval " + fixed(eval, 4) + "  ", "eta ", fixed(eta, 0), " s"));
 }
 
-void Trainer::fit() {
+bool Trainer::fit() {
   const auto dev = mesh_.world().device();
   mesh_.world().barrier();  // every rank measures its peak at the same moment (shared cores)
   const auto peak = peak_flops(c_.model, c_.data.micro_clips() / mesh_.dp() * c_.model.tokens(),
@@ -111,7 +111,7 @@ void Trainer::fit() {
     const bool last = r.step == c_.run.steps;
     settle_checkpoints(false);
     const bool every = c_.checkpoint.every > 0 && r.step % c_.checkpoint.every == 0;
-    if ((every || save_requested_) && !last) {
+    if ((every || save_requested_ || stop_requested_) && !last) {
       ck.snapshot_s = save_checkpoint(r.step);
       ck.wait_s = last_save_wait_s_;
     }
@@ -130,12 +130,19 @@ void Trainer::fit() {
                    seconds_since(run_start) / double(r.step - start_step_) * double(c_.run.steps - r.step));
     }
     for (auto& hook : hooks_) hook(r);
+    if (stop_requested_ && !last) {
+      settle_checkpoints(true);  // the stop is only safe once the checkpoint is complete
+      log_.warn(cat("stopped on request after step ", r.step, " of ", c_.run.steps, ": checkpoint in ",
+                    checkpoints_dir(), "; the same command resumes the run (--run.resume auto)"));
+      return false;
+    }
   }
   if (last_checkpoint_ != c_.run.steps) save_checkpoint(c_.run.steps);
   settle_checkpoints(true);  // exit waits for the last save
   save_weights(c_.run.dir + "/model.h5");
   log_.info(cat("reel train: done in ", fixed(seconds_since(run_start), 1), " s; metrics in ", c_.run.dir,
                 "/metrics.jsonl, checkpoints in ", checkpoints_dir(), ", weights in ", c_.run.dir, "/model.h5"));
+  return true;
 }
 
 }  // namespace reel

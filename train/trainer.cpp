@@ -81,12 +81,13 @@ int64_t Trainer::parameter_count() {
 
 at::Tensor Trainer::micro_loss(const ClipBatch& b, int64_t step) {
   const auto dev = mesh_.world().device();
-  auto x0 = patchify(frames_to_float(b.frames.to(dev)), c_.model);
-  // Noise and times for the whole clip (a function of the sample, not of the split);
-  // this rank feeds the model its sequence-parallel share of the tokens.
+  // Noise and times for the whole clip (a function of the sample, not of the split), on
+  // the host; this rank moves only its sequence-parallel share of the tokens.
   const auto& index = sequence_->index();
-  auto flow = select_tokens(make_flow_batch(x0, b.sample_ids, step, c_.run.seed, c_.model), index);
-  x0 = at::Tensor();  // the whole clips are not needed past here
+  auto flow = to_device(select_tokens(make_flow_batch(patchify(frames_to_float(b.frames), c_.model), b.sample_ids,
+                                                      step, c_.run.seed, c_.model),
+                                      index),
+                        dev);
   auto pred = fsdp_->forward(flow.x_t, flow.t, b.actions.to(dev), index);
   return flow_loss_sum(pred, flow) / double(target_elements(c_.model, c_.data.global_batch));
 }
@@ -94,10 +95,11 @@ at::Tensor Trainer::micro_loss(const ClipBatch& b, int64_t step) {
 double Trainer::forward_backward(int64_t step, double* data_seconds) {
   fsdp_->zero_grad_shards();
   double data_s = 0;
-  // [0]: the loss; [1]: whether any rank was asked for a checkpoint (the same reduction
-  // tells every rank, so all save after the same step).
-  auto loss = at::zeros({2}, at::TensorOptions(at::kDouble).device(mesh_.world().device()));
+  // [0]: the loss; [1], [2]: whether any rank was asked for a checkpoint, or to stop (the
+  // same reduction tells every rank, so all save or stop after the same step).
+  auto loss = at::zeros({3}, at::TensorOptions(at::kDouble).device(mesh_.world().device()));
   if (save_request_.exchange(false)) loss[1] = 1.0;
+  if (stop_request_.exchange(false)) loss[2] = 1.0;
   for (int64_t m = 0; m < c_.data.micro_batches; ++m) {
     const auto wait = std::chrono::steady_clock::now();
     auto batch = loader_->next();
@@ -112,6 +114,7 @@ double Trainer::forward_backward(int64_t step, double* data_seconds) {
   if (data_seconds) *data_seconds = data_s;
   const auto host = loss.cpu();
   save_requested_ = host[1].item<double>() > 0;
+  stop_requested_ = host[2].item<double>() > 0;
   return host[0].item<double>();
 }
 
@@ -148,9 +151,9 @@ double Trainer::evaluate() {
     std::vector<int64_t> ids;
     for (int64_t i = 0; i < count; ++i) ids.push_back(data_.clips - total + first + i);
     auto batch = reader.read(ids);
-    auto x0 = patchify(frames_to_float(batch.frames.to(dev)), c_.model);
+    auto x0 = patchify(frames_to_float(batch.frames), c_.model);
     const auto& index = sequence_->index();  // step -1: the same noise every time
-    auto flow = select_tokens(make_flow_batch(x0, ids, -1, c_.run.seed, c_.model), index);
+    auto flow = to_device(select_tokens(make_flow_batch(x0, ids, -1, c_.run.seed, c_.model), index), dev);
     sum += flow_loss_sum(fsdp_->forward(flow.x_t, flow.t, batch.actions.to(dev), index), flow).to(at::kDouble);
   }
   mesh_.world().all_reduce(sum);

@@ -79,13 +79,19 @@ class Trainer {
   // Asks for a checkpoint after the current step (thread- and signal-safe: sets a flag).
   // Every rank learns of it in the step's loss reduction, so all save after the same step.
   void request_checkpoint() { save_request_ = true; }
+  // Asks the run to stop after the current step, with a checkpoint (thread- and
+  // async-signal-safe: sets a flag; preemption, SIGTERM, Ctrl-C). Agreed like a
+  // checkpoint request: every rank finishes the same step, saves, waits for the save.
+  void request_stop() { stop_request_ = true; }
   // The step training starts from: 0, or the resumed checkpoint's.
   int64_t start_step() const { return start_step_; }
   std::string checkpoints_dir() const { return c_.run.dir + "/checkpoints"; }
   // The whole run: from start_step() to run.steps with evaluation, metrics.jsonl and
   // progress, checkpoints every checkpoint.every steps and at the end, step hooks after
-  // every step, and the final weights in run.dir/model.h5.
-  void fit();
+  // every step, and the final weights in run.dir/model.h5. Returns false when it stopped
+  // early on request (request_stop): the checkpoint of the last step is then complete on
+  // disk and resuming continues the run; no weights are written.
+  bool fit();
   // Called after every step of fit() with its result (on every rank).
   void add_step_hook(std::function<void(const StepResult&)> hook) { hooks_.push_back(std::move(hook)); }
 
@@ -126,6 +132,8 @@ class Trainer {
   double last_save_wait_s_ = 0;
   std::atomic<bool> save_request_{false};  // this rank was asked (request_checkpoint)
   bool save_requested_ = false;            // some rank was asked, learnt in the last step
+  std::atomic<bool> stop_request_{false};  // this rank was asked (request_stop)
+  bool stop_requested_ = false;            // some rank was asked, learnt in the last step
   std::vector<std::function<void(const StepResult&)>> hooks_;
 };
 

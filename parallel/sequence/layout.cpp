@@ -21,7 +21,9 @@ void SequenceConfig::validate() const {
        "parallel.sp_mode must be ulysses, ring or hybrid, got '" + mode + "'");
   need(balance == "zigzag" || balance == "contiguous",
        "parallel.sp_balance must be zigzag or contiguous, got '" + balance + "'");
-  need(ulysses >= 0, "parallel.ulysses must be >= 0");
+  need(ulysses >= 0, "parallel.ulysses must be >= 0, got " + std::to_string(ulysses));
+  need(ulysses == 0 || mode == "hybrid", "parallel.ulysses " + std::to_string(ulysses) +
+                                             " applies to parallel.sp_mode hybrid only (the mode is " + mode + ")");
 }
 
 int SequenceConfig::ulysses_degree(int sp) const {
@@ -48,7 +50,8 @@ void check_sequence_split(const ModelConfig& model, int ring, int ulysses, const
 }
 
 SequenceLayout SequenceLayout::create(int64_t tokens, int ring, int ulysses, const std::string& balance) {
-  need(ring >= 1 && ulysses >= 1, "sequence layout: ring and ulysses degrees must be >= 1");
+  need(ring >= 1 && ulysses >= 1, "sequence layout: ring and ulysses degrees must be >= 1, got ring " +
+                                      std::to_string(ring) + " and ulysses " + std::to_string(ulysses));
   const bool zigzag = balance == "zigzag" && ring > 1;
   const int64_t chunks = zigzag ? 2 * ring : ring;
   need(tokens >= chunks * ulysses, "a clip of " + std::to_string(tokens) + " tokens cannot be split into " +

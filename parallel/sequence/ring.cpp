@@ -41,7 +41,7 @@ struct RingStep {
     if (g.stats) g.stats->wait_s += since(t);
   }
   AttentionBlock block(const at::Tensor& q, const at::Tensor& kv, int s, bool causal) const {
-    return {q, kv[0], kv[1], g.on_device[r], g.on_device[owner(s)], causal};
+    return {q, kv[0], kv[1], g.groups[r], g.groups[owner(s)], causal};
   }
   bool visible(int s, bool causal) const { return block_visible(g.groups[r], g.groups[owner(s)], causal); }
 };
@@ -90,7 +90,7 @@ struct RingAttentionFn : public torch::autograd::Function<RingAttentionFn> {
     const auto d = softmax_rowsum(dout, out);
     auto kv = at::stack({k, v});
     at::Tensor dq = at::zeros(q.sizes(), d.options());
-    at::Tensor grad_acc = at::zeros(kv.sizes(), d.options());  // dK/dV of the block held
+    at::Tensor grad_acc = at::zeros(kv.sizes(), d.options());  // [2, B, H, n, hd] dK/dV of the block held
     WorkPtr grad_work;
     for (int s = 0; s < step.n; ++s) {
       at::Tensor incoming, grad_in;
@@ -124,7 +124,8 @@ struct RingAttentionFn : public torch::autograd::Function<RingAttentionFn> {
 at::Tensor ring_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const RingGroup& ring,
                           bool causal) {
   TORCH_CHECK(ring.comm && ring.comm->size() > 1, "ring attention needs a ring of at least 2 ranks");
-  TORCH_CHECK(static_cast<int>(ring.groups.size()) == ring.comm->size(), "one token-group list per ring rank");
+  TORCH_CHECK(static_cast<int>(ring.groups.size()) == ring.comm->size(), "one token-group list per ring rank: ",
+              ring.groups.size(), " for a ring of ", ring.comm->size());
   TORCH_CHECK(q.size(2) == ring.groups[ring.comm->rank()].size(0) && k.size(2) == q.size(2),
               "ring attention: this rank holds ", ring.groups[ring.comm->rank()].size(0), " tokens, got q ",
               q.sizes(), " k ", k.sizes());

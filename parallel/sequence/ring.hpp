@@ -32,12 +32,14 @@ struct RingStats {
 
 struct RingGroup {
   Communicator* comm = nullptr;       // the ring, size R > 1
-  std::vector<at::Tensor> groups;     // [R] frame-group of each ring rank's tokens [n_i], host
-  std::vector<at::Tensor> on_device;  // the same, on the compute device
+  std::vector<at::Tensor> groups;     // [R] frame-group of each ring rank's tokens [n_i], host (the
+                                      // tiling reads them; masks copy the slices they need)
   bool overlap = true;                // off: wait for each transfer before computing (to measure)
   RingStats* stats = nullptr;         // optional
 };
 
+// The ring must outlive the backward of every graph it was used in (its address is saved
+// with the graph; SequenceParallel owns it as long as the model).
 // q [B, H, Lq, hd], k, v [B, H, Lk, hd]: this ring rank's tokens (groups[rank]). Returns
 // out [B, H, Lq, hd] in q's dtype. Differentiable in q, k and v. Collective over the ring.
 at::Tensor ring_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const RingGroup& ring,

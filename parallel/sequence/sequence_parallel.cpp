@@ -17,7 +17,6 @@ SequenceParallel::SequenceParallel(const ModelConfig& model, const ProcessMesh& 
   layout_ = SequenceLayout::create(model.tokens(), ring, u, config.balance);
   index_ = layout_.index(mesh.sp_rank());
   if (!active()) return;
-  device_ = mesh.world().device();
   const int ring_rank = mesh.sp_rank() / u;
   groups_ = token_groups(model, layout_.ring_share(ring_rank));
   for (int i = 0; i < u; ++i) ulysses_.counts.push_back(layout_.count(ring_rank * u + i));
@@ -26,7 +25,6 @@ SequenceParallel::SequenceParallel(const ModelConfig& model, const ProcessMesh& 
   ring_.comm = &mesh.ring_group();
   for (int i = 0; i < ring; ++i) {
     ring_.groups.push_back(token_groups(model, layout_.ring_share(i)));
-    ring_.on_device.push_back(ring_.groups.back().to(device_));
   }
   ring_.overlap = config.ring_overlap;
   ring_.stats = &ring_stats_;
@@ -70,10 +68,11 @@ int64_t SequenceParallel::expected_bytes_per_block(int64_t batch, int64_t elemen
   if (u > 1) {
     int64_t share = 0;
     for (auto c : ulysses_.counts) share += c;
-    const int64_t lc = ulysses_.counts[me];
-    // scatter q, k, v: my tokens, the other ranks' heads; gather: their tokens, my heads.
-    const int64_t scatter = 3 * batch * lc * (d / u) * (u - 1), gather = batch * (share - lc) * (d / u);
-    bytes += 2 * (scatter + gather) * element_size;  // forward, and the same in backward
+    const int64_t lc = ulysses_.counts[me], mine = lc * (u - 1), theirs = share - lc;  // token x head-slice rows
+    // Forward: scatter q, k, v (my tokens, the other ranks' heads), gather the output
+    // (their tokens, my heads). Backward: the output's gradient scatters, q, k, v's gather.
+    const int64_t forward = 3 * mine + theirs, backward = mine + 3 * theirs;
+    bytes += batch * (d / u) * (forward + backward) * element_size;
   }
   if (r > 1) {
     auto block = [&](int s) { return 2 * batch * (d / u) * ring_.groups[(ring_rank - s + r) % r].size(0); };

@@ -65,7 +65,6 @@ class SequenceParallel {
   at::Tensor groups_;  // [n] frame-group of every token this rank attends over (its ring share), host
   UlyssesGroup ulysses_;
   RingGroup ring_;
-  at::Device device_ = at::kCPU;  // where on_device groups live
   int64_t ulysses_bytes_ = 0;
   RingStats ring_stats_;
 };
