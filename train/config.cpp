@@ -1,6 +1,8 @@
 #include "train/config.hpp"
 
+#include <charconv>
 #include <cmath>
+#include <type_traits>
 #include <fstream>
 #include <iomanip>
 #include <limits>
@@ -82,7 +84,14 @@ std::string config_ini(const TrainConfig& config) {
       section = key.substr(0, dot);
       out << "\n[" << section << "]\n";
     }
-    out << key.substr(dot + 1) << " = " << field << "\n";
+    out << key.substr(dot + 1) << " = ";
+    if constexpr (std::is_same_v<std::decay_t<decltype(field)>, double>) {
+      char buf[32];  // the shortest text that reads back as the same double: 0.003, not 0.0030000000000000001
+      const auto end = std::to_chars(buf, buf + sizeof(buf), field).ptr;
+      out << std::string(buf, end) << "\n";
+    } else {
+      out << field << "\n";
+    }
   });
   return out.str();
 }
