@@ -79,6 +79,10 @@ Clips VideoReader::read(const std::vector<int64_t>& indices) {
          !transfer_row(actions_.get(), H5T_NATIVE_FLOAT, clip, out.actions[n].data_ptr(), false))) {
       fail(i.path, "cannot read clip " + std::to_string(clip) + " (truncated or damaged file?)");
     }
+    // A NaN or Inf action would turn every loss and gradient non-finite, far from here.
+    if (i.action_dim > 0 && !at::isfinite(out.actions[n]).all().item<bool>()) {
+      fail(i.path, "clip " + std::to_string(clip) + " has non-finite actions (NaN or Inf) in /actions");
+    }
   }
   return out;
 }

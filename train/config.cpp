@@ -45,6 +45,8 @@ void RunConfig::validate() const {
   need(log_every >= 1 && eval_every >= 0, "run.log_every must be >= 1 and run.eval_every >= 0");
   need(std::isfinite(peak_flops) && peak_flops >= 0, "run.peak_flops must be finite and >= 0");
   need(!resume.empty(), "run.resume must be auto, never or the path of a checkpoint");
+  need(nonfinite == "skip" || nonfinite == "stop", "run.nonfinite must be skip or stop, got '" + nonfinite + "'");
+  need(max_skips >= 1, "run.max_skips must be >= 1, got " + std::to_string(max_skips));
 }
 
 void CheckpointConfig::validate() const {

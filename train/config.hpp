@@ -46,6 +46,11 @@ struct RunConfig {
   double peak_flops = 0;       // per rank, for MFU; 0: measured (CPU) or the card's (GPU)
   std::string resume = "auto"; // auto: the newest complete checkpoint in dir, if any | never | a checkpoint's path
   bool overwrite = false;      // a run directory that holds a run may be started afresh
+  // A step whose loss or gradient norm is NaN or Inf: skip (no update; stop after
+  // max_skips such steps in a row) | stop (at once). Stopping keeps the last good state
+  // in a checkpoint and ends with an error.
+  std::string nonfinite = "skip";
+  int64_t max_skips = 5;
   void validate() const;
 };
 
@@ -120,6 +125,8 @@ void visit_train_options(TrainConfig& c, Visit&& v) {
   v("run.peak_flops", c.run.peak_flops, "peak FLOP/s per rank for MFU (0: measured on CPU, the card's on GPU)");
   v("run.resume", c.run.resume, "auto (the run directory's newest complete checkpoint, if any) | never | PATH of a checkpoint");
   v("run.overwrite", c.run.overwrite, "start afresh in a run directory that holds a run (its checkpoints and metrics are removed)");
+  v("run.nonfinite", c.run.nonfinite, "a NaN/Inf loss or gradient norm: skip (drop the update) | stop (checkpoint the last good state, fail)");
+  v("run.max_skips", c.run.max_skips, "skip: stop after this many non-finite steps in a row");
   v("checkpoint.every", c.checkpoint.every, "save a checkpoint every N steps (0: only at the end)");
   v("checkpoint.keep", c.checkpoint.keep, "complete checkpoints kept, the newest (0: all)");
   visit_runtime_options(c.runtime, c.log, v);

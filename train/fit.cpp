@@ -48,7 +48,7 @@ nlohmann::json metrics_line(const StepResult& r, const Rates& rate, const Checkp
                          {"step_time_s", r.step_s}, {"compute_s", std::max(0.0, r.step_s - r.comm_s - r.data_s)},
                          {"comm_exposed_s", r.comm_s}, {"data_wait_s", r.data_s},
                          {"rss_bytes", resident_bytes()}, {"rss_peak_bytes", peak_resident_bytes()},
-                         {"checkpoint_in_flight", ck.in_flight}};
+                         {"checkpoint_in_flight", ck.in_flight}, {"skipped", r.skipped}};
   if (ck.snapshot_s >= 0) {
     line["checkpoint_snapshot_s"] = ck.snapshot_s;
     line["checkpoint_wait_s"] = ck.wait_s;
@@ -101,6 +101,7 @@ bool Trainer::fit() {
     CheckpointEvents ck;
     ck.in_flight = saver_->in_flight();
     const StepResult r = train_step(step);
+    handle_nonfinite(r);  // may stop the run (an error, with the last good state saved)
     const Rates rate{double(c_.data.global_batch * c_.model.tokens()) / r.step_s,
                      flops.model / r.step_s / machine_peak, flops.hardware / r.step_s / machine_peak};
     if (rate.mfu > 1.0 && !warned) {

@@ -121,7 +121,8 @@ double Trainer::forward_backward(int64_t step, double* data_seconds) {
 double Trainer::optimizer_step(int64_t step) {
   // The norm over one copy of the gradients: HSDP replicas hold identical shards.
   const double norm = clip_grad_norm(fsdp_->grad_shards(), c_.clip, &mesh_.shard_group());
-  opt_.step(fsdp_->grad_shards(), c_.schedule.lr_at(step));
+  // The norm is global: every rank skips, or none does.
+  if (std::isfinite(norm)) opt_.step(fsdp_->grad_shards(), c_.schedule.lr_at(step));
   return norm;
 }
 
@@ -131,7 +132,8 @@ StepResult Trainer::train_step(int64_t step) {
   r.step = step + 1;
   r.loss = forward_backward(step, &r.data_s);
   r.lr = c_.schedule.lr_at(step);
-  r.grad_norm = optimizer_step(step);
+  r.grad_norm = std::isfinite(r.loss) ? optimizer_step(step) : std::nan("");  // the loss is global too
+  r.skipped = !std::isfinite(r.loss) || !std::isfinite(r.grad_norm);
   r.comm_s = fsdp_->take_comm_seconds();
   r.step_s = seconds_since(start);
   return r;
@@ -180,6 +182,28 @@ void Trainer::save_weights(const std::string& path) {
   });
   if (writer) guarded([&] { writer->close(); });
   agree_or_throw(error, "saving the weights to " + path);
+}
+
+void Trainer::handle_nonfinite(const StepResult& r) {
+  if (!r.skipped) {
+    skips_in_row_ = 0;
+    return;
+  }
+  ++skips_in_row_;
+  const std::string what = cat("step ", r.step, ": loss ", r.loss, ", gradient norm ", r.grad_norm);
+  if (c_.run.nonfinite == "skip" && skips_in_row_ < c_.run.max_skips) {
+    log_.warn(cat(what, ": update skipped (", skips_in_row_, " in a row; run.max_skips ", c_.run.max_skips, ")"));
+    return;
+  }
+  // The parameters and moments are those after the last good step; the data position is
+  // past the bad batch, so a resumed run does not meet it again at once.
+  const int64_t good = r.step - skips_in_row_;
+  if (good > 0 && last_checkpoint_ != good) save_checkpoint(good);
+  settle_checkpoints(true);
+  throw std::runtime_error(cat(what, c_.run.nonfinite == "stop" ? " (run.nonfinite stop)"
+                                                                 : cat(": ", skips_in_row_, " non-finite steps in a row"),
+                               "; the last good state, after step ", good, ", is in ", checkpoints_dir(),
+                               " (lower optim.lr, check the data, or raise run.max_skips)"));
 }
 
 void Trainer::agree_or_throw(const std::string& error, const std::string& what) {

@@ -41,6 +41,7 @@ struct StepResult {
   double grad_norm = 0;
   double lr = 0;
   double step_s = 0, comm_s = 0, data_s = 0;  // wall time; exposed communication; data wait
+  bool skipped = false;  // the loss or the gradient norm was NaN/Inf: no update was applied
 };
 
 class Trainer {
@@ -56,9 +57,10 @@ class Trainer {
   // loss (collective). data_seconds: time spent waiting for batches.
   double forward_backward(int64_t step, double* data_seconds = nullptr);
   // Clips by the global gradient norm and applies AdamW at the schedule's lr for `step`.
-  // Returns the norm before clipping (collective over the shard group).
+  // Returns the norm before clipping (collective over the shard group). A non-finite norm
+  // applies no update (the parameters and moments stay as they were).
   double optimizer_step(int64_t step);
-  // forward_backward + optimizer_step, timed.
+  // forward_backward + optimizer_step, timed; a non-finite loss skips the optimizer.
   StepResult train_step(int64_t step);
   // Held-out loss: the file's last data.eval_clips clips with fixed noise, split over the
   // data-parallel ranks (collective); NaN when data.eval_clips is 0.
@@ -116,6 +118,9 @@ class Trainer {
   void agree_or_throw(const std::string& error, const std::string& what);
   void log_start(double peak, const std::string& source);
   void log_progress(const StepResult& r, double mfu, double tokens_per_s, double eval, double eta);
+  // run.nonfinite for a skipped step: counts it, and throws (after checkpointing the
+  // last good state) when the policy says stop.
+  void handle_nonfinite(const StepResult& r);
 
   TrainConfig c_;
   ProcessMesh mesh_;
@@ -128,6 +133,7 @@ class Trainer {
   std::unique_ptr<ClipLoader> loader_;
   std::unique_ptr<AsyncSaver> saver_;
   int64_t start_step_ = 0, last_checkpoint_ = -1;
+  int64_t skips_in_row_ = 0;  // non-finite steps in a row (run.nonfinite skip)
   DataPosition resumed_position_;
   double last_save_wait_s_ = 0;
   std::atomic<bool> save_request_{false};  // this rank was asked (request_checkpoint)
