@@ -10,9 +10,11 @@
 #include <atomic>
 #include <csignal>
 #include <cstring>
+#include <iostream>
 
 #include "launch/command.hpp"
 #include "launch/options.hpp"
+#include "train/dry_run.hpp"
 #include "train/trainer.hpp"
 
 namespace po = boost::program_options;
@@ -46,10 +48,19 @@ int run_train(int argc, char** argv) {
   po::options_description desc(
       "reel train [CONFIG.ini] [--key value ...]\n"
       "An INI file's sections are the part of each key before the dot; the command line wins over the file");
-  desc.add_options()("help,h", "show this help")("config", po::value(&config_file), "INI configuration file");
+  bool dry_run = false;
+  desc.add_options()("help,h", "show this help")("config", po::value(&config_file), "INI configuration file")(
+      "dry-run", po::bool_switch(&dry_run),
+      "print the mesh, groups, parameters, FLOPs per step and estimated memory per rank; do not train");
   visit_train_options(c, OptionAdder(desc));
   if (!parse_options(argc, argv, desc, "config")) return 0;
   c.resolve();  // bad values fail here, before MPI starts
+  if (dry_run) {
+    Runtime runtime(c.runtime);
+    const std::string report = dry_run_report(c, runtime.world());
+    if (runtime.world()->rank() == 0) std::cout << report << std::flush;
+    return 0;
+  }
   install_stop_handlers();
   Runtime runtime(c.runtime);
   Trainer trainer(c, runtime.world());
