@@ -98,6 +98,14 @@ void check_launch(const LaunchInfo& info) {
         " but MPI sees a world of 1 rank: srun did not hand MPI the job (use srun "
         "--mpi=pmix, or set MpiDefault=pmix)");
   }
+  // srun sets SLURM_NTASKS for its job step: any other world size means the ranks were
+  // not started as one job (e.g. mpirun of several ranks inside each srun task).
+  if (info.launcher == "srun" && slurm_tasks > 0 && info.world_size != slurm_tasks) {
+    throw std::runtime_error("launched by srun with SLURM_NTASKS=" + std::to_string(slurm_tasks) +
+                             " but MPI formed a world of " + std::to_string(info.world_size) +
+                             " ranks: start one rank per task with srun --mpi=pmix, or mpirun inside the "
+                             "allocation (not both)");
+  }
 }
 
 CommunicatorPtr make_world(BackendKind kind, const RuntimeConfig& config) {
