@@ -1,6 +1,8 @@
 // Argument checks shared by every backend, and the blocking forms of each call.
 #include "dist/communicator.hpp"
 
+#include "dist/watchdog.hpp"
+
 #include <ATen/ATen.h>
 
 #include <numeric>
@@ -93,7 +95,21 @@ void Communicator::check_reduce(const std::string& op, const at::Tensor& t, Redu
   }
 }
 
+void Communicator::note(const std::string& op, const at::Tensor& t) {
+  std::ostringstream detail;
+  if (t.defined()) detail << c10::toString(t.scalar_type()) << " " << t.sizes();
+  const uint64_t seq = Watchdog::issued(this, label_, op, detail.str());
+  last_op_ = op + " #" + std::to_string(seq) + " on " + label_ + " (" + std::to_string(size_) + " ranks, this rank " +
+             std::to_string(rank_) + ") " + detail.str();
+}
+
+WorkPtr Communicator::described(WorkPtr work) {
+  if (work) work->set_description(last_op_);
+  return work;
+}
+
 void Communicator::verify(const std::string& op, const at::Tensor& t, int64_t extra, bool same_numel) {
+  note(op, t);
   if (!options_.verify_consistency || size_ == 1) return;
   const int64_t mine[4] = {code_of(op), t.defined() ? static_cast<int64_t>(t.scalar_type()) : -1,
                            t.defined() && same_numel ? t.numel() : 0, extra};
@@ -151,7 +167,7 @@ WorkPtr Communicator::all_reduce_async(const at::Tensor& input, const at::Tensor
                                     " differ in numel");
   }
   verify("all_reduce", input, static_cast<int64_t>(op));
-  return do_all_reduce(input, output, op);
+  return described(do_all_reduce(input, output, op));
 }
 
 WorkPtr Communicator::all_gather_async(const at::Tensor& input, const at::Tensor& output) {
@@ -162,7 +178,7 @@ WorkPtr Communicator::all_gather_async(const at::Tensor& input, const at::Tensor
                                     shape_of(input) + ")");
   }
   verify("all_gather", input);
-  return do_all_gather(input, output);
+  return described(do_all_gather(input, output));
 }
 
 WorkPtr Communicator::reduce_scatter_async(const at::Tensor& input, const at::Tensor& output,
@@ -175,7 +191,7 @@ WorkPtr Communicator::reduce_scatter_async(const at::Tensor& input, const at::Te
                                         shape_of(output) + ")");
   }
   verify("reduce_scatter", output, static_cast<int64_t>(op));
-  return do_reduce_scatter(input, output, op);
+  return described(do_reduce_scatter(input, output, op));
 }
 
 WorkPtr Communicator::all_to_all_async(const at::Tensor& input, const at::Tensor& output) {
@@ -187,7 +203,7 @@ WorkPtr Communicator::all_to_all_async(const at::Tensor& input, const at::Tensor
   }
   verify("all_to_all", input);
   std::vector<int64_t> counts(size_, input.numel() / size_);
-  return do_all_to_all(input, output, counts, counts);
+  return described(do_all_to_all(input, output, counts, counts));
 }
 
 WorkPtr Communicator::all_to_all_async(const at::Tensor& input, const at::Tensor& output,
@@ -224,7 +240,7 @@ WorkPtr Communicator::all_to_all_async(const at::Tensor& input, const at::Tensor
     send_counts[r] = send_rows[r] * row;
     recv_counts[r] = recv_rows[r] * row;
   }
-  return do_all_to_all(input, output, send_counts, recv_counts);
+  return described(do_all_to_all(input, output, send_counts, recv_counts));
 }
 
 WorkPtr Communicator::broadcast_async(const at::Tensor& tensor, int root) {
@@ -234,7 +250,7 @@ WorkPtr Communicator::broadcast_async(const at::Tensor& tensor, int root) {
                                    std::to_string(size_) + ")");
   }
   verify("broadcast", tensor, root);
-  return do_broadcast(tensor, root);
+  return described(do_broadcast(tensor, root));
 }
 
 namespace {
@@ -249,13 +265,15 @@ void check_peer(const std::string& op, int peer, int tag, int size) {
 WorkPtr Communicator::send_async(const at::Tensor& tensor, int peer, int tag) {
   check_tensor("send", tensor);
   check_peer("send", peer, tag, size_);
-  return do_send(tensor, peer, tag);
+  note("send", tensor);
+  return described(do_send(tensor, peer, tag));
 }
 
 WorkPtr Communicator::recv_async(const at::Tensor& tensor, int peer, int tag) {
   check_tensor("recv", tensor);
   check_peer("recv", peer, tag, size_);
-  return do_recv(tensor, peer, tag);
+  note("recv", tensor);
+  return described(do_recv(tensor, peer, tag));
 }
 
 WorkPtr Communicator::sendrecv_async(const at::Tensor& send, int dst, const at::Tensor& recv,
@@ -267,12 +285,13 @@ WorkPtr Communicator::sendrecv_async(const at::Tensor& send, int dst, const at::
   if (send.data_ptr() == recv.data_ptr() && send.numel() > 0) {
     throw_invalid("sendrecv", "send and recv tensors must not alias");
   }
-  return do_sendrecv(send, dst, recv, src, tag);
+  note("sendrecv", send);
+  return described(do_sendrecv(send, dst, recv, src, tag));
 }
 
 WorkPtr Communicator::barrier_async() {
   verify("barrier", at::Tensor());
-  return do_barrier();
+  return described(do_barrier());
 }
 
 std::shared_ptr<Communicator> Communicator::split(int color, int key) {
@@ -287,6 +306,8 @@ void Communicator::run_blocking(Fn&& fn) {
     bool& flag;
     ~Reset() { flag = false; }
   } reset{blocking_call_};
+  // The MPI backend runs a blocking call inline inside fn(): the watchdog covers both.
+  Watchdog::Blocked blocked("a blocking collective on " + label_ + " (the last op issued is in the history)");
   blocking_call_ = true;
   WorkPtr work = fn();
   blocking_call_ = false;

@@ -52,6 +52,9 @@ class Communicator {
   int rank() const { return rank_; }
   int size() const { return size_; }
   const CommOptions& options() const { return options_; }
+  // A name for messages and hang dumps (ProcessMesh names its axes: "world", "dp", ...).
+  void set_label(std::string label) { label_ = std::move(label); }
+  const std::string& label() const { return label_; }
   // "mpi" or "nccl".
   virtual std::string backend() const = 0;
   // The device on which this communicator prefers tensors (CPU for MPI, the local GPU for
@@ -147,6 +150,10 @@ class Communicator {
   // same_numel = false: ranks may pass different sizes (explicit all-to-all splits,
   // checked by verify_splits); op, dtype and `extra` must still agree.
   void verify(const std::string& op, const at::Tensor& t, int64_t extra = 0, bool same_numel = true);
+  // Numbers the op in the watchdog's history (dist/watchdog.hpp) and remembers it.
+  void note(const std::string& op, const at::Tensor& t);
+  // Gives the work the last noted op as its description (what a blocked wait reports).
+  WorkPtr described(WorkPtr work);
   void verify_splits(const std::vector<int64_t>& send_rows, const std::vector<int64_t>& recv_rows);
 
   // Runs fn (an async form) with blocking_call() true, then waits on its Work.
@@ -157,6 +164,8 @@ class Communicator {
   int size_;
   CommOptions options_;
   bool blocking_call_ = false;
+  std::string label_ = "a communicator";
+  std::string last_op_;  // the last op issued, as the watchdog numbered it
 };
 
 using CommunicatorPtr = std::shared_ptr<Communicator>;

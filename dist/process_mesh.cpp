@@ -85,6 +85,12 @@ ProcessMesh ProcessMesh::create(const CommunicatorPtr& world, const MeshConfig& 
   mesh.dp_group_ = world->split(mesh.sp_rank_, mesh.dp_rank_);
   mesh.shard_ = world->split(position / k, position % k);
   mesh.replicate_ = world->split(position % k, position / k);
+  mesh.sp_group_->set_label("sp");
+  mesh.dp_group_->set_label("dp");
+  mesh.ulysses_group_->set_label("ulysses");
+  mesh.ring_group_->set_label("ring");
+  mesh.shard_->set_label("shard");
+  mesh.replicate_->set_label("replicate");
   for (int s = 0; s < sp; ++s) mesh.sp_members_.push_back(order[mesh.dp_rank_ * sp + s]);
   for (int d = 0; d < dp; ++d) mesh.dp_members_.push_back(order[d * sp + mesh.sp_rank_]);
   return mesh;

@@ -13,6 +13,7 @@
 
 #include "dist/error.hpp"
 #include "dist/mpi_communicator.hpp"
+#include "dist/watchdog.hpp"
 #ifdef REEL_HAVE_CUDA
 #include <c10/cuda/CUDAFunctions.h>
 #endif
@@ -163,7 +164,12 @@ Runtime::Runtime(const RuntimeConfig& config) {
   }
   info_.threads = config.threads > 0 ? config.threads : default_threads(info_.local_size);
   at::set_num_threads(info_.threads);
-  world_ = make_world(kind, config);
+  RuntimeConfig effective = config;
+  effective.comm.timeout = std::chrono::seconds(config.timeout_s);  // NCCL's abort, the same bound
+  world_ = make_world(kind, effective);
+  world_->set_label("world");
+  // Every rank watches its own waits: a rank that stops or hangs ends the job (dist/watchdog.hpp).
+  Watchdog::start(std::chrono::seconds(config.timeout_s), info_.world_rank, info_.host);
 }
 
 Runtime::~Runtime() {

@@ -22,6 +22,9 @@ BackendKind parse_backend(const std::string& name);
 struct RuntimeConfig {
   std::string backend = "auto";  // auto: NCCL when this rank has a GPU and NCCL is built in
   int threads = 0;               // intra-op threads per rank; 0: cores / local ranks (>= 1)
+  // Seconds a rank may wait in one communication before it dumps and aborts the job
+  // (dist/watchdog.hpp; also NCCL's timeout). 0: wait forever.
+  int timeout_s = 60;
   CommOptions comm;
 };
 

@@ -1,5 +1,7 @@
 #include "dist/work.hpp"
 
+#include "dist/watchdog.hpp"
+
 namespace reel {
 
 void Work::then(std::function<void()> step) {
@@ -36,6 +38,7 @@ void Work::wait() {
     waited_ = true;
     if (!backend_done_) {
       try {
+        Watchdog::Blocked blocked(description_.empty() ? "an asynchronous operation" : description_);
         block();
         finish(nullptr);
       } catch (...) {

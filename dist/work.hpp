@@ -20,6 +20,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 namespace reel {
@@ -34,6 +35,9 @@ class Work {
   void wait();
   bool completed();
   std::exception_ptr error();
+
+  // What this work is, for the hang watchdog ("all_reduce #12 on world ...").
+  void set_description(std::string what) { description_ = std::move(what); }
 
   // Adds a step to run on the waiting thread after the backend finished successfully
   // (in the order added). Backends use it for copy-back and stream ordering.
@@ -53,6 +57,7 @@ class Work {
   bool waited_ = false;        // completion steps ran (or the error was recorded)
   std::exception_ptr error_;
   std::function<void()> steps_;
+  std::string description_;
 };
 
 using WorkPtr = std::shared_ptr<Work>;

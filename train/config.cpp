@@ -72,6 +72,7 @@ void TrainConfig::resolve() {
   check_level(log.level);
   parse_backend(runtime.backend);
   need(runtime.threads >= 0, "dist.threads must be >= 0");
+  need(runtime.timeout_s >= 0, "dist.timeout must be >= 0 seconds (0: never)");
 }
 
 std::string config_ini(const TrainConfig& config) {

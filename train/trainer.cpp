@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "data/weights.hpp"
+#include "dist/watchdog.hpp"
 #include "model/flow.hpp"
 #include "optim/clip.hpp"
 #include "optim/weight_decay.hpp"
@@ -69,6 +70,7 @@ Trainer::Trainer(const TrainConfig& config, const CommunicatorPtr& world)
     }
   }
   agree_or_throw(error, "preparing run.dir " + c_.run.dir);
+  Watchdog::set_dump_dir(c_.run.dir);  // a hang's dumps go beside the run's metrics
 }
 
 Trainer::~Trainer() = default;  // a save in flight is joined by the saver (no communication)

@@ -1,0 +1,153 @@
+#include "dist/watchdog.hpp"
+
+#include <mpi.h>
+
+#include <atomic>
+#include <deque>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+namespace reel {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Issued {
+  uint64_t seq;
+  std::string comm, op, detail;
+  std::chrono::system_clock::time_point at;
+};
+
+struct State {
+  std::mutex mutex;
+  std::chrono::seconds timeout{0};
+  int rank = 0;
+  std::string host, dump_dir;
+  std::map<const void*, uint64_t> next_seq;        // per communicator
+  std::deque<Issued> history;                      // the most recent collectives
+  std::map<uint64_t, std::pair<std::string, Clock::time_point>> blocked;  // id -> (what, since)
+  uint64_t next_id = 0;
+  bool started = false;
+};
+
+State& state() {
+  static State* s = new State;  // never destroyed: the checking thread outlives main's statics
+  return *s;
+}
+
+constexpr size_t kHistory = 32;
+
+std::string stamp(std::chrono::system_clock::time_point t) {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%H:%M:%S", std::gmtime(&secs));
+  std::ostringstream out;
+  out << buf << "." << (ms % 1000 < 100 ? "0" : "") << (ms % 1000 < 10 ? "0" : "") << ms % 1000 << "Z";
+  return out.str();
+}
+
+std::string dump_locked(State& s) {
+  std::ostringstream out;
+  const auto now = Clock::now();
+  out << "rank " << s.rank << " (" << s.host << "): blocked in communication for longer than " << s.timeout.count()
+      << " s (dist.timeout)\n";
+  for (const auto& [id, b] : s.blocked) {
+    out << "  waiting " << std::chrono::duration_cast<std::chrono::seconds>(now - b.second).count() << " s in "
+        << b.first << "\n";
+  }
+  out << "  recent collectives of this rank (oldest first):\n";
+  for (const auto& i : s.history) {
+    out << "    " << stamp(i.at) << "  #" << i.seq << " " << i.op << " on " << i.comm << "  " << i.detail << "\n";
+  }
+  return out.str();
+}
+
+[[noreturn]] void fire(State& s, const std::string& text) {
+  std::cerr << "reel: hang detected on rank " << s.rank << " (" << s.host << ")\n" << text << std::flush;
+  if (!s.dump_dir.empty()) {
+    std::ofstream(s.dump_dir + "/hang_rank" + std::to_string(s.rank) + ".txt") << text;
+    std::cerr << "reel: dump written to " << s.dump_dir << "/hang_rank" << s.rank << ".txt; ranks without a dump "
+              << "(or with lower sequence numbers) are the ones that stopped\n" << std::flush;
+  }
+  MPI_Abort(MPI_COMM_WORLD, 1);
+  std::abort();
+}
+
+void watch() {
+  State& s = state();
+  for (;;) {
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    std::string text;
+    {
+      std::lock_guard<std::mutex> lock(s.mutex);
+      if (s.timeout.count() == 0) continue;
+      const auto now = Clock::now();
+      for (const auto& [id, b] : s.blocked) {
+        if (now - b.second > s.timeout) {
+          text = dump_locked(s);
+          break;
+        }
+      }
+    }
+    if (!text.empty()) fire(s, text);
+  }
+}
+
+}  // namespace
+
+void Watchdog::start(std::chrono::seconds timeout, int world_rank, const std::string& host) {
+  State& s = state();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  s.timeout = timeout;
+  s.rank = world_rank;
+  s.host = host;
+  if (!s.started && timeout.count() > 0) {
+    s.started = true;
+    std::thread(watch).detach();  // lives as long as the process
+  }
+}
+
+void Watchdog::set_dump_dir(const std::string& dir) {
+  std::lock_guard<std::mutex> lock(state().mutex);
+  state().dump_dir = dir;
+}
+
+std::chrono::seconds Watchdog::timeout() {
+  std::lock_guard<std::mutex> lock(state().mutex);
+  return state().timeout;
+}
+
+uint64_t Watchdog::issued(const void* comm, const std::string& comm_label, const std::string& op,
+                          const std::string& detail) {
+  State& s = state();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  const uint64_t seq = s.next_seq[comm]++;
+  s.history.push_back({seq, comm_label, op, detail, std::chrono::system_clock::now()});
+  if (s.history.size() > kHistory) s.history.pop_front();
+  return seq;
+}
+
+Watchdog::Blocked::Blocked(std::string what) {
+  State& s = state();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  id_ = s.next_id++;
+  s.blocked.emplace(id_, std::make_pair(std::move(what), Clock::now()));
+}
+
+Watchdog::Blocked::~Blocked() {
+  State& s = state();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  s.blocked.erase(id_);
+}
+
+std::string Watchdog::dump() {
+  std::lock_guard<std::mutex> lock(state().mutex);
+  return dump_locked(state());
+}
+
+}  // namespace reel

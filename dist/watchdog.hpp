@@ -1,0 +1,49 @@
+// The hang watchdog: no rank waits forever in communication.
+//
+// Every collective a Communicator issues is numbered (per communicator) and kept in a
+// short history; every thread blocked in communication (a blocking collective, or
+// Work::wait) registers while it blocks. A thread checks once a second: when one wait
+// has lasted longer than the timeout, this rank writes a dump — what it waits for and
+// its recent collectives (op, communicator, sequence number, shapes, dtype, start) — to
+// stderr and to DIR/hang_rank<R>.txt, and aborts the whole job (MPI_Abort). Ranks that
+// wrote no dump, or whose sequence numbers lag, are the ones to look at. A rank that
+// dies is the launcher's to notice (mpirun, srun --kill-on-bad-exit); one that stops or
+// hangs is noticed here, on every live rank.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace reel {
+
+class Watchdog {
+ public:
+  // Starts the checking thread (once per process; later calls update the settings).
+  // timeout 0 turns it off.
+  static void start(std::chrono::seconds timeout, int world_rank, const std::string& host);
+  // Where dumps go besides stderr (empty: stderr only). Thread-safe.
+  static void set_dump_dir(const std::string& dir);
+  static std::chrono::seconds timeout();
+
+  // Records an issued collective; returns its sequence number on that communicator.
+  static uint64_t issued(const void* comm, const std::string& comm_label, const std::string& op,
+                         const std::string& detail);
+
+  // While alive, this thread is blocked in `what` (e.g. "all_reduce #12 on world (2 ranks)").
+  class Blocked {
+   public:
+    explicit Blocked(std::string what);
+    ~Blocked();
+    Blocked(const Blocked&) = delete;
+    Blocked& operator=(const Blocked&) = delete;
+
+   private:
+    uint64_t id_;
+  };
+
+  // The dump text for tests: this rank's blocked waits and recent collectives.
+  static std::string dump();
+};
+
+}  // namespace reel

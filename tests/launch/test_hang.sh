@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# A rank stopped with SIGSTOP in the middle of training: the live rank's watchdog notices
+# its wait passing --dist.timeout, writes a dump of its recent collectives to the run
+# directory and aborts the job, which ends with a non-zero exit within seconds (not
+# hours). Usage: test_hang.sh path/to/reel repository-root
+set -uo pipefail
+reel=$1 root=$2
+work=$(mktemp -d)
+trap 'pkill -KILL -P "${pid:-0}" 2>/dev/null; rm -rf "$work"' EXIT
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+"$reel" data --out "$work/world.h5" --clips 48 --seed 4 > /dev/null || exit 1
+mpirun --oversubscribe --bind-to none -np 2 "$reel" train --config "$root/configs/tiny.ini" \
+  --data.path "$work/world.h5" --run.dir "$work/run" --run.steps 100000 --run.log_every 1000 \
+  --dist.timeout 5 --dist.threads 1 > "$work/out.log" 2>&1 &
+pid=$!
+for _ in $(seq 120); do [ "$(wc -l < "$work/run/metrics.jsonl" 2>/dev/null || echo 0)" -ge 3 ] && break; sleep 0.5; done
+victim=$(pgrep -P "$pid" | tail -n 1)
+[ -n "$victim" ] || { echo "FAIL: no rank process under mpirun"; exit 1; }
+kill -STOP "$victim"
+start=$(date +%s)
+wait "$pid"
+rc=$?
+took=$(( $(date +%s) - start ))
+kill -KILL "$victim" 2>/dev/null
+fail=0
+[ $rc -ne 0 ] || { echo "FAIL: exit 0 after a hang"; fail=1; }
+[ $took -le 30 ] || { echo "FAIL: took $took s to end (timeout 5 s)"; fail=1; }
+grep -q "hang detected on rank" "$work/out.log" || { echo "FAIL: no hang message"; fail=1; }
+ls "$work"/run/hang_rank*.txt > /dev/null 2>&1 || { echo "FAIL: no dump in the run directory"; fail=1; }
+grep -qh "recent collectives" "$work"/run/hang_rank*.txt 2>/dev/null || { echo "FAIL: the dump lacks the collectives"; fail=1; }
+if [ $fail -ne 0 ]; then tail -n 20 "$work/out.log"; exit 1; fi
+echo "a stopped rank ends the job in $took s with a dump: ok"
