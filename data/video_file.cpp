@@ -38,6 +38,8 @@ VideoReader::VideoReader(const std::string& path) {
   if (H5Fis_hdf5(path.c_str()) <= 0) fail(path, "not an HDF5 file (or its header is damaged)");
   file_ = H5Id(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
   if (!file_.valid()) fail(path, "cannot open (truncated or damaged?)");
+  size_ = std::filesystem::file_size(path);
+  mtime_ = std::filesystem::last_write_time(path);
   std::vector<hsize_t> f, a;
   frames_ = open_dataset(file_.get(), path, "/frames", 5, H5T_INTEGER, 1, f);
   actions_ = open_dataset(file_.get(), path, "/actions", 3, H5T_FLOAT, 4, a);
@@ -63,12 +65,26 @@ VideoReader::~VideoReader() {
   file_.reset();
 }
 
+void VideoReader::check_unchanged(int64_t clip) const {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(info_.path, ec);
+  const auto mtime = std::filesystem::last_write_time(info_.path, ec);
+  if (ec || size != size_ || mtime != mtime_) {
+    fail(info_.path, "changed under the running job while reading clip " + std::to_string(clip) + " (" +
+                         (ec ? "it is gone: " + ec.message()
+                             : "size " + std::to_string(size_) + " -> " + std::to_string(size) + " bytes" +
+                                   (mtime != mtime_ ? ", modified" : "")) +
+                         "): data files must not be rewritten while reel reads them");
+  }
+}
+
 Clips VideoReader::read(const std::vector<int64_t>& indices) {
   const auto& i = info_;
   const int64_t b = static_cast<int64_t>(indices.size());
   Clips out{at::empty({b, i.frames, i.height, i.width, i.channels}, at::kByte),
             at::empty({b, i.frames, i.action_dim}, at::kFloat)};
   std::lock_guard<std::mutex> lock(hdf5_mutex());
+  if (b > 0) check_unchanged(indices[0]);  // one stat per batch: cheap next to the read
   for (int64_t n = 0; n < b; ++n) {
     const int64_t clip = indices[n];
     if (clip < 0 || clip >= i.clips) {

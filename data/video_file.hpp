@@ -7,6 +7,8 @@
 // HDF5 calls hold hdf5_mutex() (data/hdf5.hpp), shared with every other HDF5 user.
 #pragma once
 
+#include <filesystem>
+
 #include <ATen/ATen.h>
 
 #include <string>
@@ -41,11 +43,18 @@ class VideoReader {
   VideoReader& operator=(const VideoReader&) = delete;
 
   const VideoFileInfo& info() const { return info_; }
+  // Throws std::runtime_error naming the file and the clip when a clip cannot be read,
+  // holds non-finite actions, or the file changed since it was opened (its size or
+  // modification time: rewritten or truncated under a running job).
   Clips read(const std::vector<int64_t>& indices);
 
  private:
+  void check_unchanged(int64_t clip) const;
+
   VideoFileInfo info_;
   H5Id file_, frames_, actions_;
+  std::uintmax_t size_ = 0;                  // the file as opened
+  std::filesystem::file_time_type mtime_{};
 };
 
 // Writes a file in the schema clip by clip (frames uint8 [T, H, W, C], actions [T, A]).
