@@ -95,10 +95,16 @@ void Communicator::check_reduce(const std::string& op, const at::Tensor& t, Redu
   }
 }
 
-void Communicator::note(const std::string& op, const at::Tensor& t) {
+void Communicator::note(const std::string& op, const at::Tensor& t, bool symmetric) {
   std::ostringstream detail;
   if (t.defined()) detail << c10::toString(t.scalar_type()) << " " << t.sizes();
-  const uint64_t seq = Watchdog::issued(this, label_, op, detail.str());
+  uint64_t signature = 0;
+  if (symmetric) {
+    const uint64_t dtype = t.defined() ? static_cast<uint64_t>(t.scalar_type()) + 1 : 0;
+    signature = (static_cast<uint64_t>(code_of(op)) << 56) ^ (dtype << 48) ^ (static_cast<uint64_t>(size_) << 32) ^
+                static_cast<uint64_t>(t.defined() ? t.numel() : 0) ^ 0x9e3779b97f4a7c15ull;
+  }
+  const uint64_t seq = Watchdog::issued(this, label_, op, detail.str(), signature);
   last_op_ = op + " #" + std::to_string(seq) + " on " + label_ + " (" + std::to_string(size_) + " ranks, this rank " +
              std::to_string(rank_) + ") " + detail.str();
 }
@@ -109,7 +115,7 @@ WorkPtr Communicator::described(WorkPtr work) {
 }
 
 void Communicator::verify(const std::string& op, const at::Tensor& t, int64_t extra, bool same_numel) {
-  note(op, t);
+  note(op, t, same_numel);
   if (!options_.verify_consistency || size_ == 1) return;
   const int64_t mine[4] = {code_of(op), t.defined() ? static_cast<int64_t>(t.scalar_type()) : -1,
                            t.defined() && same_numel ? t.numel() : 0, extra};
@@ -265,14 +271,14 @@ void check_peer(const std::string& op, int peer, int tag, int size) {
 WorkPtr Communicator::send_async(const at::Tensor& tensor, int peer, int tag) {
   check_tensor("send", tensor);
   check_peer("send", peer, tag, size_);
-  note("send", tensor);
+  note("send", tensor, false);
   return described(do_send(tensor, peer, tag));
 }
 
 WorkPtr Communicator::recv_async(const at::Tensor& tensor, int peer, int tag) {
   check_tensor("recv", tensor);
   check_peer("recv", peer, tag, size_);
-  note("recv", tensor);
+  note("recv", tensor, false);
   return described(do_recv(tensor, peer, tag));
 }
 
@@ -285,7 +291,7 @@ WorkPtr Communicator::sendrecv_async(const at::Tensor& send, int dst, const at::
   if (send.data_ptr() == recv.data_ptr() && send.numel() > 0) {
     throw_invalid("sendrecv", "send and recv tensors must not alias");
   }
-  note("sendrecv", send);
+  note("sendrecv", send, false);
   return described(do_sendrecv(send, dst, recv, src, tag));
 }
 

@@ -151,7 +151,8 @@ class Communicator {
   // checked by verify_splits); op, dtype and `extra` must still agree.
   void verify(const std::string& op, const at::Tensor& t, int64_t extra = 0, bool same_numel = true);
   // Numbers the op in the watchdog's history (dist/watchdog.hpp) and remembers it.
-  void note(const std::string& op, const at::Tensor& t);
+  // symmetric: every rank passes the same sizes (folded into the desync fingerprint).
+  void note(const std::string& op, const at::Tensor& t, bool symmetric);
   // Gives the work the last noted op as its description (what a blocked wait reports).
   WorkPtr described(WorkPtr work);
   void verify_splits(const std::vector<int64_t>& send_rows, const std::vector<int64_t>& recv_rows);

@@ -32,6 +32,8 @@ struct State {
   std::map<uint64_t, std::pair<std::string, Clock::time_point>> blocked;  // id -> (what, since)
   uint64_t next_id = 0;
   bool started = false;
+  uint64_t fingerprint_count = 0, fingerprint_hash = 0;
+  std::string last;
 };
 
 State& state() {
@@ -123,10 +125,15 @@ std::chrono::seconds Watchdog::timeout() {
 }
 
 uint64_t Watchdog::issued(const void* comm, const std::string& comm_label, const std::string& op,
-                          const std::string& detail) {
+                          const std::string& detail, uint64_t signature) {
   State& s = state();
   std::lock_guard<std::mutex> lock(s.mutex);
   const uint64_t seq = s.next_seq[comm]++;
+  if (signature != 0) {  // FNV-style fold: order matters, as it should
+    s.fingerprint_hash = (s.fingerprint_hash ^ signature) * 0x100000001b3ull;
+    ++s.fingerprint_count;
+    s.last = op + " #" + std::to_string(seq) + " on " + comm_label + " " + detail;
+  }
   s.history.push_back({seq, comm_label, op, detail, std::chrono::system_clock::now()});
   if (s.history.size() > kHistory) s.history.pop_front();
   return seq;
@@ -143,6 +150,11 @@ Watchdog::Blocked::~Blocked() {
   State& s = state();
   std::lock_guard<std::mutex> lock(s.mutex);
   s.blocked.erase(id_);
+}
+
+Watchdog::Fingerprint Watchdog::fingerprint() {
+  std::lock_guard<std::mutex> lock(state().mutex);
+  return {state().fingerprint_count, state().fingerprint_hash, state().last};
 }
 
 std::string Watchdog::dump() {

@@ -27,8 +27,20 @@ class Watchdog {
   static std::chrono::seconds timeout();
 
   // Records an issued collective; returns its sequence number on that communicator.
+  // signature: what every rank of the job must agree on for this call (op, dtype, size,
+  // communicator size), folded into this process's fingerprint; 0 leaves it out (point
+  // to point, or calls whose sizes differ by design).
   static uint64_t issued(const void* comm, const std::string& comm_label, const std::string& op,
-                         const std::string& detail);
+                         const std::string& detail, uint64_t signature);
+
+  // Desync detection: every rank issues the same sequence of collectives (up to the
+  // excluded ones), so the count and the running hash of their signatures agree across
+  // ranks at the same point of the program. last: this rank's last collective.
+  struct Fingerprint {
+    uint64_t count = 0, hash = 0;
+    std::string last;
+  };
+  static Fingerprint fingerprint();
 
   // While alive, this thread is blocked in `what` (e.g. "all_reduce #12 on world (2 ranks)").
   class Blocked {

@@ -73,6 +73,7 @@ void TrainConfig::resolve() {
   parse_backend(runtime.backend);
   need(runtime.threads >= 0, "dist.threads must be >= 0");
   need(runtime.timeout_s >= 0, "dist.timeout must be >= 0 seconds (0: never)");
+  need(runtime.desync_every >= 0, "dist.desync_every must be >= 0 steps (0: never)");
 }
 
 std::string config_ini(const TrainConfig& config) {

@@ -102,6 +102,7 @@ bool Trainer::fit() {
     ck.in_flight = saver_->in_flight();
     const StepResult r = train_step(step);
     handle_nonfinite(r);  // may stop the run (an error, with the last good state saved)
+    if (c_.runtime.desync_every > 0 && r.step % c_.runtime.desync_every == 0) check_desync(r.step);
     const Rates rate{double(c_.data.global_batch * c_.model.tokens()) / r.step_s,
                      flops.model / r.step_s / machine_peak, flops.hardware / r.step_s / machine_peak};
     if (rate.mfu > 1.0 && !warned) {

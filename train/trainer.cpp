@@ -1,6 +1,8 @@
 #include "train/trainer.hpp"
 
 #include <chrono>
+#include <cstdio>
+#include <cstring>
 #include <cmath>
 #include <filesystem>
 #include <stdexcept>
@@ -128,7 +130,21 @@ double Trainer::optimizer_step(int64_t step) {
   return norm;
 }
 
+// Fault injection for the desync test: REEL_FAULT_INJECT=extra_collective:RANK:STEP makes
+// that rank issue one collective the others do not (on a group of one rank, so it
+// completes instead of hanging).
+void maybe_extra_collective(const ProcessMesh& mesh, int64_t step) {
+  const char* spec = std::getenv("REEL_FAULT_INJECT");
+  int rank = -1;
+  long long at = -1;
+  if (spec && std::sscanf(spec, "extra_collective:%d:%lld", &rank, &at) == 2 && rank == mesh.world_rank() &&
+      at == step && mesh.replica_group().size() == 1) {
+    mesh.replica_group().all_reduce(at::zeros({1}, at::TensorOptions().device(mesh.world().device())));
+  }
+}
+
 StepResult Trainer::train_step(int64_t step) {
+  maybe_extra_collective(mesh_, step);
   const auto start = std::chrono::steady_clock::now();
   StepResult r;
   r.step = step + 1;
@@ -206,6 +222,33 @@ void Trainer::handle_nonfinite(const StepResult& r) {
                                                                  : cat(": ", skips_in_row_, " non-finite steps in a row"),
                                "; the last good state, after step ", good, ", is in ", checkpoints_dir(),
                                " (lower optim.lr, check the data, or raise run.max_skips)"));
+}
+
+void Trainer::check_desync(int64_t step) {
+  constexpr int64_t kText = 200;  // bytes of each rank's last collective, for the report
+  const auto fp = Watchdog::fingerprint();  // before this check's own (symmetric) collectives
+  const auto dev = mesh_.world().device();
+  const int n = mesh_.world_size();
+  auto mine = at::tensor({static_cast<int64_t>(fp.count), static_cast<int64_t>(fp.hash)}, at::kLong).to(dev);
+  auto all = at::empty({2 * n}, mine.options());
+  mesh_.world().all_gather(mine, all);
+  auto text = at::zeros({kText}, at::kByte);
+  std::memcpy(text.data_ptr(), fp.last.data(), std::min<size_t>(fp.last.size(), kText - 1));
+  auto texts = at::empty({kText * n}, at::kByte).to(dev);
+  mesh_.world().all_gather(text.to(dev), texts);
+  const auto a = all.cpu(), t = texts.cpu();
+  const int64_t* v = a.data_ptr<int64_t>();
+  auto last_of = [&](int r) { return std::string(reinterpret_cast<const char*>(t.data_ptr<uint8_t>()) + r * kText); };
+  std::string report;
+  for (int r = 1; r < n; ++r) {
+    if (v[2 * r] == v[0] && v[2 * r + 1] == v[1]) continue;
+    report += cat("\n  rank ", r, ": ", v[2 * r], " collectives, last ", last_of(r));
+  }
+  if (report.empty()) return;
+  throw std::runtime_error(cat("the ranks' collectives diverged by step ", step, " (dist.desync_every ",
+                               c_.runtime.desync_every, "); the ranks that differ from rank 0 (", v[0],
+                               " collectives, last ", last_of(0), "):", report,
+                               "\n  the job would hang at the next collective they do not share"));
 }
 
 void Trainer::agree_or_throw(const std::string& error, const std::string& what) {

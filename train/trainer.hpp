@@ -121,6 +121,9 @@ class Trainer {
   // run.nonfinite for a skipped step: counts it, and throws (after checkpointing the
   // last good state) when the policy says stop.
   void handle_nonfinite(const StepResult& r);
+  // Collective: compares every rank's collective fingerprint with rank 0's; throws on
+  // every rank, naming the ranks that differ and their last collectives, if any do.
+  void check_desync(int64_t step);
 
   TrainConfig c_;
   ProcessMesh mesh_;
