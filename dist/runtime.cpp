@@ -165,7 +165,9 @@ Runtime::Runtime(const RuntimeConfig& config) {
   info_.threads = config.threads > 0 ? config.threads : default_threads(info_.local_size);
   at::set_num_threads(info_.threads);
   RuntimeConfig effective = config;
-  effective.comm.timeout = std::chrono::seconds(config.timeout_s);  // NCCL's abort, the same bound
+  // NCCL's own abort comes 30 s after the watchdog's, so the watchdog's dump is written
+  // first; dist.timeout 0 (never) leaves NCCL a day.
+  effective.comm.timeout = config.timeout_s > 0 ? std::chrono::seconds(config.timeout_s + 30) : std::chrono::hours(24);
   world_ = make_world(kind, effective);
   world_->set_label("world");
   // Every rank watches its own waits: a rank that stops or hangs ends the job (dist/watchdog.hpp).

@@ -32,6 +32,7 @@ struct State {
   std::map<uint64_t, std::pair<std::string, Clock::time_point>> blocked;  // id -> (what, since)
   uint64_t next_id = 0;
   bool started = false;
+  int slow_phases = 0;
   uint64_t fingerprint_count = 0, fingerprint_hash = 0;
   std::string last;
 };
@@ -73,22 +74,28 @@ std::string dump_locked(State& s) {
   std::cerr << "reel: hang detected on rank " << s.rank << " (" << s.host << ")\n" << text << std::flush;
   if (!s.dump_dir.empty()) {
     std::ofstream(s.dump_dir + "/hang_rank" + std::to_string(s.rank) + ".txt") << text;
-    std::cerr << "reel: dump written to " << s.dump_dir << "/hang_rank" << s.rank << ".txt; ranks without a dump "
-              << "(or with lower sequence numbers) are the ones that stopped\n" << std::flush;
+    std::cerr << "reel: dump written to " << s.dump_dir << "/hang_rank" << s.rank << ".txt; compare the ranks' "
+              << "sequence numbers: those that lag (or wrote no dump) are the ones that stopped\n" << std::flush;
   }
+  std::this_thread::sleep_for(std::chrono::seconds(2));  // other live ranks reach their dumps too
   MPI_Abort(MPI_COMM_WORLD, 1);
   std::abort();
 }
 
 void watch() {
   State& s = state();
+  auto last = Clock::now();
   for (;;) {
     std::this_thread::sleep_for(std::chrono::seconds(1));
     std::string text;
     {
       std::lock_guard<std::mutex> lock(s.mutex);
-      if (s.timeout.count() == 0) continue;
       const auto now = Clock::now();
+      if (now - last > std::chrono::seconds(5)) {  // the process was suspended: restart every clock
+        for (auto& entry : s.blocked) entry.second.second = now;
+      }
+      last = now;
+      if (s.timeout.count() == 0 || s.slow_phases > 0) continue;
       for (const auto& [id, b] : s.blocked) {
         if (now - b.second > s.timeout) {
           text = dump_locked(s);
@@ -155,6 +162,19 @@ Watchdog::Blocked::~Blocked() {
 Watchdog::Fingerprint Watchdog::fingerprint() {
   std::lock_guard<std::mutex> lock(state().mutex);
   return {state().fingerprint_count, state().fingerprint_hash, state().last};
+}
+
+Watchdog::SlowPhase::SlowPhase() {
+  std::lock_guard<std::mutex> lock(state().mutex);
+  ++state().slow_phases;
+}
+
+Watchdog::SlowPhase::~SlowPhase() {
+  std::lock_guard<std::mutex> lock(state().mutex);
+  State& s = state();
+  --s.slow_phases;
+  const auto now = Clock::now();
+  for (auto& entry : s.blocked) entry.second.second = std::max(entry.second.second, now);  // timed from here
 }
 
 std::string Watchdog::dump() {

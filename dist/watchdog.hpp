@@ -5,8 +5,10 @@
 // Work::wait) registers while it blocks. A thread checks once a second: when one wait
 // has lasted longer than the timeout, this rank writes a dump — what it waits for and
 // its recent collectives (op, communicator, sequence number, shapes, dtype, start) — to
-// stderr and to DIR/hang_rank<R>.txt, and aborts the whole job (MPI_Abort). Ranks that
-// wrote no dump, or whose sequence numbers lag, are the ones to look at. A rank that
+// stderr and to DIR/hang_rank<R>.txt, waits 2 s (so other live ranks can dump too), and
+// aborts the whole job (MPI_Abort). Compare the dumps' sequence numbers: the ranks whose
+// numbers lag (or that wrote none) are the ones to look at. A process suspended and
+// resumed (scontrol suspend) restarts its clocks instead of firing. A rank that
 // dies is the launcher's to notice (mpirun, srun --kill-on-bad-exit); one that stops or
 // hangs is noticed here, on every live rank.
 #pragma once
@@ -52,6 +54,16 @@ class Watchdog {
 
    private:
     uint64_t id_;
+  };
+
+  // While alive, this rank is in a phase whose collectives wait on file I/O of uneven
+  // length (checkpoint writes and loads, the weights file): the timeout does not apply.
+  class SlowPhase {
+   public:
+    SlowPhase();
+    ~SlowPhase();
+    SlowPhase(const SlowPhase&) = delete;
+    SlowPhase& operator=(const SlowPhase&) = delete;
   };
 
   // The dump text for tests: this rank's blocked waits and recent collectives.

@@ -43,6 +43,7 @@ void install_stop_handlers() {
 }  // namespace
 
 int run_train(int argc, char** argv) {
+  install_stop_handlers();  // first: a stop can arrive while MPI and the model start
   TrainConfig c;  // the defaults, each from the struct that owns it
   std::string config_file;
   po::options_description desc(
@@ -61,13 +62,14 @@ int run_train(int argc, char** argv) {
     if (runtime.world()->rank() == 0) std::cout << report << std::flush;
     return 0;
   }
-  install_stop_handlers();
   Runtime runtime(c.runtime);
   Trainer trainer(c, runtime.world());
-  g_trainer = &trainer;
+  struct Registered {  // the handler never sees a Trainer that is gone, however fit() ends
+    explicit Registered(Trainer* t) { g_trainer = t; }
+    ~Registered() { g_trainer = nullptr; }
+  } registered(&trainer);
   if (g_signal != 0) trainer.request_stop();  // arrived while the Trainer was being built
   const bool finished = trainer.fit();
-  g_trainer = nullptr;
   if (finished) return 0;
   if (g_signal != 0) {
     trainer.log().warn(cat("reel train: stopped by ", strsignal(g_signal), " (exit ", kExitStopped, ")"));

@@ -134,6 +134,10 @@ bool Trainer::fit() {
     for (auto& hook : hooks_) hook(r);
     if (stop_requested_ && !last) {
       settle_checkpoints(true);  // the stop is only safe once the checkpoint is complete
+      if (saver_->last_complete() != r.step) {
+        throw std::runtime_error(cat("stopped on request after step ", r.step, " but its checkpoint failed (the "
+                                     "reason is above); the newest complete one is step ", saver_->last_complete()));
+      }
       log_.warn(cat("stopped on request after step ", r.step, " of ", c_.run.steps, ": checkpoint in ",
                     checkpoints_dir(), "; the same command resumes the run (--run.resume auto)"));
       return false;

@@ -9,6 +9,8 @@
 #include "data/weights.hpp"
 #include "train/trainer.hpp"
 
+#include "dist/watchdog.hpp"
+
 namespace reel {
 
 namespace fs = std::filesystem;
@@ -66,6 +68,7 @@ double Trainer::save_checkpoint(int64_t completed) {
 
 void Trainer::settle_checkpoints(bool wait) {
   if (wait) {
+    Watchdog::SlowPhase io;  // the ranks' writes end at different times: not a hang
     saver_->wait();
   } else {
     saver_->poll();
@@ -99,6 +102,7 @@ std::vector<std::string> auto_candidates(const std::string& root, std::vector<st
 }  // namespace
 
 bool Trainer::try_resume(const std::string& dir) {
+  Watchdog::SlowPhase io;  // uneven shard loads
   std::string error;
   TrainState state;
   try {
@@ -125,6 +129,7 @@ bool Trainer::try_resume(const std::string& dir) {
 }
 
 void Trainer::clear_run_dir() {
+  Watchdog::SlowPhase io;  // rank 0 removes files between the barriers
   mesh_.world().barrier();  // every rank has looked before rank 0 removes
   if (mesh_.world_rank() == 0) {
     fs::remove_all(checkpoints_dir());

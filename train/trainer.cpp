@@ -181,6 +181,7 @@ double Trainer::evaluate() {
 }
 
 void Trainer::save_weights(const std::string& path) {
+  Watchdog::SlowPhase io;  // the others wait while rank 0 writes each unit
   // Rank 0 writes; a failure there is carried to every rank after the collectives, so
   // all ranks throw together instead of the others waiting in the next all-gather.
   std::unique_ptr<WeightsWriter> writer;
@@ -215,12 +216,16 @@ void Trainer::handle_nonfinite(const StepResult& r) {
   }
   // The parameters and moments are those after the last good step; the data position is
   // past the bad batch, so a resumed run does not meet it again at once.
+  // (A checkpoint of step `good` saved earlier holds the earlier data position: resuming
+  // from it meets the same batches again.)
   const int64_t good = r.step - skips_in_row_;
   if (good > 0 && last_checkpoint_ != good) save_checkpoint(good);
   settle_checkpoints(true);
+  const bool saved = good > 0 && saver_->last_complete() == good;
   throw std::runtime_error(cat(what, c_.run.nonfinite == "stop" ? " (run.nonfinite stop)"
                                                                  : cat(": ", skips_in_row_, " non-finite steps in a row"),
-                               "; the last good state, after step ", good, ", is in ", checkpoints_dir(),
+                               saved ? cat(". the last good state, after step ", good, ", is in ", checkpoints_dir())
+                                     : cat(". no good state to keep (step ", good, " has no complete checkpoint)"),
                                " (lower optim.lr, check the data, or raise run.max_skips)"));
 }
 
