@@ -40,6 +40,12 @@ Trainer::Trainer(const TrainConfig& config, const CommunicatorPtr& world)
       log_(c_.log, world->rank()),
       data_(check_data(c_)),
       opt_(c_.adamw) {
+  // Evaluation splits the held-out clips over dp: a rank with none would skip the
+  // forward (and its collectives) that the others run.
+  if (c_.data.eval_clips > 0 && c_.data.eval_clips < mesh_.dp()) {
+    throw std::invalid_argument("data.eval_clips " + std::to_string(c_.data.eval_clips) + " must be 0 or at least dp=" +
+                                std::to_string(mesh_.dp()) + " (every data-parallel rank evaluates some held-out clips)");
+  }
   // The model's structure only: FSDP gives each rank its shards and nothing more.
   model_ = WorldModel(c_.model, ParamInit{mesh_.world().device(), /*deferred=*/true, c_.run.seed});
   auto parallel = parallelize(*model_, mesh_, c_.parallel, c_.run.seed);
