@@ -1,7 +1,5 @@
 #include "dist/watchdog.hpp"
 
-#include <mpi.h>
-
 #include <atomic>
 #include <deque>
 #include <fstream>
@@ -33,6 +31,8 @@ struct State {
   uint64_t next_id = 0;
   bool started = false;
   int slow_phases = 0;
+  bool fired = false;
+  std::function<void(const std::string&)> on_hang;
   uint64_t fingerprint_count = 0, fingerprint_hash = 0;
   std::string last;
 };
@@ -70,16 +70,19 @@ std::string dump_locked(State& s) {
   return out.str();
 }
 
-[[noreturn]] void fire(State& s, const std::string& text) {
+void fire(State& s, const std::string& text) {
   std::cerr << "reel: hang detected on rank " << s.rank << " (" << s.host << ")\n" << text << std::flush;
   if (!s.dump_dir.empty()) {
     std::ofstream(s.dump_dir + "/hang_rank" + std::to_string(s.rank) + ".txt") << text;
     std::cerr << "reel: dump written to " << s.dump_dir << "/hang_rank" << s.rank << ".txt; compare the ranks' "
               << "sequence numbers: those that lag (or wrote no dump) are the ones that stopped\n" << std::flush;
   }
-  std::this_thread::sleep_for(std::chrono::seconds(2));  // other live ranks reach their dumps too
-  MPI_Abort(MPI_COMM_WORLD, 1);
-  std::abort();
+  std::function<void(const std::string&)> handler;
+  {
+    std::lock_guard<std::mutex> lock(s.mutex);
+    handler = s.on_hang;
+  }
+  if (handler) handler(text);
 }
 
 void watch() {
@@ -95,10 +98,11 @@ void watch() {
         for (auto& entry : s.blocked) entry.second.second = now;
       }
       last = now;
-      if (s.timeout.count() == 0 || s.slow_phases > 0) continue;
+      if (s.timeout.count() == 0 || s.slow_phases > 0 || s.fired) continue;
       for (const auto& [id, b] : s.blocked) {
         if (now - b.second > s.timeout) {
           text = dump_locked(s);
+          s.fired = true;  // one dump per process
           break;
         }
       }
@@ -119,6 +123,11 @@ void Watchdog::start(std::chrono::seconds timeout, int world_rank, const std::st
     s.started = true;
     std::thread(watch).detach();  // lives as long as the process
   }
+}
+
+void Watchdog::set_hang_handler(std::function<void(const std::string&)> handler) {
+  std::lock_guard<std::mutex> lock(state().mutex);
+  state().on_hang = std::move(handler);
 }
 
 void Watchdog::set_dump_dir(const std::string& dir) {

@@ -5,8 +5,9 @@
 // Work::wait) registers while it blocks. A thread checks once a second: when one wait
 // has lasted longer than the timeout, this rank writes a dump — what it waits for and
 // its recent collectives (op, communicator, sequence number, shapes, dtype, start) — to
-// stderr and to DIR/hang_rank<R>.txt, waits 2 s (so other live ranks can dump too), and
-// aborts the whole job (MPI_Abort). Compare the dumps' sequence numbers: the ranks whose
+// stderr and to DIR/hang_rank<R>.txt, and calls the hang handler the launcher installed
+// (reel's ends the whole job after a short grace for the other ranks' dumps; library code
+// never ends the process itself: without a handler the dump is all that happens). Compare the dumps' sequence numbers: the ranks whose
 // numbers lag (or that wrote none) are the ones to look at. A process suspended and
 // resumed (scontrol suspend) restarts its clocks instead of firing. A rank that
 // dies is the launcher's to notice (mpirun, srun --kill-on-bad-exit); one that stops or
@@ -15,6 +16,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace reel {
@@ -24,6 +26,8 @@ class Watchdog {
   // Starts the checking thread (once per process; later calls update the settings).
   // timeout 0 turns it off.
   static void start(std::chrono::seconds timeout, int world_rank, const std::string& host);
+  // Called once, on the watchdog's thread, after the dump is written (the dump's text).
+  static void set_hang_handler(std::function<void(const std::string&)> handler);
   // Where dumps go besides stderr (empty: stderr only). Thread-safe.
   static void set_dump_dir(const std::string& dir);
   static std::chrono::seconds timeout();

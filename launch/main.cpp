@@ -6,11 +6,14 @@
 #include <mpi.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
+#include <thread>
 #include <iostream>
 
 #include "launch/command.hpp"
 #include "launch/version.hpp"
+#include "dist/watchdog.hpp"
 
 namespace {
 
@@ -43,7 +46,15 @@ int fail(const std::string& message) {
 
 }  // namespace
 
+// The watchdog found a rank blocked past dist.timeout and wrote its dump: end the whole
+// job, after a grace period in which the other live ranks reach their own dumps.
+void on_hang(const std::string&) {
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  MPI_Abort(MPI_COMM_WORLD, 1);
+}
+
 int main(int argc, char** argv) {
+  reel::Watchdog::set_hang_handler(on_hang);
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     print_help(std::cout);
     return argc < 2 ? 2 : 0;

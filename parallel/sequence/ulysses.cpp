@@ -46,34 +46,29 @@ const UlyssesGroup& group_of(AutogradContext* ctx) {
   return *reinterpret_cast<const UlyssesGroup*>(ctx->saved_data["group"].toInt());
 }
 
-struct ScatterHeadsFn : public torch::autograd::Function<ScatterHeadsFn> {
+// One autograd function per direction: forward takes this direction's all-to-all, backward
+// the other's (scatter and gather are each other's inverse).
+template <bool Scatter>
+struct HeadsFn : public torch::autograd::Function<HeadsFn<Scatter>> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, int64_t group) {
     ctx->saved_data["group"] = group;
-    return scatter_impl(x, *reinterpret_cast<const UlyssesGroup*>(group));
+    const auto& g = *reinterpret_cast<const UlyssesGroup*>(group);
+    return Scatter ? scatter_impl(x, g) : gather_impl(x, g);
   }
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
-    return {gather_impl(grads[0], group_of(ctx)), at::Tensor()};
-  }
-};
-
-struct GatherHeadsFn : public torch::autograd::Function<GatherHeadsFn> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& y, int64_t group) {
-    ctx->saved_data["group"] = group;
-    return gather_impl(y, *reinterpret_cast<const UlyssesGroup*>(group));
-  }
-  static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
-    return {scatter_impl(grads[0], group_of(ctx)), at::Tensor()};
+    const auto& g = group_of(ctx);
+    return {Scatter ? gather_impl(grads[0], g) : scatter_impl(grads[0], g), at::Tensor()};
   }
 };
 
 }  // namespace
 
 at::Tensor scatter_heads(const at::Tensor& x, const UlyssesGroup& group) {
-  return ScatterHeadsFn::apply(x, reinterpret_cast<int64_t>(&group));
+  return HeadsFn<true>::apply(x, reinterpret_cast<int64_t>(&group));
 }
 
 at::Tensor gather_heads(const at::Tensor& y, const UlyssesGroup& group) {
-  return GatherHeadsFn::apply(y, reinterpret_cast<int64_t>(&group));
+  return HeadsFn<false>::apply(y, reinterpret_cast<int64_t>(&group));
 }
 
 }  // namespace reel

@@ -2,6 +2,9 @@
 // makes the exit code reflect a failure on any rank (mpirun then fails the CTest entry).
 // Only rank 0 prints the full GoogleTest report; other ranks print their failures.
 #include <gtest/gtest.h>
+#include <mpi.h>
+
+#include "dist/watchdog.hpp"
 
 #include <iostream>
 #include <memory>
@@ -33,6 +36,8 @@ Runtime& runtime() { return *g_runtime; }
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
+  // A hang in a test ends the test binary (the watchdog's dump says where), not CTest's timeout.
+  reel::Watchdog::set_hang_handler([](const std::string&) { MPI_Abort(MPI_COMM_WORLD, 1); });
   reel::RuntimeConfig config;
   config.backend = "mpi";
   reel::test::g_runtime = std::make_unique<reel::Runtime>(config);
