@@ -172,7 +172,7 @@ void AsyncSaver::retain(int64_t committed) {
       const std::string name = e.path().filename().string();
       const int64_t s = checkpoint_step(name);
       if (s >= 0 && s != committed && fs::exists(e.path() / "manifest.json")) steps.push_back(s);
-      if (name.rfind(".tmp_", 0) == 0 || name.size() > 9 && name.substr(name.size() - 9) == ".replaced") {
+      if (name.rfind(".tmp_", 0) == 0 || (name.size() > 9 && name.substr(name.size() - 9) == ".replaced")) {
         fs::remove_all(e.path());
       }
     }

@@ -5,10 +5,18 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <filesystem>
+#include <mutex>
 #include <stdexcept>
 
 namespace reel {
+
+struct Logger::Failure {
+  std::atomic<bool> failed{false};
+  std::mutex mutex;
+  std::string message;  // the first failure's
+};
 namespace {
 
 spdlog::level::level_enum parse_level(const std::string& name) {
@@ -40,6 +48,12 @@ Logger::Logger(const LogConfig& config, int rank) {
   impl_->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [rank " + std::to_string(rank) + "] [%^%l%$] %v");
   impl_->set_level(level);
   impl_->flush_on(spdlog::level::warn);
+  failure_ = std::make_shared<Failure>();
+  impl_->set_error_handler([failure = failure_](const std::string& message) {
+    std::lock_guard<std::mutex> lock(failure->mutex);
+    if (failure->failed.exchange(true)) return;
+    failure->message = message;
+  });
 }
 
 void Logger::debug(const std::string& line) const { impl_->debug(line); }
@@ -47,5 +61,11 @@ void Logger::info(const std::string& line) const { impl_->info(line); }
 void Logger::warn(const std::string& line) const { impl_->warn(line); }
 void Logger::error(const std::string& line) const { impl_->error(line); }
 void Logger::flush() const { impl_->flush(); }
+
+void Logger::check() const {
+  if (!failure_->failed.load()) return;
+  std::lock_guard<std::mutex> lock(failure_->mutex);
+  throw std::runtime_error("cannot write the log: " + failure_->message);
+}
 
 }  // namespace reel

@@ -39,9 +39,16 @@ class Logger {
   void warn(const std::string& line) const;
   void error(const std::string& line) const;
   void flush() const;
+  // Throws std::runtime_error with the first failure to write a line or flush the log file
+  // (a full disk, a file-size limit, a vanished directory). spdlog itself only reports such
+  // failures on stderr and goes on; the Trainer checks after every step so that a run whose
+  // log cannot be written ends with an error instead of reporting success.
+  void check() const;
 
  private:
+  struct Failure;  // the first write error, shared by the copies of this Logger
   std::shared_ptr<spdlog::logger> impl_;
+  std::shared_ptr<Failure> failure_;
 };
 
 // Concatenates anything printable with <<: cat("loss ", 0.5, " at step ", 3).

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <thread>
 
+#include "dist/abort_registry.hpp"
 #include "dist/error.hpp"
 #include "dist/mpi_communicator.hpp"
 
@@ -55,6 +56,11 @@ ncclRedOp_t nccl_op(ReduceOp op) {
   return ncclSum;
 }
 
+[[noreturn]] void throw_aborted(const std::string& op) {
+  throw DistError(op, "the NCCL communicator was aborted after a fault (" +
+                          AbortRegistry::process().reason() + ")", __FILE__, __LINE__);
+}
+
 // One enqueued NCCL operation: finished when its end event has fired.
 class NcclWork final : public Work {
  public:
@@ -79,12 +85,10 @@ class NcclWork final : public Work {
   }
 
  private:
-  // Aborts the communicator on an asynchronous NCCL error or when the timeout passed.
+  // On an asynchronous NCCL error or when the timeout passed, aborts every NCCL
+  // communicator of the process (AbortRegistry): the others may wait on the same dead peer.
   void check_faults() {
-    if (aborted_->load()) {
-      throw DistError(op_, "the NCCL communicator was aborted after an earlier failure",
-                      __FILE__, __LINE__);
-    }
+    if (aborted_->load()) throw_aborted(op_);
     ncclResult_t async = ncclSuccess;
     REEL_NCCL_CHECK(ncclCommGetAsyncError(comm_, &async), comm_);
     std::string reason;
@@ -95,9 +99,9 @@ class NcclWork final : public Work {
                " ms (a rank may have failed or skipped this call)";
     }
     if (reason.empty()) return;
-    aborted_->store(true);
-    ncclCommAbort(comm_);
-    throw DistError(op_, reason + "; communicator aborted", __FILE__, __LINE__);
+    const auto aborted = AbortRegistry::process().abort_all(op_ + ": " + reason);
+    throw DistError(op_, reason + "; aborted " + std::to_string(aborted.size()) +
+                             " NCCL communicator(s) of this process", __FILE__, __LINE__);
   }
 
   std::string op_;
@@ -137,9 +141,17 @@ NcclCommunicator::NcclCommunicator(MPI_Comm mpi, int rank, int size, CommOptions
       comm_(comm),
       device_(device),
       stream_(c10::cuda::getStreamFromPool(false, device.index())),
-      aborted_(std::make_shared<std::atomic<bool>>(false)) {}
+      aborted_(std::make_shared<std::atomic<bool>>(false)) {
+  // Runs under the registry's lock, which remove() in the destructor also takes: the
+  // communicator is alive whenever this runs.
+  abort_id_ = AbortRegistry::process().add([this] {
+    if (!aborted_->exchange(true)) ncclCommAbort(comm_);
+    return label() + " (nccl)";
+  });
+}
 
 NcclCommunicator::~NcclCommunicator() {
+  AbortRegistry::process().remove(abort_id_);  // from here on no abort can run
   if (!aborted_->load()) ncclCommDestroy(comm_);
   int finalized = 0;
   MPI_Finalized(&finalized);
@@ -155,10 +167,7 @@ void NcclCommunicator::check_device(const std::string& op, const at::Tensor& t) 
 
 WorkPtr NcclCommunicator::enqueue(const std::string& op, std::vector<at::Tensor> tensors,
                                   const std::function<void(cudaStream_t)>& launch) {
-  if (aborted_->load()) {
-    throw DistError(op, "the NCCL communicator was aborted after an earlier failure", __FILE__,
-                    __LINE__);
-  }
+  if (aborted_->load()) throw_aborted(op);
   c10::cuda::CUDAGuard guard(device_);
   // The NCCL stream must see every kernel the caller queued before this call.
   at::cuda::CUDAEvent ready;

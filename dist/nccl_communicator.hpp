@@ -6,9 +6,10 @@
 // stream for the caching allocator and kept alive by the Work.
 //
 // Faults: wait() polls the operation's end event, ncclCommGetAsyncError and the
-// configured timeout (CommOptions::timeout); on an error or a timeout it aborts the NCCL
-// communicator (ncclCommAbort, so no kernel spins forever) and throws DistError. Every
-// later call on an aborted communicator throws at once.
+// configured timeout (CommOptions::timeout); on an error or a timeout it aborts every NCCL
+// communicator of the process (AbortRegistry: ncclCommAbort each, so no kernel spins
+// forever on a dead peer and no destructor hangs) and throws DistError. Every later call
+// on an aborted communicator throws at once, with the first fault's reason.
 //
 // Bootstrap: rank 0 of the MPI communicator draws the ncclUniqueId and broadcasts it over
 // MPI; no MASTER_ADDR. Sub-communicators split the MPI communicator and repeat that.
@@ -69,7 +70,8 @@ class NcclCommunicator final : public Communicator {
   ncclComm_t comm_;
   at::Device device_;
   c10::cuda::CUDAStream stream_;
-  std::shared_ptr<std::atomic<bool>> aborted_;
+  std::shared_ptr<std::atomic<bool>> aborted_;  // set once, by the registry's abort
+  uint64_t abort_id_ = 0;                        // this communicator in AbortRegistry
 };
 
 }  // namespace reel

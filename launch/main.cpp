@@ -7,12 +7,14 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstring>
 #include <thread>
 #include <iostream>
 
 #include "launch/command.hpp"
 #include "launch/version.hpp"
+#include "dist/abort_registry.hpp"
 #include "dist/watchdog.hpp"
 
 namespace {
@@ -40,6 +42,9 @@ int fail(const std::string& message) {
   ::gethostname(host, sizeof(host) - 1);
   std::cerr << "reel: error" << (size > 1 ? " on rank " + std::to_string(rank) + " (" + host + ")" : "") << ": "
             << message << std::endl;
+  // NCCL kernels waiting on peers would outlive the error, and destroying their
+  // communicators at exit could hang: abort them all first.
+  reel::AbortRegistry::process().abort_all(message);
   if (size > 1) MPI_Abort(MPI_COMM_WORLD, 1);  // the other ranks would hang otherwise
   return 1;
 }
@@ -49,12 +54,16 @@ int fail(const std::string& message) {
 // The watchdog found a rank blocked past dist.timeout and wrote its dump: end the whole
 // job, after a grace period in which the other live ranks reach their own dumps.
 void on_hang(const std::string&) {
+  reel::AbortRegistry::process().abort_all("a collective hung past dist.timeout");
   std::this_thread::sleep_for(std::chrono::seconds(2));
   MPI_Abort(MPI_COMM_WORLD, 1);
 }
 
 int main(int argc, char** argv) {
   reel::Watchdog::set_hang_handler(on_hang);
+  // A file-size limit (ulimit -f) then fails the write with EFBIG, which the writer reports
+  // like a full disk, instead of killing the process without a word.
+  std::signal(SIGXFSZ, SIG_IGN);
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     print_help(std::cout);
     return argc < 2 ? 2 : 0;

@@ -132,6 +132,7 @@ bool Trainer::fit() {
                    seconds_since(run_start) / double(r.step - start_step_) * double(c_.run.steps - r.step));
     }
     for (auto& hook : hooks_) hook(r);
+    log_.check();  // a log that cannot be written ends the run (its last checkpoint stays)
     if (stop_requested_ && !last) {
       settle_checkpoints(true);  // the stop is only safe once the checkpoint is complete
       if (saver_->last_complete() != r.step) {
@@ -146,8 +147,12 @@ bool Trainer::fit() {
   if (last_checkpoint_ != c_.run.steps) save_checkpoint(c_.run.steps);
   settle_checkpoints(true);  // exit waits for the last save
   save_weights(c_.run.dir + "/model.h5");
+  log_.flush();
+  log_.check();  // never report success with a log that lost lines
   log_.info(cat("reel train: done in ", fixed(seconds_since(run_start), 1), " s; metrics in ", c_.run.dir,
                 "/metrics.jsonl, checkpoints in ", checkpoints_dir(), ", weights in ", c_.run.dir, "/model.h5"));
+  log_.flush();
+  log_.check();
   return true;
 }
 

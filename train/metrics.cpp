@@ -1,5 +1,7 @@
 #include "train/metrics.hpp"
 
+#include <cerrno>
+#include <cstring>
 #include <stdexcept>
 
 namespace reel {
@@ -23,8 +25,12 @@ MetricsWriter::MetricsWriter(const std::string& path, int64_t keep_through) : pa
 
 void MetricsWriter::write(const nlohmann::json& record) {
   out_ << record.dump() << "\n";
+  errno = 0;
   out_.flush();
-  if (!out_) throw std::runtime_error("cannot write to metrics file " + path_ + " (disk full?)");
+  if (!out_) {
+    throw std::runtime_error("cannot write to metrics file " + path_ + ": " +
+                             (errno ? std::strerror(errno) : "write failed (disk full?)"));
+  }
 }
 
 }  // namespace reel

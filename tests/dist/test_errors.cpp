@@ -7,7 +7,9 @@
 #include <filesystem>
 #include <numeric>
 #include <fstream>
+#include <thread>
 
+#include "dist/abort_registry.hpp"
 #include "dist/logging.hpp"
 #include "dist/mpi_communicator.hpp"
 #include "tests/support/test_env.hpp"
@@ -139,6 +141,95 @@ TEST(Logging, EveryRankWritesItsOwnFileWithItsRank) {
   EXPECT_NE(line.find("hello from " + std::to_string(world().rank())), std::string::npos) << line;
   std::filesystem::remove_all(dir);
   EXPECT_THROW(check_level("verbose"), std::invalid_argument);
+}
+
+// A log file that cannot be written (here /dev/full: every flush fails with ENOSPC) is an
+// error the owner sees through check(), not a line on stderr that the run goes past.
+TEST(Errors, LogFileThatCannotBeWrittenIsReportedByCheck) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("reel_full_log_" + std::to_string(::getpid()) + "_" + std::to_string(world().rank()));
+  std::filesystem::create_directories(dir);
+  const auto file = dir / ("rank" + std::to_string(world().rank()) + ".log");
+  std::filesystem::create_symlink("/dev/full", file);
+  LogConfig config;
+  config.dir = dir.string();
+  Logger log(config, world().rank());
+  log.info("fits in the stdio buffer");
+  EXPECT_NO_THROW(log.check());  // nothing has reached the file yet
+  log.flush();
+  try {
+    log.check();
+    ADD_FAILURE() << "a failed flush went unreported";
+  } catch (const std::runtime_error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find(file.string()), std::string::npos) << msg;
+    EXPECT_NE(msg.find("No space left on device"), std::string::npos) << msg;
+  }
+  std::filesystem::remove_all(dir);
+}
+
+// The first fault aborts every registered communicator once, with the first reason;
+// unregistered ones are left alone, and one made after the fault is aborted at once.
+TEST(Errors, AbortRegistryAbortsEveryCommunicatorOnce) {
+  AbortRegistry registry;
+  std::vector<int> aborts(4, 0);
+  auto entry = [&](int i) {
+    return [&aborts, i] {
+      ++aborts[i];
+      return "comm" + std::to_string(i);
+    };
+  };
+  const auto a = registry.add(entry(0));
+  registry.add(entry(1));
+  const auto c = registry.add(entry(2));
+  registry.remove(c);  // destroyed normally before the fault
+  EXPECT_EQ(registry.reason(), "");
+  const auto aborted = registry.abort_all("all_reduce: timed out");
+  EXPECT_EQ(aborted, (std::vector<std::string>{"comm0", "comm1"}));
+  EXPECT_EQ(aborts, (std::vector<int>{1, 1, 0, 0}));
+  EXPECT_TRUE(registry.abort_all("a later fault").empty());  // each abort runs once
+  EXPECT_EQ(registry.reason(), "all_reduce: timed out");     // the first reason stays
+  registry.remove(a);                                        // harmless after the abort
+  registry.add(entry(3));
+  EXPECT_EQ(aborts, (std::vector<int>{1, 1, 0, 1}));
+  registry.rearm();
+  registry.add(entry(3));
+  EXPECT_EQ(aborts[3], 1);
+}
+
+// Concurrent faults and destructions: no abort runs twice, none runs after its remove().
+TEST(Errors, AbortRegistryRacesBetweenFaultsAndDestruction) {
+  for (int round = 0; round < 50; ++round) {
+    AbortRegistry registry;
+    constexpr int kComms = 16;
+    std::vector<std::atomic<int>> aborts(kComms);
+    std::vector<std::atomic<bool>> removed(kComms);
+    std::vector<uint64_t> ids;
+    std::atomic<int> late{0};
+    for (int i = 0; i < kComms; ++i) {
+      ids.push_back(registry.add([&, i] {
+        if (removed[i].load()) ++late;
+        ++aborts[i];
+        return std::string("c");
+      }));
+    }
+    std::thread destroyer([&] {
+      for (int i = 0; i < kComms; i += 2) {
+        registry.remove(ids[i]);
+        removed[i] = true;
+      }
+    });
+    std::thread fault1([&] { registry.abort_all("one"); });
+    std::thread fault2([&] { registry.abort_all("two"); });
+    destroyer.join();
+    fault1.join();
+    fault2.join();
+    EXPECT_EQ(late.load(), 0);
+    for (int i = 0; i < kComms; ++i) {
+      EXPECT_LE(aborts[i].load(), 1) << i;
+      if (i % 2) EXPECT_EQ(aborts[i].load(), 1) << i;
+    }
+  }
 }
 
 }  // namespace

@@ -7,6 +7,8 @@
 #include "tests/dist/collective_data.hpp"
 #include "tests/support/test_env.hpp"
 #ifdef REEL_HAVE_NCCL
+#include "dist/abort_registry.hpp"
+#include "dist/error.hpp"
 #include "dist/nccl_communicator.hpp"
 #endif
 
@@ -102,6 +104,35 @@ TEST(GpuNccl, CpuTensorIsRejected) {
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("nccl backend"), std::string::npos) << e.what();
   }
+}
+
+// A fault on one NCCL communicator aborts every NCCL communicator of the process: each
+// later call throws the first fault's reason, and destroying them does not hang.
+TEST(GpuNccl, OneFaultAbortsEveryCommunicatorOfTheProcess) {
+  REEL_REQUIRE_GPU();
+  auto a = NcclCommunicator::create(MPI_COMM_SELF);
+  auto b = NcclCommunicator::create(MPI_COMM_SELF);
+  a->set_label("first");
+  b->set_label("second");
+  auto x = at::ones({16}, cuda(at::kFloat));
+  a->all_reduce(x);
+  b->all_reduce(x);
+  const auto aborted = AbortRegistry::process().abort_all("injected fault");
+  EXPECT_EQ(aborted.size(), 2u);
+  for (auto* c : {a.get(), b.get()}) {
+    try {
+      c->all_reduce(x);
+      ADD_FAILURE() << c->label() << " ran a collective after the abort";
+    } catch (const DistError& e) {
+      EXPECT_NE(std::string(e.what()).find("injected fault"), std::string::npos) << e.what();
+    }
+  }
+  a.reset();  // destroying aborted communicators returns at once
+  b.reset();
+  AbortRegistry::process().rearm();  // the tests after this one start clean
+  auto c = NcclCommunicator::create(MPI_COMM_SELF);
+  c->all_reduce(x);
+  EXPECT_EQ(x.sum().item<double>(), 16.0);
 }
 
 TEST(GpuNccl, WorldCommunicatorWhenEveryRankHasItsOwnGpu) {
