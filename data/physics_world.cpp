@@ -61,7 +61,10 @@ void render(const std::vector<Ball>& balls, uint8_t* img, int64_t h, int64_t w) 
 
 }  // namespace
 
-PhysicsClip simulate_clip(const PhysicsWorldSpec& s, int64_t index) {
+PhysicsClip simulate_clip(const PhysicsWorldSpec& s, int64_t index, const at::Tensor& actions) {
+  if (actions.defined() && (actions.dim() != 2 || actions.size(0) != s.frames || actions.size(1) != 2)) {
+    throw std::invalid_argument("physics world: replacement actions must be [frames, 2]");
+  }
   std::mt19937_64 rng(mix_seed(s.seed, index, 0x70687973));
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   const double scale = std::min(s.height, s.width) / 32.0, r = s.radius * scale;
@@ -84,6 +87,10 @@ PhysicsClip simulate_clip(const PhysicsWorldSpec& s, int64_t index) {
     // The action applied between frame t and t + 1: a smooth random walk.
     ax = std::clamp(0.8 * ax + 0.6 * (2 * unit(rng) - 1), -1.0, 1.0);
     ay = std::clamp(0.8 * ay + 0.6 * (2 * unit(rng) - 1), -1.0, 1.0);
+    if (actions.defined()) {  // the random walk is still drawn: the rest stays the same
+      ax = actions[t][0].item<double>();
+      ay = actions[t][1].item<double>();
+    }
     clip.actions[t][0] = ax;
     clip.actions[t][1] = ay;
     for (int sub = 0; sub < kSubsteps; ++sub) {

@@ -26,7 +26,9 @@ struct PhysicsClip {
   at::Tensor frames;
   at::Tensor actions;
 };
-PhysicsClip simulate_clip(const PhysicsWorldSpec& spec, int64_t index);
+// actions [T, 2], when given, replace the random walk (the same balls and start): the
+// world under other actions, for measuring how a model follows them.
+PhysicsClip simulate_clip(const PhysicsWorldSpec& spec, int64_t index, const at::Tensor& actions = {});
 
 // Writes spec.clips clips to path in reel's video schema. Throws on bad specs.
 void write_physics_world(const std::string& path, const PhysicsWorldSpec& spec);

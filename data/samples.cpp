@@ -9,7 +9,7 @@
 namespace reel {
 
 SampleReport write_samples(WorldModelImpl& model, const std::string& data_path, int64_t first, int64_t count,
-                           const std::string& out_dir, int64_t steps, uint64_t seed, int64_t zoom) {
+                           const std::string& out_dir, const SampleOptions& options) {
   const auto& cfg = model.config();
   VideoReader reader(data_path);
   const auto& info = reader.info();
@@ -18,25 +18,34 @@ SampleReport write_samples(WorldModelImpl& model, const std::string& data_path, 
     throw std::invalid_argument(data_path + ": clips [" + std::to_string(first) + ", " + std::to_string(first + count) +
                                 ") are not in the file's " + std::to_string(info.clips));
   }
-  std::filesystem::create_directories(out_dir);
-  const int64_t k = cfg.context_groups, lg = cfg.tokens_per_group(), g = cfg.groups();
-  SampleReport report;
-  for (int64_t i = first; i < first + count; ++i) {
-    auto clip = reader.read({i});
-    auto video = frames_to_float(clip.frames);  // [1, T, C, H, W]
-    auto rolled = rollout(model, patchify(video, cfg).narrow(1, 0, k * lg), clip.actions, g - k, steps, seed + i);
-    auto predicted = unpatchify(rolled, cfg).clamp(-1, 1)[0];  // [T, C, H, W]
-    const int64_t c = k * cfg.patch_t;
-    auto truth = video[0];
-    auto future = truth.narrow(0, c, cfg.frames - c);
-    report.model_mse += (predicted.narrow(0, c, cfg.frames - c) - future).pow(2).mean().item<double>() / count;
-    report.copy_last_mse += (truth[c - 1].unsqueeze(0) - future).pow(2).mean().item<double>() / count;
-    auto context_row = video_to_frames(truth.narrow(0, 0, c));
-    auto grid = frame_grid({context_row, video_to_frames(predicted.narrow(0, c, cfg.frames - c)),
-                            video_to_frames(future)}, 2, zoom);
-    const std::string file = out_dir + "/sample_" + std::to_string(i) + ".png";
-    write_png(file, grid);
-    report.files.push_back(file);
+  if (info.action_dim != 2) {
+    throw std::invalid_argument(data_path + ": the rollout metrics need the physics world's 2 action dimensions, not " +
+                                std::to_string(info.action_dim));
+  }
+  if (options.pictures > 0) std::filesystem::create_directories(out_dir);
+  RolloutSpec spec = options.rollout;
+  spec.from_group = cfg.context_groups;
+  spec.groups = cfg.groups() - cfg.context_groups;
+  const int64_t c = cfg.context_groups * cfg.patch_t;
+  SampleReport report{RolloutMetrics(spec.groups, cfg.frames - c), {}};
+  for (int64_t start = first; start < first + count; start += options.batch) {
+    std::vector<int64_t> ids;
+    for (int64_t i = start; i < std::min(first + count, start + options.batch); ++i) ids.push_back(i);
+    auto clips = reader.read(ids);
+    auto video = frames_to_float(clips.frames);  // [B, T, C, H, W]
+    auto tokens = patchify(video, cfg);
+    auto reversed = reversed_actions(clips.actions, c - 1);
+    auto predicted = unpatchify(rollout(model, tokens, clips.actions, ids, spec), cfg).clamp(-1, 1);
+    auto predicted_rev = unpatchify(rollout(model, tokens, reversed, ids, spec), cfg).clamp(-1, 1);
+    report.metrics.add(video, predicted, predicted_rev, clips.actions, c);
+    for (size_t b = 0; b < ids.size() && ids[b] < first + options.pictures; ++b) {
+      const auto future = [&](const at::Tensor& v) { return video_to_frames(v[b].narrow(0, c, cfg.frames - c)); };
+      auto grid = frame_grid({video_to_frames(video[b].narrow(0, 0, c)), future(predicted), future(video),
+                              future(predicted_rev)}, 2, options.zoom);
+      const std::string file = out_dir + "/sample_" + std::to_string(ids[b]) + ".png";
+      write_png(file, grid);
+      report.files.push_back(file);
+    }
   }
   return report;
 }

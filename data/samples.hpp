@@ -1,22 +1,33 @@
-// Rollout pictures: a model rolled out on clips of a video file, drawn as PNG grids.
+// Rollouts of held-out clips: the world-model metrics (data/world_metrics.hpp) and PNG
+// grids of what the model predicts.
 #pragma once
 
 #include <string>
 #include <vector>
 
+#include "data/world_metrics.hpp"
+#include "model/rollout.hpp"
 #include "model/world_model.hpp"
 
 namespace reel {
 
-// Rolls the model out on clips [first, first + count) of a video file and writes one PNG
-// per clip to out_dir/sample_<index>.png: rows context | predicted | ground truth,
-// columns time. Returns the mean squared error of the predicted frames and of the
-// copy-last-frame baseline, over all generated frames.
+struct SampleOptions {
+  RolloutSpec rollout;    // steps, seed, context level (from_group/groups: the model's)
+  int64_t pictures = 4;   // PNG grids for the first this many clips
+  int64_t zoom = 4;       // pixel zoom of the pictures
+  int64_t batch = 16;     // clips rolled out together
+};
+
 struct SampleReport {
-  double model_mse = 0, copy_last_mse = 0;
+  RolloutMetrics metrics;
   std::vector<std::string> files;
 };
+
+// Rolls the model out on clips [first, first + count) of a video file, under the true and
+// under reversed actions, and measures them; writes out_dir/sample_<index>.png for the
+// first `pictures` clips: rows context | predicted | ground truth | predicted under
+// reversed actions, columns time.
 SampleReport write_samples(WorldModelImpl& model, const std::string& data_path, int64_t first, int64_t count,
-                           const std::string& out_dir, int64_t steps, uint64_t seed, int64_t zoom = 4);
+                           const std::string& out_dir, const SampleOptions& options);
 
 }  // namespace reel

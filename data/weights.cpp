@@ -20,7 +20,7 @@ void visit_config(ModelConfig& c, Visit&& v) {
   v("mlp_ratio", c.mlp_ratio), v("mlp", c.mlp), v("attention", c.attention);
   v("context_groups", c.context_groups), v("time_sampling", c.time_sampling);
   v("logit_normal_mean", c.logit_normal_mean), v("logit_normal_std", c.logit_normal_std);
-  v("rope_theta", c.rope_theta);
+  v("rope_theta", c.rope_theta), v("context_sampling", c.context_sampling), v("context_noise", c.context_noise);
 }
 
 H5Id open_file(const std::string& path) {
@@ -47,8 +47,11 @@ H5Id open_file(const std::string& path) {
 ModelConfig read_model_config(hid_t object, const std::string& path) {
   ModelConfig c;
   visit_config(c, [&](const char* key, auto& field) {
-    if (!read_attribute(object, std::string("model.") + key, field)) {
-      throw std::runtime_error(path + ": no attribute model." + key);
+    // Training-only fields added later: files written before them keep the defaults.
+    const std::string name(key);
+    const bool optional = name == "context_sampling" || name == "context_noise";
+    if (!read_attribute(object, "model." + name, field) && !optional) {
+      throw std::runtime_error(path + ": no attribute model." + name);
     }
   });
   return c;

@@ -1,5 +1,7 @@
-// `reel sample`: rolls a trained model out on held-out clips and writes PNG grids —
-// rows context | predicted | ground truth, columns time. The model's architecture comes
+// `reel sample`: rolls a trained model out on held-out clips, prints the world-model
+// metrics (rollout MSE against copying the last frame, the agent's position error, how the
+// agent follows reversed actions) and writes PNG grids — rows context | predicted | ground
+// truth | predicted under reversed actions, columns time. The model's architecture comes
 // from the weights file itself.
 #include <boost/program_options.hpp>
 
@@ -17,21 +19,30 @@ namespace reel {
 
 int run_sample(int argc, char** argv) {
   std::string weights, data, out = "samples";
-  int64_t first = -1, count = 4, steps = 10, zoom = 4;
-  uint64_t seed = 0;
+  int64_t first = -1, count = 64;
+  SampleOptions opt;
+  bool json = false;
   po::options_description desc("reel sample options");
   desc.add_options()("help,h", "show this help")(
       "weights", po::value(&weights)->required(), "weights file (reel train writes RUN_DIR/model.h5)")(
       "data", po::value(&data)->required(), "HDF5 video file")(
       "first", po::value(&first)->default_value(first), "first clip (-1: the last `count` clips)")(
-      "count", po::value(&count)->default_value(count), "number of clips")(
-      "steps", po::value(&steps)->default_value(steps), "Euler steps per frame-group")(
-      "zoom", po::value(&zoom)->default_value(zoom), "pixel zoom of the pictures")(
-      "seed", po::value(&seed)->default_value(seed), "noise seed")(
+      "count", po::value(&count)->default_value(count), "number of clips measured")(
+      "pictures", po::value(&opt.pictures)->default_value(opt.pictures), "PNG grids for the first this many")(
+      "steps", po::value(&opt.rollout.steps)->default_value(opt.rollout.steps), "Euler steps per frame-group")(
+      "context-t", po::value(&opt.rollout.context_t)->default_value(opt.rollout.context_t),
+      "flow time the history is shown at (a model trained with model.context_noise)")(
+      "zoom", po::value(&opt.zoom)->default_value(opt.zoom), "pixel zoom of the pictures")(
+      "seed", po::value(&opt.rollout.seed)->default_value(opt.rollout.seed), "noise seed")(
+      "json", po::bool_switch(&json), "print the metrics as one JSON object")(
       "out", po::value(&out)->default_value(out), "output directory");
   if (!parse_options(argc, argv, desc)) return 0;
-  if (steps < 1) throw std::invalid_argument("--steps must be >= 1");
+  if (opt.rollout.steps < 1) throw std::invalid_argument("--steps must be >= 1");
   if (count < 1) throw std::invalid_argument("--count must be >= 1");
+  if (opt.pictures < 0 || opt.zoom < 1) throw std::invalid_argument("--pictures must be >= 0 and --zoom >= 1");
+  if (!(opt.rollout.context_t >= 0 && opt.rollout.context_t < 1)) {
+    throw std::invalid_argument("--context-t must be in [0, 1)");
+  }
   const ModelConfig cfg = read_weights_config(weights);
   if (cfg.attention != "causal") {
     throw std::invalid_argument("weights file " + weights + ": the model has " + cfg.attention +
@@ -41,10 +52,18 @@ int run_sample(int argc, char** argv) {
   load_weights(*model, weights);
   model->eval();
   if (first < 0) first = VideoReader(data).info().clips - count;
-  const auto report = write_samples(*model, data, first, count, out, steps, seed, zoom);
+  if (first < 0 || first + count > VideoReader(data).info().clips) {
+    throw std::invalid_argument(data + ": clips [" + std::to_string(first) + ", " + std::to_string(first + count) +
+                                ") are not in the file");
+  }
+  const auto report = write_samples(*model, data, first, count, out, opt);
+  if (json) {
+    std::cout << "{\"clips\": " << count << ", " << report.metrics.json_fields() << "}\n";
+    return 0;
+  }
   for (const auto& f : report.files) std::cout << "reel sample: wrote " << f << "\n";
-  std::cout << "reel sample: future-frame MSE " << report.model_mse << " (copy-last-frame baseline "
-            << report.copy_last_mse << ")\n";
+  std::cout << "reel sample: " << count << " clips from " << first << ", " << opt.rollout.steps
+            << " Euler steps per frame-group\n" << report.metrics.summary() << "\n";
   return 0;
 }
 

@@ -31,6 +31,10 @@ void ModelConfig::validate() const {
   require(context_groups >= 0 && context_groups < groups(),
           "context_groups must be in [0, groups=" + std::to_string(groups()) + ")");
   require(logit_normal_std > 0, "logit_normal_std must be > 0");
+  require(context_sampling == "fixed" || context_sampling == "random",
+          "context_sampling must be fixed or random, got '" + context_sampling + "'");
+  require(context_noise >= 0 && context_noise < 1, "context_noise must be in [0, 1)");
+  require(context_sampling == "fixed" || context_groups >= 1, "context_sampling random needs context_groups >= 1");
   require(mlp_ratio > 0, "mlp_ratio must be > 0");
 }
 

@@ -20,6 +20,14 @@ struct ModelConfig {
   int64_t context_groups = 2;
   std::string time_sampling = "group";  // clip | group: one t per clip or per frame-group
   double logit_normal_mean = 0.0, logit_normal_std = 1.0;
+  // How a rollout's history is trained for. fixed: groups < context_groups are the clean
+  // history, the others targets. random: per clip, the history is the first k groups, k
+  // drawn uniformly from [context_groups, groups - 1] (a rollout conditions on groups it
+  // generated itself, which fixed training only ever shows noised).
+  std::string context_sampling = "fixed";
+  // History groups are shown noised to t ~ U(0, context_noise) per group (0: clean), so
+  // that a rollout survives its own errors; rollouts show history at RolloutSpec::context_t.
+  double context_noise = 0.0;
   double rope_theta = 10000.0;
 
   int64_t groups() const { return frames / patch_t; }                       // G

@@ -30,14 +30,27 @@ at::Tensor unpatchify(const at::Tensor& tokens, const ModelConfig& cfg) {
 
 namespace {
 
-// t for each frame-group of one clip: logit-normal, per clip or per group; 0 on context.
-at::Tensor draw_times(const ModelConfig& cfg, at::Generator& gen) {
+// One clip's flow times [G] and target mask [G] (1: a predicted group). Draws, in this
+// order: the targets' logit-normal times; then, where configured, the history length and
+// the history's noise levels (so the default draws exactly what it always did).
+std::pair<at::Tensor, at::Tensor> draw_times(const ModelConfig& cfg, at::Generator& gen) {
   const int64_t g = cfg.groups(), k = cfg.context_groups;
   auto z = at::empty({cfg.time_sampling == "clip" ? 1 : g - k}, at::kFloat);
   z.normal_(cfg.logit_normal_mean, cfg.logit_normal_std, gen);
   auto t = at::zeros({g}, at::kFloat);
   t.narrow(0, k, g - k).copy_(at::sigmoid(z).expand({g - k}));
-  return t;
+  int64_t history = k;
+  if (cfg.context_sampling == "random") {
+    history = k + at::randint(g - k, {1}, gen, at::kLong).item<int64_t>();  // [k, g - 1]
+  }
+  if (cfg.context_noise > 0) {
+    t.narrow(0, 0, history).uniform_(0.0, cfg.context_noise, gen);
+  } else {
+    t.narrow(0, 0, history).zero_();
+  }
+  auto target = at::zeros({g}, at::kFloat);
+  target.narrow(0, history, g - history).fill_(1.0);
+  return {t, target};
 }
 
 }  // namespace
@@ -46,21 +59,22 @@ FlowBatch make_flow_batch(const at::Tensor& x0, const std::vector<int64_t>& samp
                           int64_t step, uint64_t seed, const ModelConfig& cfg) {
   const int64_t b = x0.size(0), l = x0.size(1), p = x0.size(2), lg = cfg.tokens_per_group();
   TORCH_CHECK(static_cast<int64_t>(sample_ids.size()) == b, "one sample id per clip");
-  std::vector<at::Tensor> noise, times;
+  std::vector<at::Tensor> noise, times, targets;
   for (int64_t i = 0; i < b; ++i) {
-    // One generator per (seed, step, sample): t first, then eps, in a fixed order.
+    // One generator per (seed, step, sample): times first, then eps, in a fixed order.
     auto gen = at::make_generator<at::CPUGeneratorImpl>(mix_seed(seed, step, sample_ids[i], 0x666c6f77));
-    times.push_back(draw_times(cfg, gen));
+    auto [t, target] = draw_times(cfg, gen);
+    times.push_back(t);
+    targets.push_back(target);
     noise.push_back(at::empty({l, p}, at::kFloat).normal_(0.0, 1.0, gen));
   }
   auto t = at::stack(times).to(x0.device());                                 // [B, G]
   auto eps = at::stack(noise).to(x0.device(), x0.scalar_type());             // [B, L, P]
   auto t_tok = t.repeat_interleave(lg, 1).unsqueeze(-1).to(x0.scalar_type());  // [B, L, 1]
-  auto weight = at::ones({l}, x0.options());
-  weight.narrow(0, 0, cfg.context_groups * lg).zero_();
+  auto weight = at::stack(targets).repeat_interleave(lg, 1).to(x0.device(), x0.scalar_type());  // [B, L]
   FlowBatch batch;
-  batch.x_t = (1 - t_tok) * x0 + t_tok * eps;  // context: t = 0, so x_t = x0
-  batch.target = (eps - x0) * weight.view({1, l, 1});
+  batch.x_t = (1 - t_tok) * x0 + t_tok * eps;  // clean history: t = 0, so x_t = x0
+  batch.target = (eps - x0) * weight.unsqueeze(-1);
   batch.t = t;
   batch.weight = weight;
   return batch;
@@ -68,7 +82,7 @@ FlowBatch make_flow_batch(const at::Tensor& x0, const std::vector<int64_t>& samp
 
 at::Tensor flow_loss_sum(const at::Tensor& pred, const FlowBatch& batch, int64_t offset) {
   const int64_t lc = pred.size(1);
-  auto w = batch.weight.narrow(0, offset, lc).view({1, lc, 1});
+  auto w = batch.weight.narrow(1, offset, lc).unsqueeze(-1);
   auto diff = (pred - batch.target.narrow(1, offset, lc)) * w;
   return diff.pow(2).sum();
 }
@@ -79,37 +93,11 @@ FlowBatch to_device(const FlowBatch& b, const at::Device& device) {
 
 FlowBatch select_tokens(const FlowBatch& batch, const at::Tensor& index) {
   const auto idx = index.to(batch.x_t.device(), at::kLong);
-  return {batch.x_t.index_select(1, idx), batch.t, batch.target.index_select(1, idx), batch.weight.index_select(0, idx)};
+  return {batch.x_t.index_select(1, idx), batch.t, batch.target.index_select(1, idx), batch.weight.index_select(1, idx)};
 }
 
 int64_t target_elements(const ModelConfig& cfg, int64_t global_batch) {
   return global_batch * (cfg.groups() - cfg.context_groups) * cfg.tokens_per_group() * cfg.patch_dim();
-}
-
-at::Tensor rollout(WorldModelImpl& model, const at::Tensor& context, const at::Tensor& actions,
-                   int64_t groups, int64_t steps, uint64_t seed) {
-  torch::NoGradGuard no_grad;
-  const auto& cfg = model.config();
-  TORCH_CHECK(cfg.attention == "causal", "rollout needs frame-causal attention");
-  const int64_t b = context.size(0), lg = cfg.tokens_per_group(), p = cfg.patch_dim();
-  const int64_t k = context.size(1) / lg;
-  TORCH_CHECK(k + groups <= cfg.groups(), "rollout past the clip length");
-  auto tokens = context;
-  for (int64_t g = k; g < k + groups; ++g) {
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(mix_seed(seed, g, 0x726f6c6c));
-    auto x = at::empty({b, lg, p}, at::kFloat).normal_(0.0, 1.0, gen).to(context.options());
-    // The model sees groups [0, g]: clean history, the group being generated at time t.
-    // Actions and times beyond group g are padding that causal attention never reads.
-    for (int64_t s = 0; s < steps; ++s) {
-      const double t_now = 1.0 - double(s) / steps, dt = 1.0 / steps;
-      auto t = at::zeros({b, cfg.groups()}, context.options());
-      t.select(1, g).fill_(t_now);
-      auto v = model.forward(at::cat({tokens, x}, 1), t, actions).narrow(1, g * lg, lg);
-      x = x - dt * v;
-    }
-    tokens = at::cat({tokens, x}, 1);
-  }
-  return tokens;
 }
 
 double block_forward_flops(const ModelConfig& cfg, int64_t batch) {

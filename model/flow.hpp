@@ -28,7 +28,7 @@ struct FlowBatch {
   at::Tensor x_t;     // [B, L, P] model input: clean context, noised targets
   at::Tensor t;       // [B, G] flow time per frame-group (0 for context)
   at::Tensor target;  // [B, L, P] velocity eps - x (zero on context tokens)
-  at::Tensor weight;  // [L] 1 on target tokens, 0 on context tokens
+  at::Tensor weight;  // [B, L] 1 on target tokens, 0 on history tokens
 };
 
 // x0 [B, L, P] clean tokens of the clips with global indices sample_ids[b].
@@ -39,7 +39,7 @@ FlowBatch make_flow_batch(const at::Tensor& x0, const std::vector<int64_t>& samp
 // [offset, offset + Lc). Divide by target_elements() of the global batch for the mean.
 at::Tensor flow_loss_sum(const at::Tensor& pred, const FlowBatch& batch, int64_t offset = 0);
 // The batch restricted to the tokens at clip positions index [Lc] int64 (in that order):
-// x_t, target [B, Lc, P], weight [Lc]; t stays per frame-group [B, G]. Sequence
+// x_t, target [B, Lc, P], weight [B, Lc]; t stays per frame-group [B, G]. Sequence
 // parallelism draws the whole clip's noise (it depends on the sample, not the split) and
 // keeps only its tokens.
 FlowBatch select_tokens(const FlowBatch& batch, const at::Tensor& index);
@@ -47,12 +47,7 @@ FlowBatch select_tokens(const FlowBatch& batch, const at::Tensor& index);
 FlowBatch to_device(const FlowBatch& batch, const at::Device& device);
 int64_t target_elements(const ModelConfig& cfg, int64_t global_batch);
 
-// Rolls the model out: context tokens [B, k*Lg, P] (k whole groups), actions [B, T, A];
-// generates `groups` further frame-groups one by one, each by `steps` Euler steps of the
-// flow ODE from noise (t = 1) to data (t = 0). Needs frame-causal attention (earlier
-// groups must not see later ones). Returns [B, (k + groups) * Lg, P].
-at::Tensor rollout(WorldModelImpl& model, const at::Tensor& context, const at::Tensor& actions,
-                   int64_t groups, int64_t steps, uint64_t seed);
+// Rolling out: model/rollout.hpp.
 
 // Exact floating-point operations of one training step (forward + backward) on
 // `batch` clips: every matmul (2 flops per multiply-add) and both attention matmuls

@@ -25,6 +25,8 @@ ModelConfig ModelChoice::resolve() const {
   c.mlp = mlp;
   if (depth > 0) c.depth = depth;
   if (dim > 0) c.dim = dim;
+  c.context_sampling = context_sampling;
+  c.context_noise = context_noise;
   c.validate();
   return c;
 }
@@ -47,6 +49,8 @@ void RunConfig::validate() const {
   need(!resume.empty(), "run.resume must be auto, never or the path of a checkpoint");
   need(nonfinite == "skip" || nonfinite == "stop", "run.nonfinite must be skip or stop, got '" + nonfinite + "'");
   need(max_skips >= 1, "run.max_skips must be >= 1, got " + std::to_string(max_skips));
+  need(rollout_steps >= 0, "run.rollout_steps must be >= 0 (0: no rollout metrics)");
+  need(rollout_context_t >= 0 && rollout_context_t < 1, "run.rollout_context_t must be in [0, 1)");
 }
 
 void CheckpointConfig::validate() const {

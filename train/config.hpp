@@ -10,6 +10,7 @@
 #include "dist/process_mesh.hpp"
 #include "dist/runtime_options.hpp"
 #include "model/config.hpp"
+#include "model/rollout.hpp"
 #include "optim/adamw.hpp"
 #include "optim/schedule.hpp"
 #include "parallel/parallelize.hpp"
@@ -23,6 +24,8 @@ struct ModelChoice {
   std::string mlp = "gelu";
   int64_t depth = 0;  // 0: the preset's
   int64_t dim = 0;    // 0: the preset's
+  std::string context_sampling = "fixed";  // ModelConfig::context_sampling
+  double context_noise = 0.0;              // ModelConfig::context_noise
   ModelConfig resolve() const;  // throws std::invalid_argument naming the field
 };
 
@@ -51,6 +54,10 @@ struct RunConfig {
   // in a checkpoint and ends with an error.
   std::string nonfinite = "skip";
   int64_t max_skips = 5;
+  // Rollout metrics at each evaluation: Euler steps per frame-group (0: none), and the
+  // flow time the history is shown at (a model trained with model.context_noise).
+  int64_t rollout_steps = RolloutSpec{}.steps;
+  double rollout_context_t = RolloutSpec{}.context_t;
   void validate() const;
 };
 
@@ -89,6 +96,9 @@ void visit_train_options(TrainConfig& c, Visit&& v) {
   v("model.mlp", c.model_choice.mlp, "gelu | swiglu");
   v("model.depth", c.model_choice.depth, "blocks (0: the preset's)");
   v("model.dim", c.model_choice.dim, "width (0: the preset's)");
+  v("model.context_sampling", c.model_choice.context_sampling,
+    "fixed | random (per clip, the history is the first k groups, k from context_groups to groups - 1)");
+  v("model.context_noise", c.model_choice.context_noise, "history groups noised to t ~ U(0, this) in training");
   v("data.path", c.data.path, "HDF5 video file (reel data writes one)");
   v("data.global_batch", c.data.global_batch, "clips per step over all ranks");
   v("data.micro_batches", c.data.micro_batches, "gradient accumulation steps");
@@ -127,6 +137,8 @@ void visit_train_options(TrainConfig& c, Visit&& v) {
   v("run.overwrite", c.run.overwrite, "start afresh in a run directory that holds a run (its checkpoints and metrics are removed)");
   v("run.nonfinite", c.run.nonfinite, "a NaN/Inf loss or gradient norm: skip (drop the update) | stop (checkpoint the last good state, fail)");
   v("run.max_skips", c.run.max_skips, "skip: stop after this many non-finite steps in a row");
+  v("run.rollout_steps", c.run.rollout_steps, "rollout metrics at each evaluation: Euler steps per frame-group (0: off)");
+  v("run.rollout_context_t", c.run.rollout_context_t, "flow time the rollouts show their history at");
   v("checkpoint.every", c.checkpoint.every, "save a checkpoint every N steps (0: only at the end)");
   v("checkpoint.keep", c.checkpoint.keep, "complete checkpoints kept, the newest (0: all)");
   visit_runtime_options(c.runtime, c.log, v);

@@ -2,6 +2,7 @@
 // and hooks.
 #include <chrono>
 #include <cmath>
+#include <optional>
 
 #include "train/memory.hpp"
 #include "train/metrics.hpp"
@@ -120,12 +121,22 @@ bool Trainer::fit() {
     ck.completed = saver_->take_finished();  // here, or inside the new save's wait
     const bool eval_now = c_.run.eval_every > 0 && c_.data.eval_clips > 0 && (r.step % c_.run.eval_every == 0 || last);
     const double eval = eval_now ? evaluate() : std::nan("");
+    std::optional<RolloutMetrics> rollouts;
+    if (eval_now && measures_rollouts()) rollouts = evaluate_rollouts();
     if (metrics) {
       auto line = metrics_line(r, rate, ck, *saver_);
       line["persistent_bytes"] = 2 * fsdp_->shard_bytes();
       line["device_peak_bytes"] = device_peak_bytes(dev);
       if (eval_now) line["eval_loss"] = eval;
+      if (rollouts) line.update(nlohmann::json::parse("{" + rollouts->json_fields() + "}"));
       metrics->write(line);
+    }
+    if (rollouts) {
+      const auto& m = *rollouts;
+      log_.info(cat("step ", r.step, " rollouts of ", m.clips(), " held-out clips: MSE ", fixed(m.mse(), 4),
+                    " vs copy-last ", fixed(m.mse_copy(), 4), " (", fixed(m.mse() / m.mse_copy(), 2), "x); agent error ",
+                    fixed(m.agent_error(), 2), " vs ", fixed(m.agent_error_copy(), 2), " px (",
+                    fixed(m.agent_error() / m.agent_error_copy(), 2), "x); action gain ", fixed(m.action_gain(), 2)));
     }
     if (r.step % c_.run.log_every == 0 || last || eval_now) {
       log_progress(r, rate.mfu, rate.tokens_per_s, eval,

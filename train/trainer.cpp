@@ -163,29 +163,6 @@ StepResult Trainer::train_step(int64_t step) {
   return r;
 }
 
-double Trainer::evaluate() {
-  at::NoGradGuard no_grad;
-  const int64_t total = c_.data.eval_clips, dp = mesh_.dp(), d = mesh_.dp_rank();
-  if (total == 0) return std::nan("");
-  // Every held-out clip once, split as evenly as dp allows (each sp rank its tokens of
-  // them): the world's sum is the same mean over all of them at every layout.
-  const int64_t first = total * d / dp, count = total * (d + 1) / dp - first;
-  const auto dev = mesh_.world().device();
-  auto sum = at::zeros({1}, at::TensorOptions(at::kDouble).device(dev));
-  if (count > 0) {
-    VideoReader reader(c_.data.path);
-    std::vector<int64_t> ids;
-    for (int64_t i = 0; i < count; ++i) ids.push_back(data_.clips - total + first + i);
-    auto batch = reader.read(ids);
-    auto x0 = patchify(frames_to_float(batch.frames), c_.model);
-    const auto& index = sequence_->index();  // step -1: the same noise every time
-    auto flow = to_device(select_tokens(make_flow_batch(x0, ids, -1, c_.run.seed, c_.model), index), dev);
-    sum += flow_loss_sum(fsdp_->forward(flow.x_t, flow.t, batch.actions.to(dev), index), flow).to(at::kDouble);
-  }
-  mesh_.world().all_reduce(sum);
-  return sum.item<double>() / double(target_elements(c_.model, total));
-}
-
 void Trainer::save_weights(const std::string& path) {
   Watchdog::SlowPhase io;  // the others wait while rank 0 writes each unit
   // Rank 0 writes; a failure there is carried to every rank after the collectives, so

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "checkpoint/saver.hpp"
+#include "data/world_metrics.hpp"
 #include "data/loader.hpp"
 #include "dist/logging.hpp"
 #include "dist/process_mesh.hpp"
@@ -65,6 +66,15 @@ class Trainer {
   // Held-out loss: the file's last data.eval_clips clips with fixed noise, split over the
   // data-parallel ranks (collective); NaN when data.eval_clips is 0.
   double evaluate();
+  // World-model metrics (data/world_metrics.hpp) of rollouts of the same held-out clips,
+  // under their actions and reversed ones, with run.rollout_steps Euler steps: each dp
+  // rank rolls out its share through the sharded model (every sp rank its tokens), and
+  // the sums are all-reduced. Collective; the same figures at every layout. Needs a
+  // frame-causal model, data with 2 action dimensions and data.eval_clips > 0.
+  RolloutMetrics evaluate_rollouts();
+  // Whether fit() measures rollouts at each evaluation (run.rollout_steps > 0 and the
+  // model and data allow it).
+  bool measures_rollouts() const;
   // Writes the fp32 parameters to a weights file (data/weights.hpp). Collective: every
   // rank gathers one unit at a time; rank 0 writes it.
   void save_weights(const std::string& path);
