@@ -13,6 +13,7 @@
 #include <iostream>
 
 #include "launch/command.hpp"
+#include "launch/plot.hpp"
 #include "launch/options.hpp"
 #include "train/dry_run.hpp"
 #include "train/trainer.hpp"
@@ -70,7 +71,19 @@ int run_train(int argc, char** argv) {
   } registered(&trainer);
   if (g_signal != 0) trainer.request_stop();  // arrived while the Trainer was being built
   const bool finished = trainer.fit();
-  if (finished) return 0;
+  if (finished) {
+    if (runtime.world()->rank() == 0 && c.run.plot) {
+      // The run is done and saved: a plot that cannot be drawn is a warning, not a failure.
+      std::string output;
+      if (plot_run(c.run.dir, "", &output) == 0) {
+        trainer.log().info(cat("reel train: curves in ", c.run.dir, "/curves.png"));
+      } else {
+        trainer.log().warn(cat("reel train: the curves could not be drawn (reel plot ", c.run.dir,
+                               " retries; scripts/setup.sh installs matplotlib): ", output));
+      }
+    }
+    return 0;
+  }
   if (g_signal != 0) {
     trainer.log().warn(cat("reel train: stopped by ", strsignal(g_signal), " (exit ", kExitStopped, ")"));
   }

@@ -27,7 +27,7 @@ using VelocityFn = std::function<at::Tensor(const at::Tensor& x, const at::Tenso
 struct RolloutSpec {
   int64_t from_group = 0;  // the first generated group (the groups before it are context)
   int64_t groups = 0;      // how many groups to generate, from_group on
-  int64_t steps = 10;      // Euler steps per group
+  int64_t steps = 2;       // Euler steps per group (2: the best rollouts of the tiny demo, docs/model.md)
   uint64_t seed = 0;       // noise: from (seed, clip id, group), independent of any split
   // Context noise level: the history is shown to the model at this flow time (its tokens
   // noised to it), as in training with model.context_noise; 0 shows it clean.

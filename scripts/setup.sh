@@ -39,6 +39,8 @@ if ! "$venv/bin/python" -c "import torch,sys; sys.exit(0 if torch.__version__.sp
   "$venv/bin/python" -m pip install -q "torch==$torch_pin" numpy
 fi
 # The video converter (scripts/convert_videos.py) and its test; h5py and safetensors read
-# exported checkpoints in the checkpoint tests.
-"$venv/bin/python" -c "import imageio, h5py, safetensors" 2>/dev/null || "$venv/bin/python" -m pip install -q imageio h5py safetensors
+# exported checkpoints in the checkpoint tests; matplotlib draws a run's curves
+# (scripts/plot_run.py, `reel plot`).
+"$venv/bin/python" -c "import imageio, h5py, safetensors, matplotlib" 2>/dev/null ||
+  "$venv/bin/python" -m pip install -q imageio h5py safetensors matplotlib
 echo "setup: ok (torch $("$venv/bin/python" -c 'import torch; print(torch.__version__)'))"

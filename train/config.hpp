@@ -56,6 +56,7 @@ struct RunConfig {
   int64_t max_skips = 5;
   // Rollout metrics at each evaluation: Euler steps per frame-group (0: none), and the
   // flow time the history is shown at (a model trained with model.context_noise).
+  bool plot = true;  // draw run.dir/curves.png at the end (reel plot)
   int64_t rollout_steps = RolloutSpec{}.steps;
   double rollout_context_t = RolloutSpec{}.context_t;
   void validate() const;
@@ -137,6 +138,7 @@ void visit_train_options(TrainConfig& c, Visit&& v) {
   v("run.overwrite", c.run.overwrite, "start afresh in a run directory that holds a run (its checkpoints and metrics are removed)");
   v("run.nonfinite", c.run.nonfinite, "a NaN/Inf loss or gradient norm: skip (drop the update) | stop (checkpoint the last good state, fail)");
   v("run.max_skips", c.run.max_skips, "skip: stop after this many non-finite steps in a row");
+  v("run.plot", c.run.plot, "draw the run's curves as RUN_DIR/curves.png at the end (matplotlib)");
   v("run.rollout_steps", c.run.rollout_steps, "rollout metrics at each evaluation: Euler steps per frame-group (0: off)");
   v("run.rollout_context_t", c.run.rollout_context_t, "flow time the rollouts show their history at");
   v("checkpoint.every", c.checkpoint.every, "save a checkpoint every N steps (0: only at the end)");

@@ -24,12 +24,25 @@ for l in lines:
     assert not missing, f"step {l.get('step')}: missing {missing}"
     assert l["hfu"] > l["mfu"] > 0, f"full activation checkpointing: HFU {l['hfu']} must exceed MFU {l['mfu']}"
 assert [l["step"] for l in lines] == list(range(1, 7))
-assert sum("eval_loss" in l for l in lines) == 2, "expected 2 evaluations"
+evals = [l for l in lines if "eval_loss" in l]
+assert len(evals) == 2, "expected 2 evaluations"
+for l in evals:  # the world-model metrics at every evaluation
+    for k in ("rollout_mse rollout_mse_copy rollout_ratio rollout_ratio_groups agent_err_px agent_err_copy_px "
+              "agent_err_ratio agent_err_px_frames action_gain action_shift_px action_shift_physics_px").split():
+        assert k in l, f"step {l['step']}: no {k}"
 PY
+# The run's curves: drawn at the end, and again on demand.
+[ -s "$dir/run/curves.png" ] || { echo "FAIL: no curves.png at the end of the run"; exit 1; }
+"$reel" plot "$dir/run" --out "$dir/again.png" | grep -q "wrote $dir/again.png" || { echo "FAIL: reel plot"; exit 1; }
+"$python" -c "import sys; sys.exit(open(sys.argv[1], 'rb').read(8) != b'\\x89PNG\\r\\n\\x1a\\n')" "$dir/again.png" \
+  || { echo "FAIL: reel plot wrote no PNG"; exit 1; }
+if "$reel" plot "$dir/none" > "$dir/plot.err" 2>&1; then echo "FAIL: reel plot of no run succeeded"; exit 1; fi
+grep -q "metrics.jsonl: no such file" "$dir/plot.err" || { echo "FAIL: reel plot of no run: $(cat "$dir/plot.err")"; exit 1; }
 grep -q "activation_checkpoint = full" "$dir/run/config.ini" || { echo "FAIL: config.ini lacks the setting"; exit 1; }
 # The written configuration is a complete one: it trains again as given.
 mpirun --oversubscribe --bind-to none -np 2 "$reel" train "$dir/run/config.ini" --run.dir "$dir/again" --run.steps 1 \
   --run.eval_every 0 > /dev/null 2>&1 || { echo "FAIL: config.ini does not train again"; exit 1; }
-"$reel" sample --weights "$dir/run/model.h5" --data "$dir/world.h5" --count 1 --out "$dir/samples"
+"$reel" sample --weights "$dir/run/model.h5" --data "$dir/world.h5" --count 1 --out "$dir/samples" > "$dir/sample.txt"
 [ -s "$dir/samples/sample_39.png" ] || { echo "FAIL: no picture"; exit 1; }
+grep -q "^agent position error" "$dir/sample.txt" || { echo "FAIL: reel sample printed no metrics"; exit 1; }
 echo "reel train end to end: ok"
