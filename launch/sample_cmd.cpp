@@ -5,6 +5,7 @@
 // from the weights file itself.
 #include <boost/program_options.hpp>
 
+#include <algorithm>
 #include <iostream>
 
 #include "data/samples.hpp"
@@ -51,10 +52,14 @@ int run_sample(int argc, char** argv) {
   WorldModel model(cfg, ParamInit{at::kCPU, /*deferred=*/true});
   load_weights(*model, weights);
   model->eval();
-  if (first < 0) first = VideoReader(data).info().clips - count;
-  if (first < 0 || first + count > VideoReader(data).info().clips) {
+  const int64_t clips = VideoReader(data).info().clips;
+  if (first < 0) {  // the last `count` clips (all of a smaller file)
+    count = std::min(count, clips);
+    first = clips - count;
+  }
+  if (first + count > clips) {
     throw std::invalid_argument(data + ": clips [" + std::to_string(first) + ", " + std::to_string(first + count) +
-                                ") are not in the file");
+                                ") are not in the file's " + std::to_string(clips));
   }
   const auto report = write_samples(*model, data, first, count, out, opt);
   if (json) {
