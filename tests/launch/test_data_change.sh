@@ -7,7 +7,7 @@ reel=$1 root=$2
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-"$reel" data --out "$work/world.h5" --clips 48 --seed 4 > /dev/null || exit 1
+"$reel" data --out "$work/world.h5" --clips 96 --seed 4 > /dev/null || exit 1
 "$reel" data --out "$work/other.h5" --clips 60 --seed 5 > /dev/null || exit 1
 timeout 120 mpirun --oversubscribe --bind-to none -np 2 "$reel" train --config "$root/configs/tiny.ini" \
   --data.path "$work/world.h5" --run.dir "$work/run" --run.steps 100000 --run.log_every 1000 \

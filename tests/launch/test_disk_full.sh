@@ -15,7 +15,7 @@ trap 'rm -rf "$work"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fail=0
 bad() { echo "FAIL: $*"; fail=1; }
-"$reel" data --out "$work/world.h5" --clips 48 --seed 4 > /dev/null || exit 1
+"$reel" data --out "$work/world.h5" --clips 96 --seed 4 > /dev/null || exit 1
 # run LIMIT_KIB LOG extra options...: 2 ranks, each under `ulimit -f LIMIT_KIB`.
 run() {
   local limit=$1 log=$2

@@ -12,7 +12,7 @@ trap 'rm -rf "$work"' EXIT
 fail=0
 bad() { echo "FAIL: $*"; fail=1; }
 lines_at_least() { [ -f "$1" ] && [ "$(wc -l < "$1")" -ge "$2" ]; }
-"$REEL" data --out "$work/world.h5" --clips 48 --seed 4 > /dev/null || exit 1
+"$REEL" data --out "$work/world.h5" --clips 96 --seed 4 > /dev/null || exit 1
 cmd=("$root/scripts/reel-mpirun" -n 2 --threads 1 -- train "$root/configs/tiny.ini" --data.path "$work/world.h5"
      --data.eval_clips 8 --run.eval_every 0 --run.log_every 1000 --checkpoint.every 0 --run.steps 60)
 train() { "${cmd[@]}" --run.dir "$1"; }  # the same command every time

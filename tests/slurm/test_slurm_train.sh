@@ -30,7 +30,7 @@ lines_at_least() { [ -f "$1" ] && [ "$(wc -l < "$1")" -ge "$2" ]; }
 job_gone() { [ -z "$(squeue -h -j "$1" 2>/dev/null)" ]; }
 job_pending() { squeue -h -j "$1" -o %T 2>/dev/null | grep -q PENDING; }
 
-"$reel" data --out "$work/world.h5" --clips 48 --seed 4 > /dev/null || exit 1
+"$reel" data --out "$work/world.h5" --clips 96 --seed 4 > /dev/null || exit 1
 common=(--config "$root/configs/tiny.ini" --data.path "$work/world.h5" --data.eval_clips 8 --run.eval_every 0
         --run.log_every 1000 --checkpoint.every 0 --dist.threads 1)
 cd "$root" || exit 1  # slurm/sweep.sbatch finds slurm/train.sbatch under the submit directory

@@ -18,7 +18,7 @@ echo "$out" | grep -q "without PMIx, so MPI cannot form one job" \
 # A rank that dies (SIGKILL) under srun --kill-on-bad-exit ends the whole step quickly,
 # non-zero, instead of leaving the other rank waiting.
 work=$(mktemp -d)
-"$reel" data --out "$work/world.h5" --clips 48 --seed 4 > /dev/null
+"$reel" data --out "$work/world.h5" --clips 96 --seed 4 > /dev/null
 srun --mpi=pmix --kill-on-bad-exit=1 -n 2 "$reel" train --data.path "$work/world.h5" --data.eval_clips 8 \
   --run.dir "$work/run" --run.steps 100000 --run.log_every 100000 --dist.threads 1 > "$work/out.log" 2>&1 &
 step=$!
