@@ -140,6 +140,12 @@ Runtime::Runtime(const RuntimeConfig& config) {
   REEL_MPI_CHECK(MPI_Initialized(&initialized));
   if (!initialized) {
     check_environment();
+    // The communication thread waits in blocking MPI calls, which Open MPI serves by
+    // busy-polling: where ranks and their threads share cores, the poll takes a core from
+    // the computation, and FSDP prefetch made steps slower instead of faster (6%, 2 ranks on
+    // 2 cores; docs/bench-train.md). Yielding while idle gives the core back. A setting in
+    // the environment (OMPI_MCA_mpi_yield_when_idle=0) wins.
+    ::setenv("OMPI_MCA_mpi_yield_when_idle", "1", /*overwrite=*/0);
     int provided = 0;
     REEL_MPI_CHECK(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided));
     owns_mpi_ = true;
