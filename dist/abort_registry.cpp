@@ -9,14 +9,14 @@ AbortRegistry& AbortRegistry::process() {
   return registry;
 }
 
-uint64_t AbortRegistry::add(std::function<std::string()> abort) {
+uint64_t AbortRegistry::add(std::function<std::string()> abort_comm) {
   std::lock_guard<std::mutex> lock(mutex_);
   const uint64_t id = next_id_++;
   if (!reason_.empty()) {
-    abort();  // fired already: this communicator never runs a collective
+    abort_comm();  // fired already: this communicator never runs a collective
     return id;
   }
-  entries_.emplace(id, std::move(abort));
+  entries_.emplace(id, std::move(abort_comm));
   return id;
 }
 
@@ -29,7 +29,7 @@ std::vector<std::string> AbortRegistry::abort_all(const std::string& reason) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (reason_.empty()) reason_ = reason.empty() ? "aborted" : reason;
   std::vector<std::string> aborted;
-  for (auto& [id, abort] : entries_) aborted.push_back(abort());
+  for (auto& [id, abort_comm] : entries_) aborted.push_back(abort_comm());
   entries_.clear();  // each abort runs once
   return aborted;
 }

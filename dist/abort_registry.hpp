@@ -25,11 +25,11 @@ class AbortRegistry {
   // The process's registry (the one communicators use).
   static AbortRegistry& process();
 
-  // Registers a communicator: `abort` aborts it and returns its name (for the report).
-  // Returns the id for remove(). Once the registry has fired, `abort` runs at once (a
+  // Registers a communicator: `abort_comm` aborts it and returns its name (for the
+  // report). Returns the id for remove(). Once the registry has fired, it runs at once (a
   // communicator made after a fault must not start collectives with peers that may be
   // gone).
-  uint64_t add(std::function<std::string()> abort);
+  uint64_t add(std::function<std::string()> abort_comm);
   // Unregisters (the communicator is being destroyed normally).
   void remove(uint64_t id);
   // Runs every registered abort that has not run yet; the first call's reason is kept.

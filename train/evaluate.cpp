@@ -10,20 +10,29 @@
 
 namespace reel {
 
+namespace {
+
+// This dp rank's share of the held-out clips (the file's last `total`), split as evenly
+// as dp allows (each sp rank its tokens of them): the world's sums then cover every
+// held-out clip once at every layout.
+std::vector<int64_t> held_out_share(int64_t clips, int64_t total, int64_t dp, int64_t d) {
+  const int64_t first = total * d / dp, count = total * (d + 1) / dp - first;
+  std::vector<int64_t> ids;
+  for (int64_t i = 0; i < count; ++i) ids.push_back(clips - total + first + i);
+  return ids;
+}
+
+}  // namespace
+
 double Trainer::evaluate() {
   at::NoGradGuard no_grad;
-  const int64_t total = c_.data.eval_clips, dp = mesh_.dp(), d = mesh_.dp_rank();
+  const int64_t total = c_.data.eval_clips;
   if (total == 0) return std::nan("");
-  // Every held-out clip once, split as evenly as dp allows (each sp rank its tokens of
-  // them): the world's sum is the same mean over all of them at every layout.
-  const int64_t first = total * d / dp, count = total * (d + 1) / dp - first;
+  const auto ids = held_out_share(data_.clips, total, mesh_.dp(), mesh_.dp_rank());
   const auto dev = mesh_.world().device();
   auto sum = at::zeros({1}, at::TensorOptions(at::kDouble).device(dev));
-  if (count > 0) {
-    VideoReader reader(c_.data.path);
-    std::vector<int64_t> ids;
-    for (int64_t i = 0; i < count; ++i) ids.push_back(data_.clips - total + first + i);
-    auto batch = reader.read(ids);
+  if (!ids.empty()) {
+    auto batch = VideoReader(c_.data.path).read(ids);
     auto x0 = patchify(frames_to_float(batch.frames), c_.model);
     const auto& index = sequence_->index();  // step -1: the same noise every time
     auto flow = to_device(select_tokens(make_flow_batch(x0, ids, -1, c_.run.seed, c_.model), index), dev);
@@ -40,15 +49,12 @@ bool Trainer::measures_rollouts() const {
 RolloutMetrics Trainer::evaluate_rollouts() {
   at::NoGradGuard no_grad;
   const auto& m = c_.model;
-  const int64_t total = c_.data.eval_clips, dp = mesh_.dp(), d = mesh_.dp_rank();
   const int64_t c = m.context_groups * m.patch_t;
   RolloutMetrics metrics(m.groups() - m.context_groups, m.frames - c);
   // Every dp rank has clips (eval_clips >= dp is checked at start): one batch each, so
   // every rank runs the same forwards and FSDP's gathers pair up.
-  const int64_t first = total * d / dp, count = total * (d + 1) / dp - first;
+  const auto ids = held_out_share(data_.clips, c_.data.eval_clips, mesh_.dp(), mesh_.dp_rank());
   const auto dev = mesh_.world().device();
-  std::vector<int64_t> ids;
-  for (int64_t i = 0; i < count; ++i) ids.push_back(data_.clips - total + first + i);
   auto batch = VideoReader(c_.data.path).read(ids);
   auto video = frames_to_float(batch.frames);  // [B, T, C, H, W]
   const auto& index = sequence_->index();      // this rank's token positions [Lc]
