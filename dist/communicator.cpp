@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "dist/error.hpp"
+#include "dist/traffic.hpp"
 
 namespace reel {
 
@@ -39,6 +40,8 @@ int64_t row_numel(const at::Tensor& t) {
   for (int64_t d = 1; d < t.dim(); ++d) n *= t.size(d);
   return n;
 }
+
+int64_t nbytes(const at::Tensor& t) { return t.numel() * static_cast<int64_t>(t.element_size()); }
 
 std::string shape_of(const at::Tensor& t) {
   std::ostringstream s;
@@ -93,6 +96,10 @@ void Communicator::check_reduce(const std::string& op, const at::Tensor& t, Redu
     throw_invalid(op, "avg needs a floating dtype, got " +
                           std::string(c10::toString(t.scalar_type())));
   }
+}
+
+void Communicator::count(const std::string& op, int64_t bytes) const {
+  if (size_ > 1) traffic::add(label_, op, bytes);
 }
 
 void Communicator::note(const std::string& op, const at::Tensor& t, bool symmetric) {
@@ -173,6 +180,7 @@ WorkPtr Communicator::all_reduce_async(const at::Tensor& input, const at::Tensor
                                     " differ in numel");
   }
   verify("all_reduce", input, static_cast<int64_t>(op));
+  count("all_reduce", 2 * (size_ - 1) * nbytes(input) / size_);
   return described(do_all_reduce(input, output, op));
 }
 
@@ -184,6 +192,7 @@ WorkPtr Communicator::all_gather_async(const at::Tensor& input, const at::Tensor
                                     shape_of(input) + ")");
   }
   verify("all_gather", input);
+  count("all_gather", (size_ - 1) * nbytes(input));
   return described(do_all_gather(input, output));
 }
 
@@ -197,6 +206,7 @@ WorkPtr Communicator::reduce_scatter_async(const at::Tensor& input, const at::Te
                                         shape_of(output) + ")");
   }
   verify("reduce_scatter", output, static_cast<int64_t>(op));
+  count("reduce_scatter", (size_ - 1) * nbytes(output));
   return described(do_reduce_scatter(input, output, op));
 }
 
@@ -208,6 +218,7 @@ WorkPtr Communicator::all_to_all_async(const at::Tensor& input, const at::Tensor
                                     std::to_string(size_) + " ranks");
   }
   verify("all_to_all", input);
+  count("all_to_all", (size_ - 1) * nbytes(input) / size_);
   std::vector<int64_t> counts(size_, input.numel() / size_);
   return described(do_all_to_all(input, output, counts, counts));
 }
@@ -246,6 +257,7 @@ WorkPtr Communicator::all_to_all_async(const at::Tensor& input, const at::Tensor
     send_counts[r] = send_rows[r] * row;
     recv_counts[r] = recv_rows[r] * row;
   }
+  count(op, (in_rows - send_rows[rank_]) * row * input.element_size());
   return described(do_all_to_all(input, output, send_counts, recv_counts));
 }
 
@@ -256,6 +268,7 @@ WorkPtr Communicator::broadcast_async(const at::Tensor& tensor, int root) {
                                    std::to_string(size_) + ")");
   }
   verify("broadcast", tensor, root);
+  if (rank_ == root) count("broadcast", nbytes(tensor));
   return described(do_broadcast(tensor, root));
 }
 
@@ -272,6 +285,7 @@ WorkPtr Communicator::send_async(const at::Tensor& tensor, int peer, int tag) {
   check_tensor("send", tensor);
   check_peer("send", peer, tag, size_);
   note("send", tensor, false);
+  count("send", nbytes(tensor));
   return described(do_send(tensor, peer, tag));
 }
 
@@ -292,6 +306,7 @@ WorkPtr Communicator::sendrecv_async(const at::Tensor& send, int dst, const at::
     throw_invalid("sendrecv", "send and recv tensors must not alias");
   }
   note("sendrecv", send, false);
+  count("sendrecv", nbytes(send));
   return described(do_sendrecv(send, dst, recv, src, tag));
 }
 

@@ -150,6 +150,8 @@ class Communicator {
   // same_numel = false: ranks may pass different sizes (explicit all-to-all splits,
   // checked by verify_splits); op, dtype and `extra` must still agree.
   void verify(const std::string& op, const at::Tensor& t, int64_t extra = 0, bool same_numel = true);
+  // Adds bytes (dist/traffic.hpp) under this communicator's label; nothing on one rank.
+  void count(const std::string& op, int64_t bytes) const;
   // Numbers the op in the watchdog's history (dist/watchdog.hpp) and remembers it.
   // symmetric: every rank passes the same sizes (folded into the desync fingerprint).
   void note(const std::string& op, const at::Tensor& t, bool symmetric);

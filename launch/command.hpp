@@ -32,6 +32,8 @@ int run_data(int argc, char** argv);
 int run_train(int argc, char** argv);
 // `reel sample`: rolls a model out on held-out clips, writes PNG grids.
 int run_sample(int argc, char** argv);
+// `reel plan`: estimates every layout of a training job on a cluster.
+int run_plan(int argc, char** argv);
 // `reel ckpt`: lists, verifies, inspects and exports state checkpoints.
 int run_ckpt(int argc, char** argv);
 

@@ -8,6 +8,7 @@ const std::vector<Command>& commands() {
       {"data", "write the synthetic physics world as an HDF5 video file", run_data},
       {"sample", "roll a trained model out on held-out clips and write PNG grids", run_sample},
       {"train", "train the world model with FSDP across the job's ranks", run_train},
+      {"plan", "estimate memory, step time and MFU of every layout of a job on a cluster", run_plan},
       {"plot", "draw a run's curves (metrics.jsonl) as a PNG", run_plot},
       {"ckpt", "list, verify, inspect or export state checkpoints", run_ckpt},
       {"smoke", "run every collective across a dp x sp mesh and check the results", run_smoke},

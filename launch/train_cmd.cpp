@@ -15,7 +15,7 @@
 #include "launch/command.hpp"
 #include "launch/plot.hpp"
 #include "launch/options.hpp"
-#include "train/dry_run.hpp"
+#include "plan/dry_run.hpp"
 #include "train/trainer.hpp"
 
 namespace po = boost::program_options;

@@ -36,6 +36,8 @@ class FlatAdamW {
   void set_steps(int64_t steps) { steps_ = steps; }  // for resuming from a checkpoint
   std::vector<AdamWState>& states() { return states_; }
   const AdamWConfig& config() const { return config_; }
+  // Bytes this optimizer holds: the two moments and the decay mask of every shard.
+  int64_t state_bytes() const;
 
  private:
   AdamWConfig config_;

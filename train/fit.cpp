@@ -4,6 +4,7 @@
 #include <cmath>
 #include <optional>
 
+#include "dist/traffic.hpp"
 #include "train/memory.hpp"
 #include "train/metrics.hpp"
 #include "train/throughput.hpp"
@@ -101,7 +102,9 @@ bool Trainer::fit() {
   for (int64_t step = start_step_; step < c_.run.steps; ++step) {
     CheckpointEvents ck;
     ck.in_flight = saver_->in_flight();
+    const auto traffic_before = traffic::snapshot();
     const StepResult r = train_step(step);
+    const auto step_traffic = traffic::since(traffic_before, traffic::snapshot());  // this rank's, by group and call
     handle_nonfinite(r);  // may stop the run (an error, with the last good state saved)
     if (c_.runtime.desync_every > 0 && r.step % c_.runtime.desync_every == 0) check_desync(r.step);
     const Rates rate{double(c_.data.global_batch * c_.model.tokens()) / r.step_s,
@@ -125,7 +128,9 @@ bool Trainer::fit() {
     if (eval_now && measures_rollouts()) rollouts = evaluate_rollouts();
     if (metrics) {
       auto line = metrics_line(r, rate, ck, *saver_);
-      line["persistent_bytes"] = 2 * fsdp_->shard_bytes();
+      line["persistent_bytes"] = fsdp_->shard_bytes() + opt_.state_bytes();
+      line["comm_bytes"] = step_traffic;
+      line["rss_start_bytes"] = rss_start_;
       line["device_peak_bytes"] = device_peak_bytes(dev);
       if (eval_now) line["eval_loss"] = eval;
       if (rollouts) line.update(nlohmann::json::parse("{" + rollouts->json_fields() + "}"));

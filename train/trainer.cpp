@@ -9,6 +9,7 @@
 
 #include "data/weights.hpp"
 #include "dist/watchdog.hpp"
+#include "train/memory.hpp"
 #include "model/flow.hpp"
 #include "optim/clip.hpp"
 #include "optim/weight_decay.hpp"
@@ -46,6 +47,7 @@ Trainer::Trainer(const TrainConfig& config, const CommunicatorPtr& world)
     throw std::invalid_argument("data.eval_clips " + std::to_string(c_.data.eval_clips) + " must be 0 or at least dp=" +
                                 std::to_string(mesh_.dp()) + " (every data-parallel rank evaluates some held-out clips)");
   }
+  rss_start_ = resident_bytes();  // before the model: what the runtime and libraries hold
   // The model's structure only: FSDP gives each rank its shards and nothing more.
   model_ = WorldModel(c_.model, ParamInit{mesh_.world().device(), /*deferred=*/true, c_.run.seed});
   auto parallel = parallelize(*model_, mesh_, c_.parallel, c_.run.seed);

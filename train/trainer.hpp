@@ -146,6 +146,7 @@ class Trainer {
   std::unique_ptr<ClipLoader> loader_;
   std::unique_ptr<AsyncSaver> saver_;
   int64_t start_step_ = 0, last_checkpoint_ = -1;
+  int64_t rss_start_ = 0;  // resident bytes before the model was built (metrics: rss_start_bytes)
   int64_t skips_in_row_ = 0;  // non-finite steps in a row (run.nonfinite skip)
   DataPosition resumed_position_;
   double last_save_wait_s_ = 0;

@@ -82,4 +82,29 @@ at::Tensor SequenceLayout::ring_share(int ring_rank) const {
   return at::cat(parts);
 }
 
+AttentionTraffic attention_traffic(const SequenceLayout& layout, int64_t dim, int sp_rank, int64_t batch,
+                                   int64_t element_size) {
+  AttentionTraffic t;
+  if (layout.size() <= 1) return t;
+  const int u = layout.ulysses(), r = layout.ring(), ring_rank = sp_rank / u;
+  const int64_t width = batch * (dim / u);  // elements of one token's head slice, over the batch
+  if (u > 1) {
+    int64_t share = 0;
+    for (int i = 0; i < u; ++i) share += layout.count(ring_rank * u + i);
+    const int64_t lc = layout.count(sp_rank), mine = lc * (u - 1), theirs = share - lc;  // token x head-slice rows
+    t.all_to_all_forward += (3 * mine + theirs) * width * element_size;
+    t.all_to_all_backward += (mine + 3 * theirs) * width * element_size;
+  }
+  if (r > 1) {
+    // Step s holds (and passes on) the key/value block of ring rank (me - s) mod R.
+    auto block = [&](int s) { return 2 * width * layout.ring_share((ring_rank - s + r) % r).size(0); };
+    for (int s = 0; s + 1 < r; ++s) {
+      t.ring_forward += block(s) * element_size;
+      t.ring_backward += block(s) * element_size;
+    }
+    for (int s = 0; s < r; ++s) t.ring_backward += block(s) * 4;  // dK/dV accumulators, fp32
+  }
+  return t;
+}
+
 }  // namespace reel

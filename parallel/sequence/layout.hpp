@@ -65,4 +65,21 @@ class SequenceLayout {
   std::vector<at::Tensor> index_;  // per sp rank
 };
 
+// Attention traffic one rank (sp rank `sp_rank` of `layout`) sends per transformer block
+// on `batch` clips of width `dim`, in bytes (dist/traffic.hpp's counting: what leaves
+// the rank). `element_size`: the compute dtype's.
+//   Ulysses: forward scatters q, k, v (this rank's tokens, the others' heads) and gathers
+//            the output back; backward the reverse. Only the (U-1)/U that leaves counts.
+//   ring:    forward R-1 key/value blocks; backward R-1 again plus R dK/dV accumulators
+//            (fp32), each block the size of its owner's share.
+// An activation-checkpointed block pays `forward` twice (its recomputation).
+struct AttentionTraffic {
+  int64_t all_to_all_forward = 0, all_to_all_backward = 0;  // over the ulysses group
+  int64_t ring_forward = 0, ring_backward = 0;              // over the ring group
+  int64_t forward() const { return all_to_all_forward + ring_forward; }
+  int64_t backward() const { return all_to_all_backward + ring_backward; }
+};
+AttentionTraffic attention_traffic(const SequenceLayout& layout, int64_t dim, int sp_rank, int64_t batch,
+                                   int64_t element_size);
+
 }  // namespace reel

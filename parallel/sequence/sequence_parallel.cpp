@@ -62,24 +62,9 @@ void SequenceParallel::install(WorldModelImpl& model, const std::shared_ptr<Sequ
 
 int64_t SequenceParallel::expected_bytes_per_block(int64_t batch, int64_t element_size) const {
   if (!active()) return 0;
-  const int64_t u = layout_.ulysses(), r = layout_.ring(), d = model_.dim;
-  const int64_t me = ulysses_.comm->rank(), ring_rank = ring_.comm->rank();
-  int64_t bytes = 0;
-  if (u > 1) {
-    int64_t share = 0;
-    for (auto c : ulysses_.counts) share += c;
-    const int64_t lc = ulysses_.counts[me], mine = lc * (u - 1), theirs = share - lc;  // token x head-slice rows
-    // Forward: scatter q, k, v (my tokens, the other ranks' heads), gather the output
-    // (their tokens, my heads). Backward: the output's gradient scatters, q, k, v's gather.
-    const int64_t forward = 3 * mine + theirs, backward = mine + 3 * theirs;
-    bytes += batch * (d / u) * (forward + backward) * element_size;
-  }
-  if (r > 1) {
-    auto block = [&](int s) { return 2 * batch * (d / u) * ring_.groups[(ring_rank - s + r) % r].size(0); };
-    for (int s = 0; s + 1 < r; ++s) bytes += 2 * block(s) * element_size;  // k/v forward and backward
-    for (int s = 0; s < r; ++s) bytes += block(s) * 4;                       // dK/dV accumulators, fp32
-  }
-  return bytes;
+  const int sp_rank = ring_.comm->rank() * layout_.ulysses() + ulysses_.comm->rank();
+  const auto t = attention_traffic(layout_, model_.dim, sp_rank, batch, element_size);
+  return t.forward() + t.backward();
 }
 
 SequenceStats SequenceParallel::take_stats() {

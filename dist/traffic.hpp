@@ -1,0 +1,33 @@
+// Traffic: how many bytes this process's communicators have sent, per communicator label
+// and call, counted from the sizes at each call (nothing measured on the wire). The
+// planner (`reel plan`) predicts the same numbers; the Trainer reports them per step.
+//
+// Bytes are what one rank sends to the others under the bandwidth-optimal algorithm
+// for each call (as NCCL's "bus bytes" count them), on a communicator of n > 1 ranks:
+//   all_gather      (n-1) x the input                (ring)
+//   reduce_scatter  (n-1) x the output               (ring)
+//   all_reduce      2 (n-1) x the buffer / n, rounded down  (reduce-scatter + all-gather)
+//   all_to_all(_v)  what leaves for the other ranks  (direct; the own chunk stays)
+//   broadcast       the buffer on the root, nothing elsewhere
+//   send, sendrecv  the send buffer; recv and barrier nothing
+// A communicator of one rank sends nothing. Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+namespace reel {
+
+namespace traffic {
+
+// "label.op" -> bytes sent since the process started.
+using Counts = std::map<std::string, int64_t>;
+
+void add(const std::string& label, const std::string& op, int64_t bytes);
+Counts snapshot();
+// after - before, keeping the keys whose difference is not zero.
+Counts since(const Counts& before, const Counts& after);
+
+}  // namespace traffic
+}  // namespace reel

@@ -1,0 +1,96 @@
+// `reel plan`: every layout of a training configuration on a cluster (a preset, with any
+// figure overridden), estimated from shapes: memory per device, step time, tokens/s, MFU;
+// the layouts that fit, fastest first, and why the others do not. One process, no MPI, no
+// data file read, no parameters allocated.
+#include <boost/program_options.hpp>
+
+#include <cmath>
+#include <iostream>
+
+#include "launch/command.hpp"
+#include "launch/options.hpp"
+#include "plan/search.hpp"
+
+namespace po = boost::program_options;
+
+namespace reel {
+namespace {
+
+// Cluster overrides from the command line; a negative value leaves the preset's.
+struct ClusterOptions {
+  std::string preset = "h100";
+  int gpus = 0, nodes = 0, gpus_per_node = 0;
+  double memory_gb = -1, reserve_gb = -1, intra_gbs = -1, inter_gbs = -1, intra_us = -1, inter_us = -1;
+  double peak_tflops = -1, efficiency = -1;
+
+  Cluster resolve() const {
+    Cluster c = cluster_preset(preset);
+    if (gpus_per_node > 0) c.gpus_per_node = gpus_per_node;
+    if (gpus > 0 && nodes > 0) throw std::invalid_argument("give --gpus or --nodes, not both");
+    if (gpus > 0) {
+      if (gpus < c.gpus_per_node) c.gpus_per_node = gpus;  // part of one node
+      if (gpus % c.gpus_per_node != 0) {
+        throw std::invalid_argument("--gpus " + std::to_string(gpus) + " is not a whole number of " +
+                                    std::to_string(c.gpus_per_node) + "-device nodes");
+      }
+      c.nodes = gpus / c.gpus_per_node;
+    }
+    if (nodes > 0) c.nodes = nodes;
+    auto set = [](double v, double scale, double& field) {
+      if (v >= 0) field = v * scale;
+    };
+    set(memory_gb, 1e9, c.memory_bytes);
+    set(reserve_gb, 1e9, c.reserve_bytes);
+    set(intra_gbs, 1e9, c.intra_bw);
+    set(inter_gbs, 1e9, c.inter_bw);
+    set(intra_us, 1e-6, c.intra_latency);
+    set(inter_us, 1e-6, c.inter_latency);
+    set(peak_tflops, 1e12, c.peak_flops);
+    set(efficiency, 1, c.efficiency);
+    c.validate();
+    return c;
+  }
+};
+
+}  // namespace
+
+int run_plan(int argc, char** argv) {
+  TrainConfig c;
+  ClusterOptions k;
+  std::string config_file;
+  bool json = false, given = false;
+  size_t top = 10;
+  po::options_description desc(
+      "reel plan [CONFIG.ini] [--key value ...] [--cluster h100|h200|cpu] [--gpus N]\n"
+      "The training options are reel train's (the model, data.global_batch, parallel.*): by default every layout\n"
+      "of that job on the cluster is estimated; --given estimates the configuration's own layout");
+  desc.add_options()("help,h", "show this help")("config", po::value(&config_file), "INI configuration file")(
+      "cluster", po::value(&k.preset)->default_value(k.preset), "preset: h100 | h200 (8-GPU HGX nodes) | cpu (2-core node)")(
+      "gpus", po::value(&k.gpus), "devices in all (whole nodes; fewer than a node: part of one)")(
+      "nodes", po::value(&k.nodes), "nodes")("gpus-per-node", po::value(&k.gpus_per_node), "devices (ranks) per node")(
+      "memory-gb", po::value(&k.memory_gb), "memory per device (GB)")(
+      "reserve-gb", po::value(&k.reserve_gb), "memory per device taken before training (GB)")(
+      "intra-gbs", po::value(&k.intra_gbs), "bus bandwidth inside a node (GB/s per device)")(
+      "inter-gbs", po::value(&k.inter_gbs), "bus bandwidth across nodes (GB/s per device)")(
+      "intra-latency-us", po::value(&k.intra_us), "latency per ring step inside a node (us)")(
+      "inter-latency-us", po::value(&k.inter_us), "latency per ring step across nodes (us)")(
+      "peak-tflops", po::value(&k.peak_tflops), "peak per GPU (per node on cpu), TFLOP/s")(
+      "efficiency", po::value(&k.efficiency), "fraction of the peak a step's FLOPs run at")(
+      "given", po::bool_switch(&given), "estimate the configuration's layout only")(
+      "top", po::value(&top)->default_value(top), "layouts listed (text output)")(
+      "json", po::bool_switch(&json), "print JSON (every layout, with its memory, times and bytes)");
+  visit_train_options(c, OptionAdder(desc));
+  if (!parse_options(argc, argv, desc, "config")) return 0;
+  if (c.data.path.empty()) c.data.path = "(not read by reel plan)";
+  c.resolve();
+  const Cluster cluster = k.resolve();
+  const Plan plan = make_plan(c, cluster, given);
+  if (json) {
+    std::cout << plan_json(plan).dump(1) << "\n";
+  } else {
+    std::cout << plan_text(plan, top);
+  }
+  return 0;
+}
+
+}  // namespace reel

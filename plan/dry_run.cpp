@@ -1,0 +1,65 @@
+#include "plan/dry_run.hpp"
+
+#include <algorithm>
+#include <sstream>
+
+#include "data/video_file.hpp"
+#include "dist/logging.hpp"
+#include "dist/process_mesh.hpp"
+#include "model/world_model.hpp"
+#include "parallel/sequence/layout.hpp"
+#include "plan/estimate.hpp"
+#include "train/throughput.hpp"
+
+namespace reel {
+namespace {
+
+std::string gib(double bytes) {
+  const double mib = bytes / double(1 << 20);
+  return mib < 1024 ? fixed(mib, 1) + " MiB" : fixed(mib / 1024, 2) + " GiB";
+}
+
+std::string members(const std::vector<int>& ranks) {
+  std::ostringstream out;
+  for (size_t i = 0; i < ranks.size(); ++i) out << (i ? "," : "") << ranks[i];
+  return out.str();
+}
+
+}  // namespace
+
+std::string dry_run_report(const TrainConfig& c, const CommunicatorPtr& world) {
+  const VideoFileInfo data = VideoReader(c.data.path).info();
+  check_data_geometry(c.model, data.frames, data.height, data.width, data.channels, data.action_dim, c.data.path);
+  const auto mesh = ProcessMesh::create(world, c.mesh);
+  WorldModel model(c.model, ParamInit{mesh.world().device(), /*deferred=*/true, c.run.seed});
+  const int u = c.parallel.sequence.ulysses_degree(mesh.sp());
+  check_sequence_split(c.model, mesh.sp() / u, u, c.parallel.sequence);
+  const auto layout = SequenceLayout::create(c.model.tokens(), mesh.sp() / u, u, c.parallel.sequence.balance);
+  int64_t params = 0;
+  for (const auto& p : model->parameters()) params += p.numel();
+  const auto flops = step_flops(c.model, c.data.global_batch, c.parallel.activation_checkpoint);
+  // Memory from the planner's model (plan/estimate.hpp), for this world on this machine.
+  Cluster here = cluster_preset(mesh.world().device().is_cuda() ? "h100" : "cpu");
+  here.gpus_per_node = mesh.world_size();
+  const auto mem = estimate(c, mesh.world_size(), here, ModelShape::of(c.model));
+  std::ostringstream out;
+  out << "reel train --dry-run (nothing trained, no parameters allocated)\n"
+      << "  " << mesh.describe() << "\n"
+      << "  groups of rank " << mesh.world_rank() << ": dp {" << members(mesh.dp_members()) << "}, sp {"
+      << members(mesh.sp_members()) << "}, ulysses " << mesh.ulysses() << ", ring " << mesh.ring() << ", shard group "
+      << mesh.shard_group().size() << " rank(s), replicas " << mesh.replica_group().size() << "\n"
+      << "  model " << c.model.preset << ": " << fixed(double(params) / 1e6, 2) << "M parameters, " << c.model.tokens()
+      << " tokens per clip; sp rank 0 holds " << layout.count(0) << " of them ("
+      << (mesh.sp() > 1 ? c.parallel.sequence.mode + ", " + c.parallel.sequence.balance : std::string("no split"))
+      << ")\n"
+      << "  step: " << c.data.global_batch << " clips (" << c.data.micro_batches << " micro-batch(es)), "
+      << fixed(flops.model / 1e12, 3) << " TFLOP model, " << fixed(flops.hardware / 1e12, 3)
+      << " TFLOP with recomputation\n"
+      << "  memory per rank (estimated from shapes, not measured; reel plan has the model): shards + AdamW "
+      << gib(mem.persistent) << ", gathered units " << gib(mem.gathered) << ", activations " << gib(mem.activations)
+      << ", sequence buffers " << gib(mem.buffers) << ", total " << gib(mem.total() - mem.reserve) << "\n"
+      << "  data: " << c.data.path << ", " << data.clips << " clips\n";
+  return out.str();
+}
+
+}  // namespace reel

@@ -1,0 +1,126 @@
+#include "plan/search.hpp"
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <sstream>
+
+namespace reel {
+namespace {
+
+std::vector<int> divisors(int n) {
+  std::vector<int> out;
+  for (int d = 1; d <= n; ++d) {
+    if (n % d == 0) out.push_back(d);
+  }
+  return out;
+}
+
+Estimate try_estimate(const TrainConfig& c, int world, const Cluster& cluster, const ModelShape& shape) {
+  try {
+    return estimate(c, world, cluster, shape);
+  } catch (const std::invalid_argument& ex) {  // a split reel would refuse: the reason is reel's own
+    Estimate e;
+    e.config = c;
+    e.world = world;
+    e.reason = ex.what();
+    return e;
+  }
+}
+
+bool memory_reason(const Estimate& e) { return e.reason.rfind("needs ", 0) == 0; }
+
+// (mode, ulysses degree) choices for sequence-parallel degree sp.
+std::vector<std::pair<std::string, int>> sequence_modes(int sp) {
+  if (sp == 1) return {{"ulysses", 1}};
+  std::vector<std::pair<std::string, int>> out = {{"ulysses", sp}, {"ring", 1}};
+  for (int u : divisors(sp)) {
+    if (u > 1 && u < sp) out.emplace_back("hybrid", u);
+  }
+  return out;
+}
+
+// The fewest micro-batches with which the layout fits; else the most (the least memory).
+void search_micro_batches(TrainConfig c, int dp, int world, const Cluster& cluster, Plan& plan) {
+  Estimate last;
+  bool any = false;
+  for (int64_t m : divisors(static_cast<int>(c.data.global_batch))) {
+    if ((c.data.global_batch / m) % dp != 0) continue;
+    c.data.micro_batches = m;
+    Estimate e = try_estimate(c, world, cluster, plan.shape);
+    if (e.fits) {
+      plan.fitting.push_back(std::move(e));
+      return;
+    }
+    any = true;
+    const bool memory = memory_reason(e);
+    last = std::move(e);
+    if (!memory) break;  // the split itself cannot run: more micro-batches will not help
+  }
+  if (!any) {
+    last.config = c;
+    last.world = world;
+    last.reason = "the global batch of " + std::to_string(c.data.global_batch) + " clips does not split over dp=" +
+                  std::to_string(dp) + " (raise data.global_batch)";
+  }
+  plan.rejected.push_back(std::move(last));
+}
+
+}  // namespace
+
+Plan make_plan(const TrainConfig& config, const Cluster& cluster, bool given_only) {
+  cluster.validate();
+  Plan plan{cluster, ModelShape::of(config.model), {}, {}};
+  const int world = cluster.devices();
+  if (given_only) {
+    Estimate e = try_estimate(config, world, cluster, plan.shape);
+    (e.fits ? plan.fitting : plan.rejected).push_back(std::move(e));
+    return plan;
+  }
+  std::set<int> shard_groups = {world};
+  for (int g : {cluster.gpus_per_node, 2 * cluster.gpus_per_node}) {
+    if (g < world && world % g == 0) shard_groups.insert(g);
+  }
+  for (int sp : divisors(world)) {
+    const int dp = world / sp;
+    for (const auto& [mode, u] : sequence_modes(sp)) {
+      for (int shard : shard_groups) {
+        for (const char* ac : {"none", "every", "full"}) {
+          TrainConfig c = config;
+          c.mesh.dp = dp;
+          c.mesh.sp = sp;
+          c.mesh.ulysses = u;
+          c.mesh.shard_group = shard == world ? 0 : shard;
+          c.parallel.sequence.mode = mode;
+          c.parallel.sequence.ulysses = mode == "hybrid" ? u : 0;
+          c.parallel.activation_checkpoint.mode = ac;
+          search_micro_batches(c, dp, world, cluster, plan);
+        }
+      }
+    }
+  }
+  std::stable_sort(plan.fitting.begin(), plan.fitting.end(),
+                   [](const Estimate& a, const Estimate& b) { return a.step_s < b.step_s; });
+  return plan;
+}
+
+std::string describe_layout(const Estimate& e) {
+  const auto& c = e.config;
+  const int sp = c.mesh.sp, dp = c.mesh.dp > 0 ? c.mesh.dp : e.world / sp;
+  const int shard = c.mesh.shard_group > 0 ? c.mesh.shard_group : e.world;
+  std::ostringstream out;
+  out << "dp " << dp << " x sp " << sp;
+  if (sp > 1) {
+    const int u = c.parallel.sequence.ulysses_degree(sp);
+    out << " (" << c.parallel.sequence.mode;
+    if (c.parallel.sequence.mode == "hybrid") out << " " << u << "x" << sp / u;
+    out << ")";
+  }
+  out << ", " << (shard == e.world ? "FSDP" : "HSDP " + std::to_string(shard) + "x" + std::to_string(e.world / shard));
+  const auto& ac = c.parallel.activation_checkpoint;
+  out << ", ac " << (ac.mode == "every" ? "every " + std::to_string(ac.every) : ac.mode);
+  out << ", " << c.data.micro_batches << " micro";
+  return out.str();
+}
+
+}  // namespace reel
