@@ -80,6 +80,8 @@ FsdpUnit::FsdpUnit(UnitLayout layout, std::vector<at::Tensor> params, Communicat
     hooks_.push_back(params_[i].register_hook([this, i](const at::Tensor& grad) { add_gradient(i, grad); }));
   }
   free_storage(full_);
+  alias_params_ = comm_.size() == 1 && param_dtype_ == at::kFloat;
+  alias_grads_ = comm_.size() == 1 && reduce_dtype_ == at::kFloat && !(replicas_ && replicas_->size() > 1);
 }
 
 FsdpUnit::~FsdpUnit() {
@@ -93,6 +95,7 @@ void FsdpUnit::release() {
 
 void FsdpUnit::gather_async() {
   if (gathered_ || pending_) return;
+  if (alias_params_) return gather();  // nothing to wait for
   alloc_storage(full_, layout_.padded * full_.element_size());
   pending_ = comm_.all_gather_async(shard_.to(param_dtype_), full_);  // the Work keeps the cast alive
 }
@@ -110,7 +113,11 @@ double FsdpUnit::take_comm_seconds() {
 void FsdpUnit::gather() {
   if (gathered_) return;
   const double start = now();
-  if (!pending_) {
+  if (alias_params_) {  // the parameters view the shard (padded == shard on one rank)
+    auto* impl = full_.storage().unsafeGetStorageImpl();
+    impl->set_data_ptr_noswap(at::DataPtr(shard_.data_ptr(), shard_.device()));  // not owned: the shard keeps it
+    impl->set_nbytes(layout_.shard * full_.element_size());
+  } else if (!pending_) {
     alloc_storage(full_, layout_.padded * full_.element_size());
     comm_.all_gather(shard_.to(param_dtype_), full_);
   } else {
@@ -132,8 +139,8 @@ void FsdpUnit::free_gathered() {
 }
 
 int64_t FsdpUnit::transient_bytes() const {
-  int64_t bytes = static_cast<int64_t>(full_.storage().nbytes());
-  if (full_grad_.defined()) bytes += static_cast<int64_t>(full_grad_.storage().nbytes());
+  int64_t bytes = alias_params_ ? 0 : static_cast<int64_t>(full_.storage().nbytes());
+  if (full_grad_.defined() && !alias_grads_) bytes += static_cast<int64_t>(full_grad_.storage().nbytes());
   return bytes;
 }
 
@@ -155,7 +162,7 @@ void FsdpUnit::add_gradient(size_t index, const at::Tensor& grad) {
   // mark this one, whose .grad autograd fills right after this hook returns.
   sink_.clear();
   sink_.lingering = params_[index];
-  if (!full_grad_.defined()) full_grad_ = at::zeros({layout_.padded}, shard_.options());
+  if (!full_grad_.defined()) full_grad_ = alias_grads_ ? grad_shard_ : at::zeros({layout_.padded}, shard_.options());
   const auto& slot = layout_.params[index];
   full_grad_.narrow(0, slot.offset, slot.numel).add_(grad.reshape({-1}).to(at::kFloat));
   if (++grads_seen_ < params_.size()) return;
@@ -169,6 +176,10 @@ void FsdpUnit::add_gradient(size_t index, const at::Tensor& grad) {
 }
 
 void FsdpUnit::reduce_gradients() {
+  if (alias_grads_) {  // already summed in the gradient shard: one rank, nothing to reduce
+    full_grad_ = at::Tensor();
+    return;
+  }
   const double start = now();
   // SUM over ranks: the loss is normalised by the global target count already.
   auto reduced = at::empty({layout_.shard}, shard_.options().dtype(reduce_dtype_));

@@ -23,6 +23,9 @@
 // gradient buffer; the last micro-batch (reduction on) reduce-scatters once.
 // The root unit is gathered at the start of forward and pinned until its gradients are
 // reduced (it runs both first and last).
+// A shard group of one rank (one process, or HSDP with shard_group 1) gathers nothing:
+// the parameters view the fp32 shard directly, and without replicas the gradients add
+// straight into the gradient shard.
 #pragma once
 
 #include <functional>
@@ -123,6 +126,10 @@ class FsdpUnit {
   at::Tensor full_grad_;  // [padded] gradients of this rank's micro-batches
   size_t grads_seen_ = 0;
   bool gathered_ = false, pinned_ = false, reduce_ = true;
+  // One rank holds the whole unit (a shard group of one, fp32 compute): the gathered
+  // buffer is the shard itself and gradients accumulate straight into the gradient
+  // shard, without the copies a gather and a reduction of one rank would make.
+  bool alias_params_ = false, alias_grads_ = false;
   double comm_seconds_ = 0;
 };
 
