@@ -98,8 +98,16 @@ void Communicator::check_reduce(const std::string& op, const at::Tensor& t, Redu
   }
 }
 
-void Communicator::count(const std::string& op, int64_t bytes) const {
-  if (size_ > 1) traffic::add(label_, op, bytes);
+void Communicator::count(const char* op, int64_t bytes) {
+  if (size_ <= 1 || bytes <= 0) return;
+  auto& slot = counters_[op];  // one lookup in a handful of entries; no lock, no allocation
+  if (!slot) slot = traffic::counter(label_, op);
+  slot->fetch_add(bytes, std::memory_order_relaxed);
+}
+
+void Communicator::set_label(std::string label) {
+  label_ = std::move(label);
+  counters_.clear();  // counted under the new label from now on
 }
 
 void Communicator::note(const std::string& op, const at::Tensor& t, bool symmetric) {
@@ -257,7 +265,7 @@ WorkPtr Communicator::all_to_all_async(const at::Tensor& input, const at::Tensor
     send_counts[r] = send_rows[r] * row;
     recv_counts[r] = recv_rows[r] * row;
   }
-  count(op, (in_rows - send_rows[rank_]) * row * input.element_size());
+  count("all_to_all_v", (in_rows - send_rows[rank_]) * row * input.element_size());
   return described(do_all_to_all(input, output, send_counts, recv_counts));
 }
 

@@ -22,8 +22,10 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -53,7 +55,7 @@ class Communicator {
   int size() const { return size_; }
   const CommOptions& options() const { return options_; }
   // A name for messages and hang dumps (ProcessMesh names its axes: "world", "dp", ...).
-  void set_label(std::string label) { label_ = std::move(label); }
+  void set_label(std::string label);
   const std::string& label() const { return label_; }
   // "mpi" or "nccl".
   virtual std::string backend() const = 0;
@@ -151,7 +153,7 @@ class Communicator {
   // checked by verify_splits); op, dtype and `extra` must still agree.
   void verify(const std::string& op, const at::Tensor& t, int64_t extra = 0, bool same_numel = true);
   // Adds bytes (dist/traffic.hpp) under this communicator's label; nothing on one rank.
-  void count(const std::string& op, int64_t bytes) const;
+  void count(const char* op, int64_t bytes);
   // Numbers the op in the watchdog's history (dist/watchdog.hpp) and remembers it.
   // symmetric: every rank passes the same sizes (folded into the desync fingerprint).
   void note(const std::string& op, const at::Tensor& t, bool symmetric);
@@ -168,6 +170,9 @@ class Communicator {
   CommOptions options_;
   bool blocking_call_ = false;
   std::string label_ = "a communicator";
+  // dist/traffic.hpp's counters of this label, by call (the literal's address: two
+  // literals of one name share the counter they point to).
+  std::map<const char*, std::atomic<int64_t>*> counters_;
   std::string last_op_;  // the last op issued, as the watchdog numbered it
 };
 

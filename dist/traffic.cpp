@@ -1,5 +1,6 @@
 #include "dist/traffic.hpp"
 
+#include <memory>
 #include <mutex>
 
 namespace reel {
@@ -9,21 +10,32 @@ std::mutex& lock() {
   static std::mutex m;
   return m;
 }
-Counts& counts() {
-  static Counts c;
+// Never shrinks: the counters' addresses stay valid for the life of the process.
+std::map<std::string, std::unique_ptr<std::atomic<int64_t>>>& counters() {
+  static std::map<std::string, std::unique_ptr<std::atomic<int64_t>>> c;
   return c;
 }
 }  // namespace
 
-void add(const std::string& label, const std::string& op, int64_t bytes) {
-  if (bytes <= 0) return;
+std::atomic<int64_t>* counter(const std::string& label, const std::string& op) {
   std::lock_guard<std::mutex> guard(lock());
-  counts()[label + "." + op] += bytes;
+  auto& slot = counters()[label + "." + op];
+  if (!slot) slot = std::make_unique<std::atomic<int64_t>>(0);
+  return slot.get();
+}
+
+void add(const std::string& label, const std::string& op, int64_t bytes) {
+  if (bytes > 0) counter(label, op)->fetch_add(bytes, std::memory_order_relaxed);
 }
 
 Counts snapshot() {
   std::lock_guard<std::mutex> guard(lock());
-  return counts();
+  Counts out;
+  for (const auto& [key, value] : counters()) {
+    const int64_t bytes = value->load(std::memory_order_relaxed);
+    if (bytes != 0) out[key] = bytes;
+  }
+  return out;
 }
 
 Counts since(const Counts& before, const Counts& after) {

@@ -13,6 +13,7 @@
 // A communicator of one rank sends nothing. Thread-safe.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -25,6 +26,9 @@ namespace traffic {
 using Counts = std::map<std::string, int64_t>;
 
 void add(const std::string& label, const std::string& op, int64_t bytes);
+// The counter of (label, op), created on first use and kept for the life of the process:
+// callers that count often keep the pointer and add without a lock.
+std::atomic<int64_t>* counter(const std::string& label, const std::string& op);
 Counts snapshot();
 // after - before, keeping the keys whose difference is not zero.
 Counts since(const Counts& before, const Counts& after);

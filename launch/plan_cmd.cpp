@@ -16,19 +16,26 @@ namespace po = boost::program_options;
 namespace reel {
 namespace {
 
-// Cluster overrides from the command line; a negative value leaves the preset's.
+// Cluster overrides from the command line; each one given is checked as it is parsed
+// (positive, finite), one not given leaves the preset's.
 struct ClusterOptions {
   std::string preset = "h100";
-  int gpus = 0, nodes = 0, gpus_per_node = 0;
+  int gpus = 0, nodes = 0, gpus_per_node = 0;  // 0: not given
   double memory_gb = -1, reserve_gb = -1, intra_gbs = -1, inter_gbs = -1, intra_us = -1, inter_us = -1;
-  double peak_tflops = -1, efficiency = -1;
+  double peak_tflops = -1, efficiency = -1;    // < 0: not given
 
   Cluster resolve() const {
     Cluster c = cluster_preset(preset);
-    if (gpus_per_node > 0) c.gpus_per_node = gpus_per_node;
     if (gpus > 0 && nodes > 0) throw std::invalid_argument("give --gpus or --nodes, not both");
+    if (gpus_per_node > 0) c.gpus_per_node = gpus_per_node;
     if (gpus > 0) {
-      if (gpus < c.gpus_per_node) c.gpus_per_node = gpus;  // part of one node
+      if (gpus < c.gpus_per_node) {
+        if (gpus_per_node > 0) {
+          throw std::invalid_argument("--gpus " + std::to_string(gpus) + " is fewer than --gpus-per-node " +
+                                      std::to_string(gpus_per_node));
+        }
+        c.gpus_per_node = gpus;  // part of one node
+      }
       if (gpus % c.gpus_per_node != 0) {
         throw std::invalid_argument("--gpus " + std::to_string(gpus) + " is not a whole number of " +
                                     std::to_string(c.gpus_per_node) + "-device nodes");
@@ -52,6 +59,34 @@ struct ClusterOptions {
   }
 };
 
+// A value option that must be > 0 (or >= 0 with zero_ok) and finite when given.
+template <typename T>
+po::typed_value<T>* checked(T* target, const char* name, bool zero_ok = false) {
+  return po::value(target)->notifier([name, zero_ok](const T& v) {
+    const double x = static_cast<double>(v);
+    if (!std::isfinite(x) || x < 0 || (x == 0 && !zero_ok)) {
+      throw std::invalid_argument(std::string("--") + name + " must be a " + (zero_ok ? "non-negative" : "positive") +
+                                  " number, got " + std::to_string(x));
+    }
+  });
+}
+
+void add_cluster_options(po::options_description& desc, ClusterOptions& k) {
+  desc.add_options()("cluster", po::value(&k.preset)->default_value(k.preset),
+                     "preset: h100 | h200 (8-GPU HGX nodes) | cpu (2-core node)")(
+      "gpus", checked(&k.gpus, "gpus"), "devices in all (whole nodes; fewer than a node: part of one)")(
+      "nodes", checked(&k.nodes, "nodes"), "nodes")(
+      "gpus-per-node", checked(&k.gpus_per_node, "gpus-per-node"), "devices (ranks) per node")(
+      "memory-gb", checked(&k.memory_gb, "memory-gb"), "memory per device (GB)")(
+      "reserve-gb", checked(&k.reserve_gb, "reserve-gb", true), "memory per device taken before training (GB)")(
+      "intra-gbs", checked(&k.intra_gbs, "intra-gbs"), "bus bandwidth inside a node (GB/s per device)")(
+      "inter-gbs", checked(&k.inter_gbs, "inter-gbs"), "bus bandwidth across nodes (GB/s per device)")(
+      "intra-latency-us", checked(&k.intra_us, "intra-latency-us", true), "latency per round inside a node (us)")(
+      "inter-latency-us", checked(&k.inter_us, "inter-latency-us", true), "latency per round across nodes (us)")(
+      "peak-tflops", checked(&k.peak_tflops, "peak-tflops"), "peak per GPU (per node on cpu), TFLOP/s")(
+      "efficiency", checked(&k.efficiency, "efficiency"), "fraction of the peak a step's FLOPs run at, (0, 1]");
+}
+
 }  // namespace
 
 int run_plan(int argc, char** argv) {
@@ -59,25 +94,15 @@ int run_plan(int argc, char** argv) {
   ClusterOptions k;
   std::string config_file;
   bool json = false, given = false;
-  size_t top = 10;
+  int top = 10;
   po::options_description desc(
       "reel plan [CONFIG.ini] [--key value ...] [--cluster h100|h200|cpu] [--gpus N]\n"
       "The training options are reel train's (the model, data.global_batch, parallel.*): by default every layout\n"
       "of that job on the cluster is estimated; --given estimates the configuration's own layout");
-  desc.add_options()("help,h", "show this help")("config", po::value(&config_file), "INI configuration file")(
-      "cluster", po::value(&k.preset)->default_value(k.preset), "preset: h100 | h200 (8-GPU HGX nodes) | cpu (2-core node)")(
-      "gpus", po::value(&k.gpus), "devices in all (whole nodes; fewer than a node: part of one)")(
-      "nodes", po::value(&k.nodes), "nodes")("gpus-per-node", po::value(&k.gpus_per_node), "devices (ranks) per node")(
-      "memory-gb", po::value(&k.memory_gb), "memory per device (GB)")(
-      "reserve-gb", po::value(&k.reserve_gb), "memory per device taken before training (GB)")(
-      "intra-gbs", po::value(&k.intra_gbs), "bus bandwidth inside a node (GB/s per device)")(
-      "inter-gbs", po::value(&k.inter_gbs), "bus bandwidth across nodes (GB/s per device)")(
-      "intra-latency-us", po::value(&k.intra_us), "latency per ring step inside a node (us)")(
-      "inter-latency-us", po::value(&k.inter_us), "latency per ring step across nodes (us)")(
-      "peak-tflops", po::value(&k.peak_tflops), "peak per GPU (per node on cpu), TFLOP/s")(
-      "efficiency", po::value(&k.efficiency), "fraction of the peak a step's FLOPs run at")(
-      "given", po::bool_switch(&given), "estimate the configuration's layout only")(
-      "top", po::value(&top)->default_value(top), "layouts listed (text output)")(
+  desc.add_options()("help,h", "show this help")("config", po::value(&config_file), "INI configuration file");
+  add_cluster_options(desc, k);
+  desc.add_options()("given", po::bool_switch(&given), "estimate the configuration's layout only")(
+      "top", checked(&top, "top")->default_value(top), "layouts listed (text output)")(
       "json", po::bool_switch(&json), "print JSON (every layout, with its memory, times and bytes)");
   visit_train_options(c, OptionAdder(desc));
   if (!parse_options(argc, argv, desc, "config")) return 0;
@@ -88,7 +113,7 @@ int run_plan(int argc, char** argv) {
   if (json) {
     std::cout << plan_json(plan).dump(1) << "\n";
   } else {
-    std::cout << plan_text(plan, top);
+    std::cout << plan_text(plan, static_cast<size_t>(top));
   }
   return 0;
 }

@@ -86,6 +86,8 @@ FsdpUnit::FsdpUnit(UnitLayout layout, std::vector<at::Tensor> params, Communicat
 
 FsdpUnit::~FsdpUnit() {
   for (size_t i = 0; i < hooks_.size(); ++i) params_[i].remove_hook(hooks_[i]);
+  // An aliased buffer points into shard_, which goes with this unit: leave the views empty.
+  if (alias_params_) free_storage(full_);
 }
 
 void FsdpUnit::release() {
@@ -112,12 +114,15 @@ double FsdpUnit::take_comm_seconds() {
 
 void FsdpUnit::gather() {
   if (gathered_) return;
-  const double start = now();
-  if (alias_params_) {  // the parameters view the shard (padded == shard on one rank)
+  if (alias_params_) {  // the parameters view the shard (padded == shard on one rank); nothing to time
     auto* impl = full_.storage().unsafeGetStorageImpl();
     impl->set_data_ptr_noswap(at::DataPtr(shard_.data_ptr(), shard_.device()));  // not owned: the shard keeps it
     impl->set_nbytes(layout_.shard * full_.element_size());
-  } else if (!pending_) {
+    gathered_ = true;
+    return;
+  }
+  const double start = now();
+  if (!pending_) {
     alloc_storage(full_, layout_.padded * full_.element_size());
     comm_.all_gather(shard_.to(param_dtype_), full_);
   } else {

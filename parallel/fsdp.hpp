@@ -23,9 +23,10 @@
 // gradient buffer; the last micro-batch (reduction on) reduce-scatters once.
 // The root unit is gathered at the start of forward and pinned until its gradients are
 // reduced (it runs both first and last).
-// A shard group of one rank (one process, or HSDP with shard_group 1) gathers nothing:
-// the parameters view the fp32 shard directly, and without replicas the gradients add
-// straight into the gradient shard.
+// A shard group of one rank (one process, or HSDP with shard_group 1) skips the copies
+// a gather and a reduction of one rank would make: with fp32 parameters (param_dtype
+// float32, CPU's default) they view the shard directly; with an fp32 reduce_dtype and no
+// replicas the gradients add straight into the gradient shard.
 #pragma once
 
 #include <functional>

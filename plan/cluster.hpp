@@ -8,6 +8,7 @@
 namespace reel {
 
 struct Cluster {
+  static constexpr int kMaxDevices = 1 << 20;  // what validate() accepts: a plan, not a simulation
   std::string name;
   bool gpu = true;              // false: CPU ranks (fp32 compute, ranks share the node's cores)
   int gpus_per_node = 8;        // devices (ranks) per node

@@ -65,114 +65,174 @@ std::string gb(double bytes) {
   return text;
 }
 
+namespace {
+
+// The numbers of one layout, resolved and checked once.
+struct Shape {
+  int world = 1, dp = 1, sp = 1, u = 1, r = 1, k = 1, replicas = 1;
+  int64_t M = 1, b = 1;                   // micro-batches; clips per rank and micro-batch
+  int64_t pb = 4, rb = 4;                 // bytes of the compute (gather) and reduce dtypes
+  int64_t depth = 0, root_shard = 0, block_shard = 0, recomputed = 0;
+  bool raf = true;
+  bool alias_params = false, alias_grads = false;  // FSDP on one rank (parallel/fsdp.hpp)
+  SequenceLayout layout;
+  AttentionTraffic attn;                  // per block and micro-batch, rank 0
+};
+
+Shape resolve_shape(const TrainConfig& c, int world, const Cluster& cluster, const ModelShape& model) {
+  Shape s;
+  s.world = world;
+  s.sp = c.mesh.sp;
+  s.dp = c.mesh.dp > 0 ? c.mesh.dp : world / s.sp;
+  s.u = c.parallel.sequence.ulysses_degree(s.sp);
+  s.r = s.sp / s.u;
+  s.k = c.mesh.shard_group > 0 ? c.mesh.shard_group : world;
+  if (int64_t(s.dp) * s.sp != world) {
+    throw std::invalid_argument("dp=" + std::to_string(s.dp) + " x sp=" + std::to_string(s.sp) + " is not the " +
+                                std::to_string(world) + " devices");
+  }
+  if (world % s.k != 0) {
+    throw std::invalid_argument("shard group " + std::to_string(s.k) + " does not divide " + std::to_string(world));
+  }
+  s.replicas = world / s.k;
+  s.M = c.data.micro_batches;
+  if (c.data.micro_clips() % s.dp != 0) {
+    throw std::invalid_argument("a micro-batch of " + std::to_string(c.data.micro_clips()) +
+                                " clips does not split over dp=" + std::to_string(s.dp));
+  }
+  if (c.data.eval_clips > 0 && c.data.eval_clips < s.dp) {  // the Trainer's own check
+    throw std::invalid_argument("data.eval_clips " + std::to_string(c.data.eval_clips) + " must be 0 or at least dp=" +
+                                std::to_string(s.dp) + " (every data-parallel rank evaluates some held-out clips)");
+  }
+  s.b = c.data.micro_clips() / s.dp;
+  check_sequence_split(c.model, s.r, s.u, c.parallel.sequence);
+  s.layout = SequenceLayout::create(c.model.tokens(), s.r, s.u, c.parallel.sequence.balance);
+  const auto& fsdp = c.parallel.fsdp;
+  s.pb = bytes_of(fsdp.param_type(cluster.gpu ? at::Device(at::kCUDA) : at::Device(at::kCPU)));
+  s.rb = bytes_of(fsdp.reduce_type());
+  s.depth = model.depth;
+  s.root_shard = shard_of(model.root, s.k);
+  s.block_shard = shard_of(model.block, s.k);
+  s.recomputed = c.parallel.activation_checkpoint.recomputed_blocks(s.depth);
+  s.raf = fsdp.reshard_after_forward;
+  s.alias_params = s.k == 1 && s.pb == 4;
+  s.alias_grads = s.k == 1 && s.rb == 4 && s.replicas == 1;
+  s.attn = attention_traffic(s.layout, c.model.dim, 0, s.b, s.pb);
+  return s;
+}
+
+// Rank 0's bytes per step, as dist/traffic.hpp counts them.
+std::map<std::string, int64_t> step_bytes(const Shape& s) {
+  std::map<std::string, int64_t> out;
+  auto add = [&](const std::string& key, int64_t bytes) {
+    if (bytes > 0) out[key] += bytes;
+  };
+  const int64_t k = s.k, n = s.replicas, block_gathers = s.depth * s.M * (s.raf ? 2 : 1);
+  if (k > 1) {
+    add("shard.all_gather", (k - 1) * s.pb * (s.root_shard + block_gathers * s.block_shard));
+    add("shard.reduce_scatter", (k - 1) * s.rb * (s.root_shard + s.depth * s.block_shard));
+    add("shard.all_reduce", 2 * (k - 1) * 8 / k);  // the gradient norm
+  }
+  if (n > 1) {  // per unit, each call rounded down
+    add("replicate.all_reduce",
+        2 * (n - 1) * (s.root_shard * s.rb) / n + s.depth * (2 * (n - 1) * (s.block_shard * s.rb) / n));
+  }
+  if (s.world > 1) add("world.all_reduce", 2 * int64_t(s.world - 1) * 24 / s.world);  // the loss
+  const int64_t passes = s.M * s.depth, forwards = s.M * (s.depth + s.recomputed);
+  add("ulysses.all_to_all_v", passes * s.attn.all_to_all_backward + forwards * s.attn.all_to_all_forward);
+  add("ring.sendrecv", passes * s.attn.ring_backward + forwards * s.attn.ring_forward);
+  return out;
+}
+
+void estimate_memory(const TrainConfig& c, const Shape& s, const Cluster& cluster, Estimate& e) {
+  const auto& fsdp = c.parallel.fsdp;
+  const int64_t root_padded = s.root_shard * s.k, block_padded = s.block_shard * s.k;
+  e.persistent = 20.0 * double(s.root_shard + s.depth * s.block_shard);
+  const int64_t in_flight = s.raf ? std::min<int64_t>(fsdp.prefetch ? fsdp.max_gathered : 1, s.depth) : s.depth;
+  if (!s.alias_params) {  // the gathered units, and the cast shards their all-gathers read
+    e.gathered += double(s.pb) * double(root_padded + in_flight * block_padded);
+    if (s.pb != 4) e.gathered += double(s.pb) * double(s.root_shard + in_flight * s.block_shard);
+  }
+  if (!s.alias_grads) {
+    // Unreduced gradients, fp32: the root's all backward and one block's at a time; with
+    // gradient accumulation every unit keeps its whole buffer until the last micro-batch.
+    e.gathered += 4.0 * double(s.M > 1 ? root_padded + s.depth * block_padded : root_padded + block_padded);
+    if (s.rb != 4) e.gathered += double(s.rb) * double(std::max(root_padded, block_padded));  // the cast to reduce
+  }
+  // Per block and token a step's peak holds about 44 D-wide values (52 with SwiGLU):
+  // measured on long_cpu (docs/sequence-parallel.md: 5,888 tokens in 128 MiB at depth 2,
+  // D = 64). Checkpointed blocks keep their input only; one is recomputed at a time.
+  const ModelConfig& m = c.model;
+  const double tokens = double(s.b) * double(s.layout.count(0)), width = tokens * double(m.dim) * double(s.pb);
+  const double per_block = (m.mlp == "swiglu" ? 52 : 44) * width;
+  e.activations = double(s.depth - s.recomputed) * per_block + double(s.recomputed) * width +
+                  (s.recomputed > 0 ? per_block : 0.0);
+  const double share = double(s.layout.ring_share(0).size(0)) * double(s.b) * double(m.dim / s.u);
+  if (s.u > 1) e.buffers += 2.0 * 3.0 * share * double(s.pb);                        // q, k, v sent and received
+  if (s.r > 1) e.buffers += 2.0 * 2.0 * share * double(s.pb) + 2.0 * share * 4.0;    // k/v in flight, dK/dV
+  e.reserve = cluster.reserve_bytes;
+}
+
+// The FSDP all-gathers of one step that prefetch does not hide (parallel/fsdp.cpp): the
+// next block is prefetched only while fewer than max_gathered blocks are gathered or in
+// flight, the running one included. Resharding after forward keeps that count low;
+// without it the forward's blocks stay gathered and prefetch stops after max_gathered - 1.
+double exposed_gathers(const TrainConfig& c, const Shape& s, double g_block, double block_fwd) {
+  const auto& fsdp = c.parallel.fsdp;
+  const int64_t hidden_max = !fsdp.prefetch || fsdp.max_gathered < 2 ? 0
+                             : s.raf                                  ? s.depth - 1
+                                                                      : std::min<int64_t>(s.depth - 1, fsdp.max_gathered - 1);
+  auto pass = [&](double compute) {  // one pass over the blocks, `compute` s per block
+    return double(s.depth - hidden_max) * g_block + double(hidden_max) * std::max(0.0, g_block - compute);
+  };
+  return double(s.M) * (pass(block_fwd) + (s.raf ? pass(2 * block_fwd) : 0.0));
+}
+
+void estimate_time(const TrainConfig& c, const Shape& s, const Cluster& cluster, Estimate& e) {
+  const ModelConfig& m = c.model;
+  const double rate = cluster.device_flops() * cluster.efficiency;
+  const auto flops = step_flops(m, c.data.global_batch, c.parallel.activation_checkpoint);
+  e.compute_s = flops.hardware / s.world / rate;
+  const double block_fwd = block_forward_flops(m, c.data.global_batch) / s.world / double(s.M) / rate;  // one micro-batch
+  const Link shard = link(cluster, s.k, s.k), replica = link(cluster, s.replicas, s.world);
+  const Link world = link(cluster, s.world, s.world), ulysses = link(cluster, s.u, s.u), ring = link(cluster, s.r, s.sp);
+  const double g_root = shard.time(double((s.k - 1) * s.pb * s.root_shard), shard.rounds());
+  const double g_block = shard.time(double((s.k - 1) * s.pb * s.block_shard), shard.rounds());
+  e.gather_s = g_root + double(s.depth * s.M * (s.raf ? 2 : 1)) * g_block;
+  e.gather_exposed_s = g_root + exposed_gathers(c, s, g_block, block_fwd);
+  const double units = double(s.depth + 1), unit_shard = double(s.root_shard + s.depth * s.block_shard) / units;
+  e.reduce_s = units * shard.time(double((s.k - 1) * s.rb) * unit_shard, shard.rounds()) +
+               units * replica.time(2.0 * (s.replicas - 1) * unit_shard * double(s.rb) / s.replicas, 2 * replica.rounds());
+  const double passes = double(s.M * s.depth), re = double(s.M * s.recomputed);
+  const double a2a = ulysses.time(passes * double(s.attn.all_to_all_forward + s.attn.all_to_all_backward) +
+                                      re * double(s.attn.all_to_all_forward),
+                                  ulysses.rounds() * (4 * passes + 2 * re));
+  const double ring_s = ring.time(passes * double(s.attn.ring_forward + s.attn.ring_backward) +
+                                      re * double(s.attn.ring_forward),
+                                  double(s.r - 1) * (2 * passes + re) + double(s.r > 1 ? passes : 0));
+  const double attention_s = attention_share(m, c.data.global_batch) * 3.0 * block_fwd * passes;
+  e.sp_s = a2a + ring_s;
+  e.sp_exposed_s = a2a + (c.parallel.sequence.ring_overlap ? std::max(0.0, ring_s - attention_s) : ring_s);
+  e.small_s = world.time(0, 2 * world.rounds()) + shard.time(0, 2 * shard.rounds());
+  e.step_s = e.compute_s + e.gather_exposed_s + e.reduce_s + e.sp_exposed_s + e.small_s;
+  e.tokens_per_s = double(c.data.global_batch * m.tokens()) / e.step_s;
+  e.mfu = flops.model / (e.step_s * s.world * cluster.device_flops());
+}
+
+}  // namespace
+
 Estimate estimate(const TrainConfig& c, int world, const Cluster& cluster, const ModelShape& shape) {
   Estimate e;
   e.config = c;
   e.world = world;
-  const ModelConfig& m = c.model;
-  const int sp = c.mesh.sp, dp = c.mesh.dp > 0 ? c.mesh.dp : world / sp;
-  const int u = c.parallel.sequence.ulysses_degree(sp), r = sp / u;
-  const int k = c.mesh.shard_group > 0 ? c.mesh.shard_group : world, replicas = world / k;
-  if (dp * sp != world) {
-    throw std::invalid_argument("dp=" + std::to_string(dp) + " x sp=" + std::to_string(sp) + " is not the " +
-                                std::to_string(world) + " devices");
-  }
-  if (world % k != 0) throw std::invalid_argument("shard group " + std::to_string(k) + " does not divide " + std::to_string(world));
-  const int64_t M = c.data.micro_batches, micro_clips = c.data.micro_clips();
-  if (micro_clips % dp != 0) {
-    throw std::invalid_argument("a micro-batch of " + std::to_string(micro_clips) + " clips does not split over dp=" +
-                                std::to_string(dp));
-  }
-  check_sequence_split(m, r, u, c.parallel.sequence);
-  const auto layout = SequenceLayout::create(m.tokens(), r, u, c.parallel.sequence.balance);
-  const auto& fsdp = c.parallel.fsdp;
-  const int64_t pb = bytes_of(fsdp.param_type(cluster.gpu ? at::Device(at::kCUDA) : at::Device(at::kCPU)));
-  const int64_t rb = bytes_of(fsdp.reduce_type());
-  const int64_t b = micro_clips / dp;  // clips per rank and micro-batch
-  const int64_t depth = shape.depth, root_shard = shard_of(shape.root, k), block_shard = shard_of(shape.block, k);
-  const int64_t recomputed = c.parallel.activation_checkpoint.recomputed_blocks(depth);
-  const bool raf = fsdp.reshard_after_forward;
-
-  // Bytes per step, rank 0 (dist/traffic.hpp's counting).
-  auto add = [&](const std::string& key, int64_t bytes) {
-    if (bytes > 0) e.comm_bytes[key] += bytes;
-  };
-  const int64_t block_gathers = depth * M * (raf ? 2 : 1);
-  if (k > 1) {
-    add("shard.all_gather", (k - 1) * pb * (root_shard + block_gathers * block_shard));
-    add("shard.reduce_scatter", (k - 1) * rb * (root_shard + depth * block_shard));
-    add("shard.all_reduce", 2 * (k - 1) * 8 / k);
-  }
-  if (replicas > 1) {
-    add("replicate.all_reduce", 2 * (replicas - 1) * (root_shard * rb) / replicas +
-                                    depth * (2 * (replicas - 1) * (block_shard * rb) / replicas));
-  }
-  if (world > 1) add("world.all_reduce", 2 * (world - 1) * 24 / world);
-  const auto attn = attention_traffic(layout, m.dim, 0, b, pb);
-  add("ulysses.all_to_all_v", M * (depth * attn.all_to_all_backward + (depth + recomputed) * attn.all_to_all_forward));
-  add("ring.sendrecv", M * (depth * attn.ring_backward + (depth + recomputed) * attn.ring_forward));
-
-  // Memory per device.
-  const int64_t root_padded = root_shard * k, block_padded = block_shard * k;
-  e.persistent = 20.0 * double(root_shard + depth * block_shard);
-  const int64_t in_flight = raf ? std::min<int64_t>(fsdp.prefetch ? fsdp.max_gathered : 1, depth) : depth;
-  // Unreduced gradients, fp32: the root's all backward and one block's at a time; with
-  // gradient accumulation every unit keeps its whole buffer until the last micro-batch.
-  const double grad_buffers = M > 1 ? double(root_padded + depth * block_padded) : double(root_padded + block_padded);
-  e.gathered = double(pb) * double(root_padded + in_flight * block_padded) + 4.0 * grad_buffers +
-               (rb != 4 ? double(rb * block_padded) : 0.0);
-  // Per block and token a step's peak holds about 44 D-wide values (52 with SwiGLU):
-  // measured on long_cpu (docs/sequence-parallel.md: 5,888 tokens in 128 MiB at depth 2,
-  // D = 64). Checkpointed blocks keep their input only; one is recomputed at a time.
-  const double tokens = double(b) * double(layout.count(0));
-  const double per_block = (m.mlp == "swiglu" ? 52 : 44) * tokens * double(m.dim) * double(pb);
-  const int64_t kept = depth - recomputed;
-  e.activations = double(kept) * per_block + double(recomputed) * tokens * double(m.dim) * double(pb) +
-                  (recomputed > 0 ? per_block : 0.0);
-  const double share = double(layout.ring_share(0).size(0)) * double(b) * double(m.dim / u);
-  if (u > 1) e.buffers += 2.0 * 3.0 * share * double(pb);        // q, k, v sent and received
-  if (r > 1) e.buffers += 2.0 * 2.0 * share * double(pb) + 2.0 * share * 4.0;  // k/v in flight, dK/dV
-  e.reserve = cluster.reserve_bytes;
-
-  // Time per step.
-  const double rate = cluster.device_flops() * cluster.efficiency;
-  const auto flops = step_flops(m, c.data.global_batch, c.parallel.activation_checkpoint);
-  e.compute_s = flops.hardware / world / rate;
-  const double block_fwd = block_forward_flops(m, c.data.global_batch) / world / double(M) / rate;  // one micro-batch
-  const Link shard_link = link(cluster, k, k), replica_link = link(cluster, replicas, world);
-  const Link world_link = link(cluster, world, world);
-  const Link ulysses_link = link(cluster, u, u), ring_link = link(cluster, r, sp);
-  const double g_root = shard_link.time(double((k - 1) * pb * root_shard), shard_link.rounds());
-  const double g_block = shard_link.time(double((k - 1) * pb * block_shard), shard_link.rounds());
-  e.gather_s = g_root + double(block_gathers) * g_block;
-  if (!fsdp.prefetch) {
-    e.gather_exposed_s = e.gather_s;
-  } else {  // the first block of each pass waits; the others hide behind the block before
-    const double fwd = g_block + double(depth - 1) * std::max(0.0, g_block - block_fwd);
-    const double bwd = raf ? g_block + double(depth - 1) * std::max(0.0, g_block - 2 * block_fwd) : 0.0;
-    e.gather_exposed_s = g_root + double(M) * (fwd + bwd);
-  }
-  const double units = double(depth + 1), unit_shard = double(root_shard + depth * block_shard) / units;
-  e.reduce_s = units * shard_link.time(double((k - 1) * rb) * unit_shard, shard_link.rounds()) +
-               units * replica_link.time(2.0 * (replicas - 1) * unit_shard * double(rb) / replicas, 2 * replica_link.rounds());
-  const double passes = double(M) * double(depth), re = double(M) * double(recomputed);
-  const double a2a = ulysses_link.time(double(passes * (attn.all_to_all_forward + attn.all_to_all_backward) +
-                                              re * attn.all_to_all_forward),
-                                       ulysses_link.rounds() * (4 * passes + 2 * re));
-  const double ring = ring_link.time(double(passes * (attn.ring_forward + attn.ring_backward) + re * attn.ring_forward),
-                                     double(r - 1) * (2 * passes + re) + double(r > 1 ? passes : 0));
-  const double attention_s = attention_share(m, c.data.global_batch) * 3.0 * block_fwd * passes;
-  e.sp_s = a2a + ring;
-  e.sp_exposed_s = a2a + (c.parallel.sequence.ring_overlap ? std::max(0.0, ring - attention_s) : ring);
-  e.small_s = world_link.time(0, 2 * world_link.rounds()) + shard_link.time(0, 2 * shard_link.rounds());
-  e.step_s = e.compute_s + e.gather_exposed_s + e.reduce_s + e.sp_exposed_s + e.small_s;
-  e.tokens_per_s = double(c.data.global_batch * m.tokens()) / e.step_s;
-  e.mfu = flops.model / (e.step_s * world * cluster.device_flops());
-  const double limit = cluster.memory_bytes;
-  e.fits = e.total() <= limit;
+  const Shape s = resolve_shape(c, world, cluster, shape);
+  e.comm_bytes = step_bytes(s);
+  estimate_memory(c, s, cluster, e);
+  estimate_time(c, s, cluster, e);
+  e.fits = e.total() <= cluster.memory_bytes;
   if (!e.fits) {
-    e.reason = "needs " + gb(e.total()) + " per device, over its " + gb(limit) + " (persistent " + gb(e.persistent) +
-               ", activations " + gb(e.activations) + ", gathered " + gb(e.gathered) + ")";
+    e.reason = "needs " + gb(e.total()) + " per device, over its " + gb(cluster.memory_bytes) + " (persistent " +
+               gb(e.persistent) + ", activations " + gb(e.activations) + ", gathered " + gb(e.gathered) + ")";
   }
   return e;
 }

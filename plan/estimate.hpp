@@ -2,7 +2,7 @@
 // every collective of a step sends, and the step's time, from the model's shapes and the
 // cluster's figures. Nothing is allocated or run.
 //
-// The model follows what reel does, call for call (dist/traffic.hpp counts the same
+// The bytes follow what reel sends, call for call (dist/traffic.hpp counts the same
 // bytes at run time; the plan test compares them exactly):
 //   FSDP (parallel/fsdp.hpp): the root unit is gathered once per step (pinned across
 //     micro-batches); each block once per micro-batch in forward and, with
@@ -12,6 +12,9 @@
 //     micro-batch, the forward part again for each recomputed block.
 //   Every step: the loss all-reduce (3 doubles, world) and the gradient-norm all-reduce
 //     (1 double, shard group).
+// Memory: the shards and AdamW state (exact), the gathered units and unreduced
+// gradients as parallel/fsdp.cpp holds them (none on a shard group of one rank, which
+// views its shard), activations from a measured per-token figure.
 // Time: compute is the step's exact FLOPs (recomputation included) over the device's
 // peak x efficiency. Communication is bytes over the group's bandwidth (NVLink inside a
 // node, the NIC across nodes) plus a latency per ring step. What reel overlaps is

@@ -107,7 +107,11 @@ nlohmann::json plan_json(const Plan& p) {
         {"activation_checkpoint", cfg.parallel.activation_checkpoint.mode},
         {"micro_batches", cfg.data.micro_batches}, {"global_batch", cfg.data.global_batch}};
     if (e.reason.empty() || e.reason.rfind("needs ", 0) == 0) {  // estimated (fits, or over memory)
-      l["memory_bytes"] = {{"persistent", e.persistent}, {"gathered", e.gathered}, {"activations", e.activations},
+      // persistent = fp32 parameter shard (4 bytes per element) + gradient shard (4) + AdamW
+      // moments and decay mask (12).
+      l["memory_bytes"] = {{"parameter_shards", e.persistent * 4 / 20}, {"gradient_shards", e.persistent * 4 / 20},
+                           {"optimizer_state", e.persistent * 12 / 20},
+                           {"persistent", e.persistent}, {"gathered", e.gathered}, {"activations", e.activations},
                            {"buffers", e.buffers}, {"reserve", e.reserve}, {"total", e.total()}};
       l["time_s"] = {{"compute", e.compute_s}, {"gather", e.gather_s}, {"gather_exposed", e.gather_exposed_s},
                      {"reduce", e.reduce_s}, {"sp", e.sp_s}, {"sp_exposed", e.sp_exposed_s}, {"small", e.small_s},

@@ -4,16 +4,21 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <stdexcept>
 
 namespace reel {
 namespace {
 
-std::vector<int> divisors(int n) {
-  std::vector<int> out;
-  for (int d = 1; d <= n; ++d) {
-    if (n % d == 0) out.push_back(d);
+// Divisors of n in increasing order (n >= 1), by trial up to sqrt(n).
+std::vector<int64_t> divisors(int64_t n) {
+  std::vector<int64_t> low, high;
+  for (int64_t d = 1; d * d <= n; ++d) {
+    if (n % d != 0) continue;
+    low.push_back(d);
+    if (d != n / d) high.push_back(n / d);
   }
-  return out;
+  low.insert(low.end(), high.rbegin(), high.rend());
+  return low;
 }
 
 Estimate try_estimate(const TrainConfig& c, int world, const Cluster& cluster, const ModelShape& shape) {
@@ -34,17 +39,20 @@ bool memory_reason(const Estimate& e) { return e.reason.rfind("needs ", 0) == 0;
 std::vector<std::pair<std::string, int>> sequence_modes(int sp) {
   if (sp == 1) return {{"ulysses", 1}};
   std::vector<std::pair<std::string, int>> out = {{"ulysses", sp}, {"ring", 1}};
-  for (int u : divisors(sp)) {
-    if (u > 1 && u < sp) out.emplace_back("hybrid", u);
+  for (int64_t u : divisors(sp)) {
+    if (u > 1 && u < sp) out.emplace_back("hybrid", static_cast<int>(u));
   }
   return out;
 }
 
-// The fewest micro-batches with which the layout fits; else the most (the least memory).
-void search_micro_batches(TrainConfig c, int dp, int world, const Cluster& cluster, Plan& plan) {
+// The fewest micro-batches (of `counts`, increasing) with which the layout fits. Else it
+// is rejected with the reason of the last count tried: the most micro-batches, or the
+// first reason that is not memory (a split that no count can make run).
+void search_micro_batches(TrainConfig c, int dp, int world, const Cluster& cluster, const std::vector<int64_t>& counts,
+                          Plan& plan) {
   Estimate last;
   bool any = false;
-  for (int64_t m : divisors(static_cast<int>(c.data.global_batch))) {
+  for (int64_t m : counts) {
     if ((c.data.global_batch / m) % dp != 0) continue;
     c.data.micro_batches = m;
     Estimate e = try_estimate(c, world, cluster, plan.shape);
@@ -77,12 +85,18 @@ Plan make_plan(const TrainConfig& config, const Cluster& cluster, bool given_onl
     (e.fits ? plan.fitting : plan.rejected).push_back(std::move(e));
     return plan;
   }
+  // Micro-batch counts: the divisors of the global batch (at most 2^31 clips: a plan, not a loop).
+  if (config.data.global_batch > (int64_t(1) << 31)) {
+    throw std::invalid_argument("data.global_batch " + std::to_string(config.data.global_batch) +
+                                " is beyond what reel plan searches (2^31 clips)");
+  }
+  const auto counts = divisors(config.data.global_batch);
   std::set<int> shard_groups = {world};
   for (int g : {cluster.gpus_per_node, 2 * cluster.gpus_per_node}) {
     if (g < world && world % g == 0) shard_groups.insert(g);
   }
-  for (int sp : divisors(world)) {
-    const int dp = world / sp;
+  for (int64_t sp64 : divisors(world)) {
+    const int sp = static_cast<int>(sp64), dp = world / sp;
     for (const auto& [mode, u] : sequence_modes(sp)) {
       for (int shard : shard_groups) {
         for (const char* ac : {"none", "every", "full"}) {
@@ -94,7 +108,7 @@ Plan make_plan(const TrainConfig& config, const Cluster& cluster, bool given_onl
           c.parallel.sequence.mode = mode;
           c.parallel.sequence.ulysses = mode == "hybrid" ? u : 0;
           c.parallel.activation_checkpoint.mode = ac;
-          search_micro_batches(c, dp, world, cluster, plan);
+          search_micro_batches(c, dp, world, cluster, counts, plan);
         }
       }
     }

@@ -7,12 +7,13 @@ Compared per layout, on the last step of the run, rank 0:
   persistent memory (shards, AdamW state)         -- within 5%
   peak memory above the process's start, step time -- reported with their ratio
 
-  plan_validate.py REEL [--steps N] [--table FILE]
+  plan_validate.py REEL [--steps N] [--table FILE|-]   (-: the table on stdout, the rest on stderr)
 
 Without --table it is the test (tests/CMakeLists.txt: plan.validate): exits 1 naming each
 mismatch. With --table it also writes the markdown comparison (docs/plan.md's table).
 """
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -89,9 +90,10 @@ def main():
                          pers_m, pers_p, peak_m, peak_p, statistics.median(times), p["time_s"]["step"]))
             print(f"{name}: bytes {'equal' if measured == predicted else 'DIFFER'} ({sum(measured.values())}); "
                   f"persistent {pers_m} vs {pers_p:.0f}; peak above start {peak_m / 2**20:.1f} vs {peak_p / 2**20:.1f} MiB; "
-                  f"step {statistics.median(times) * 1e3:.1f} vs {p['time_s']['step'] * 1e3:.1f} ms", flush=True)
+                  f"step {statistics.median(times) * 1e3:.1f} vs {p['time_s']['step'] * 1e3:.1f} ms", file=sys.stderr,
+                  flush=True)
     if a.table:
-        with open(a.table, "w") as f:
+        with (contextlib.nullcontext(sys.stdout) if a.table == "-" else open(a.table, "w")) as f:
             f.write("| layout | ranks | comm bytes/step measured | predicted | persistent measured (KiB) | predicted | "
                     "peak above start measured (MiB) | predicted | ratio | step measured (ms) | predicted | ratio |\n")
             f.write("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
@@ -100,9 +102,10 @@ def main():
                         f"{pp / 1024:.1f} | {km / 2**20:.1f} | {kp / 2**20:.1f} | {kp / km if km else 0:.2f} | "
                         f"{tm * 1e3:.1f} | {tp * 1e3:.1f} | {tp / tm:.2f} |\n")
     for f in failures:
-        print("FAIL:", f)
+        print("FAIL:", f, file=sys.stderr)
     if not failures:
-        print(f"reel plan against {len(LAYOUTS)} measured layouts: bytes exact, persistent memory within 5%: ok")
+        print(f"reel plan against {len(LAYOUTS)} measured layouts: bytes exact, persistent memory within 5%: ok",
+              file=sys.stderr if a.table == "-" else sys.stdout)
     sys.exit(1 if failures else 0)
 
 

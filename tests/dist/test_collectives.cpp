@@ -2,6 +2,7 @@
 // bfloat16 and int64; sizes 0, 1, odd and >= 8 MiB; in place and out of place.
 #include <gtest/gtest.h>
 
+#include "dist/traffic.hpp"
 #include "tests/dist/collective_data.hpp"
 #include "tests/support/test_env.hpp"
 
@@ -179,6 +180,38 @@ TEST(Collectives, BarrierAndSplitByParity) {
   for (int q = w.rank() % 2; q < w.size(); q += 2) want += q;
   EXPECT_TRUE(x.eq(want).all().item<bool>());
   half->barrier();
+}
+
+// What each call adds to dist/traffic.hpp's counters: the bytes this rank sends under the
+// bandwidth-optimal algorithm (reel plan predicts the same numbers), nothing on one rank.
+TEST(Collectives, TrafficCountsTheBytesEachCallSends) {
+  auto& w = world();
+  const int64_t n = w.size(), b = 4 * 6 * n;  // float32, 6 x size elements: divisible by size
+  auto buffer = at::ones({6 * n});
+  auto shard = at::ones({6});
+  const std::string key = w.label() + ".";
+  auto before = traffic::snapshot();
+  auto sent = [&](const std::string& op) {
+    const auto d = traffic::since(before, traffic::snapshot());
+    before = traffic::snapshot();
+    const auto it = d.find(key + op);
+    return it == d.end() ? int64_t{0} : it->second;
+  };
+  w.all_reduce(buffer);
+  EXPECT_EQ(sent("all_reduce"), 2 * (n - 1) * b / n);
+  w.all_gather(shard, buffer);
+  EXPECT_EQ(sent("all_gather"), (n - 1) * 4 * 6);
+  w.reduce_scatter(buffer, shard);
+  EXPECT_EQ(sent("reduce_scatter"), (n - 1) * 4 * 6);
+  auto out = at::empty_like(buffer);
+  w.all_to_all(buffer, out);
+  EXPECT_EQ(sent("all_to_all"), (n - 1) * b / n);
+  w.all_to_all_async(buffer, out, std::vector<int64_t>(n, 6), std::vector<int64_t>(n, 6))->wait();
+  EXPECT_EQ(sent("all_to_all_v"), (n - 1) * 4 * 6);
+  w.broadcast(buffer, 0);
+  EXPECT_EQ(sent("broadcast"), w.rank() == 0 && n > 1 ? b : 0);
+  w.barrier();
+  EXPECT_EQ(traffic::since(before, traffic::snapshot()).size(), 0u) << "a barrier sends no payload";
 }
 
 }  // namespace

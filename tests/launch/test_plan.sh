@@ -9,9 +9,9 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 for preset in 1b 7b long; do
   start=$(date +%s.%N)
-  "$reel" plan --model.preset $preset --cluster h100 --gpus 1024 --data.global_batch 1024 > "$dir/$preset.txt"
-  "$reel" plan --model.preset $preset --cluster h100 --gpus 1024 --data.global_batch 1024 --json > "$dir/$preset.json"
-  "$reel" plan --model.preset $preset --cluster h200 --gpus 1024 --data.global_batch 1024 --json > "$dir/$preset.h200.json"
+  "$reel" plan --model.preset $preset --cluster h100 --gpus 1024 --data.global_batch 1024 --data.eval_clips 1024 > "$dir/$preset.txt"
+  "$reel" plan --model.preset $preset --cluster h100 --gpus 1024 --data.global_batch 1024 --data.eval_clips 1024 --json > "$dir/$preset.json"
+  "$reel" plan --model.preset $preset --cluster h200 --gpus 1024 --data.global_batch 1024 --data.eval_clips 1024 --json > "$dir/$preset.h200.json"
   elapsed=$("$python" -c "import sys, time; print(time.time() - float(sys.argv[1]))" "$start")
   "$python" - "$dir/$preset.json" "$dir/$preset.h200.json" "$elapsed" "$preset" <<'PY'
 import json, sys

@@ -18,7 +18,7 @@ import json, sys
 lines = [json.loads(l) for l in open(sys.argv[1])]  # every line must be valid JSON
 assert len(lines) == 6, f"{len(lines)} metrics lines, expected 6"
 keys = ("step loss lr grad_norm tokens_per_s mfu hfu step_time_s compute_s comm_exposed_s data_wait_s "
-        "rss_bytes rss_peak_bytes persistent_bytes device_peak_bytes").split()
+        "rss_bytes rss_peak_bytes rss_start_bytes persistent_bytes device_peak_bytes comm_bytes").split()
 for l in lines:
     missing = [k for k in keys if k not in l]
     assert not missing, f"step {l.get('step')}: missing {missing}"
