@@ -36,7 +36,14 @@ at::ScalarType parse_dtype(const std::string& name) {
 void FsdpConfig::validate() const {
   if (max_gathered < 1) throw std::invalid_argument("FSDP max_gathered must be >= 1, got " + std::to_string(max_gathered));
   if (param_dtype != "auto") parse_dtype(param_dtype);
+  if (prefetch != "auto" && prefetch != "true" && prefetch != "false") {
+    throw std::invalid_argument("parallel.prefetch must be auto, true or false, got '" + prefetch + "'");
+  }
   parse_dtype(reduce_dtype);
+}
+
+bool FsdpConfig::prefetches(const at::Device& device) const {
+  return prefetch == "auto" ? device.is_cuda() : prefetch == "true";
 }
 
 at::ScalarType FsdpConfig::param_type(const at::Device& device) const {
@@ -200,6 +207,7 @@ FsdpModel::FsdpModel(WorldModelImpl& model, Communicator& comm, const FsdpConfig
                      Communicator* replicas)
     : model_(model), config_(config), inner_(model.block_runner()) {
   config_.validate();
+  prefetch_ = config_.prefetches(model.parameters().at(0).device());
   const auto param_dtype = config_.param_type(model.parameters().at(0).device());
   const auto reduce_dtype = config_.reduce_type();
   std::map<const void*, bool> in_block;
@@ -233,7 +241,7 @@ FsdpModel::FsdpModel(WorldModelImpl& model, Communicator& comm, const FsdpConfig
 }
 
 void FsdpModel::prefetch(int64_t block) {
-  if (!config_.prefetch || block < 0 || block + 1 >= static_cast<int64_t>(units_.size())) return;
+  if (!prefetch_ || block < 0 || block + 1 >= static_cast<int64_t>(units_.size())) return;
   int busy = 0;
   for (size_t u = 1; u < units_.size(); ++u) busy += units_[u]->gathered() || units_[u]->pending();
   if (busy < config_.max_gathered) units_[block + 1]->gather_async();

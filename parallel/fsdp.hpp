@@ -45,7 +45,10 @@ at::ScalarType parse_dtype(const std::string& name);
 
 struct FsdpConfig {
   bool reshard_after_forward = true;
-  bool prefetch = true;  // start the next unit's all-gather while the current one computes
+  // Start the next unit's all-gather while the current one computes: "auto" (on GPUs,
+  // where NCCL runs on its own stream; off on CPU ranks, which have no idle core to
+  // overlap into: on 2 cores it cost 2%, docs/benchmarks.md) | "true" | "false".
+  std::string prefetch = "auto";
   int max_gathered = 2;  // bound on block units gathered or being gathered at once (memory)
   // Mixed precision: the dtype parameters are gathered (and computed) in, and the dtype
   // gradients are reduce-scattered in. The shards and the optimizer stay fp32.
@@ -54,6 +57,7 @@ struct FsdpConfig {
 
   void validate() const;  // throws std::invalid_argument naming the option
   at::ScalarType param_type(const at::Device& device) const;
+  bool prefetches(const at::Device& device) const;  // prefetch resolved for the device
   at::ScalarType reduce_type() const { return parse_dtype(reduce_dtype); }
 };
 
@@ -179,6 +183,7 @@ class FsdpModel {
 
   WorldModelImpl& model_;
   FsdpConfig config_;
+  bool prefetch_ = false;  // config_.prefetch for this model's device
   WorldModelImpl::BlockRunner inner_;
   GradSink sink_;
   std::vector<std::unique_ptr<FsdpUnit>> units_;  // root first, then one per block

@@ -73,7 +73,7 @@ struct Shape {
   int64_t M = 1, b = 1;                   // micro-batches; clips per rank and micro-batch
   int64_t pb = 4, rb = 4;                 // bytes of the compute (gather) and reduce dtypes
   int64_t depth = 0, root_shard = 0, block_shard = 0, recomputed = 0;
-  bool raf = true;
+  bool raf = true, prefetch = false;        // reshard_after_forward; prefetch resolved for the device
   bool alias_params = false, alias_grads = false;  // FSDP on one rank (parallel/fsdp.hpp)
   SequenceLayout layout;
   AttentionTraffic attn;                  // per block and micro-batch, rank 0
@@ -115,6 +115,7 @@ Shape resolve_shape(const TrainConfig& c, int world, const Cluster& cluster, con
   s.block_shard = shard_of(model.block, s.k);
   s.recomputed = c.parallel.activation_checkpoint.recomputed_blocks(s.depth);
   s.raf = fsdp.reshard_after_forward;
+  s.prefetch = fsdp.prefetches(cluster.gpu ? at::Device(at::kCUDA) : at::Device(at::kCPU));
   s.alias_params = s.k == 1 && s.pb == 4;
   s.alias_grads = s.k == 1 && s.rb == 4 && s.replicas == 1;
   s.attn = attention_traffic(s.layout, c.model.dim, 0, s.b, s.pb);
@@ -148,7 +149,7 @@ void estimate_memory(const TrainConfig& c, const Shape& s, const Cluster& cluste
   const auto& fsdp = c.parallel.fsdp;
   const int64_t root_padded = s.root_shard * s.k, block_padded = s.block_shard * s.k;
   e.persistent = 20.0 * double(s.root_shard + s.depth * s.block_shard);
-  const int64_t in_flight = s.raf ? std::min<int64_t>(fsdp.prefetch ? fsdp.max_gathered : 1, s.depth) : s.depth;
+  const int64_t in_flight = s.raf ? std::min<int64_t>(s.prefetch ? fsdp.max_gathered : 1, s.depth) : s.depth;
   if (!s.alias_params) {  // the gathered units, and the cast shards their all-gathers read
     e.gathered += double(s.pb) * double(root_padded + in_flight * block_padded);
     if (s.pb != 4) e.gathered += double(s.pb) * double(s.root_shard + in_flight * s.block_shard);
@@ -179,7 +180,7 @@ void estimate_memory(const TrainConfig& c, const Shape& s, const Cluster& cluste
 // without it the forward's blocks stay gathered and prefetch stops after max_gathered - 1.
 double exposed_gathers(const TrainConfig& c, const Shape& s, double g_block, double block_fwd) {
   const auto& fsdp = c.parallel.fsdp;
-  const int64_t hidden_max = !fsdp.prefetch || fsdp.max_gathered < 2 ? 0
+  const int64_t hidden_max = !s.prefetch || fsdp.max_gathered < 2 ? 0
                              : s.raf                                  ? s.depth - 1
                                                                       : std::min<int64_t>(s.depth - 1, fsdp.max_gathered - 1);
   auto pass = [&](double compute) {  // one pass over the blocks, `compute` s per block

@@ -115,7 +115,7 @@ void visit_train_options(TrainConfig& c, Visit&& v) {
   v("parallel.activation_checkpoint", c.parallel.activation_checkpoint.mode, "none | full | every");
   v("parallel.activation_checkpoint_every", c.parallel.activation_checkpoint.every, "k for 'every': blocks 0, k, 2k, ...");
   v("parallel.reshard_after_forward", c.parallel.fsdp.reshard_after_forward, "ZeRO-3 (true) or keep until backward");
-  v("parallel.prefetch", c.parallel.fsdp.prefetch, "prefetch the next unit's all-gather");
+  v("parallel.prefetch", c.parallel.fsdp.prefetch, "prefetch the next unit's all-gather: auto (on GPUs, off on CPU ranks) | true | false");
   v("parallel.max_gathered", c.parallel.fsdp.max_gathered, "block units gathered or in flight at once");
   v("parallel.param_dtype", c.parallel.fsdp.param_dtype, "gather/compute dtype: auto (bfloat16 on GPU, float32 on CPU) | float32 | bfloat16 | float16");
   v("parallel.reduce_dtype", c.parallel.fsdp.reduce_dtype, "gradient reduce-scatter dtype");

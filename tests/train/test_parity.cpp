@@ -133,7 +133,7 @@ TEST(Parity, HybridShardingWithReplicas) {
 }
 TEST(Parity, NoPrefetch) {
   auto c = parity_config();
-  c.parallel.fsdp.prefetch = false;
+  c.parallel.fsdp.prefetch = "false";
   expect_parity(c);
 }
 
