@@ -41,7 +41,7 @@ int64_t row_numel(const at::Tensor& t) {
   return n;
 }
 
-int64_t nbytes(const at::Tensor& t) { return t.numel() * static_cast<int64_t>(t.element_size()); }
+int64_t nbytes(const at::Tensor& t) { return static_cast<int64_t>(t.nbytes()); }
 
 std::string shape_of(const at::Tensor& t) {
   std::ostringstream s;

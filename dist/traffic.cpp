@@ -24,10 +24,6 @@ std::atomic<int64_t>* counter(const std::string& label, const std::string& op) {
   return slot.get();
 }
 
-void add(const std::string& label, const std::string& op, int64_t bytes) {
-  if (bytes > 0) counter(label, op)->fetch_add(bytes, std::memory_order_relaxed);
-}
-
 Counts snapshot() {
   std::lock_guard<std::mutex> guard(lock());
   Counts out;

@@ -25,9 +25,8 @@ namespace traffic {
 // "label.op" -> bytes sent since the process started.
 using Counts = std::map<std::string, int64_t>;
 
-void add(const std::string& label, const std::string& op, int64_t bytes);
 // The counter of (label, op), created on first use and kept for the life of the process:
-// callers that count often keep the pointer and add without a lock.
+// callers keep the pointer and add to it without a lock (Communicator::count).
 std::atomic<int64_t>* counter(const std::string& label, const std::string& op);
 Counts snapshot();
 // after - before, keeping the keys whose difference is not zero.

@@ -59,7 +59,7 @@ void adamw_update(at::Tensor& param, const at::Tensor& grad, const at::Tensor& m
 
 int64_t FlatAdamW::state_bytes() const {
   int64_t bytes = 0;
-  auto add = [&](const at::Tensor& t) { bytes += t.defined() ? t.numel() * int64_t(t.element_size()) : 0; };
+  auto add = [&](const at::Tensor& t) { bytes += t.defined() ? static_cast<int64_t>(t.nbytes()) : 0; };
   for (const auto& s : states_) {
     add(s.exp_avg);
     add(s.exp_avg_sq);

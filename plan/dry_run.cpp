@@ -1,12 +1,10 @@
 #include "plan/dry_run.hpp"
 
-#include <algorithm>
 #include <sstream>
 
 #include "data/video_file.hpp"
 #include "dist/logging.hpp"
 #include "dist/process_mesh.hpp"
-#include "model/world_model.hpp"
 #include "parallel/sequence/layout.hpp"
 #include "plan/estimate.hpp"
 #include "train/throughput.hpp"
@@ -31,24 +29,22 @@ std::string dry_run_report(const TrainConfig& c, const CommunicatorPtr& world) {
   const VideoFileInfo data = VideoReader(c.data.path).info();
   check_data_geometry(c.model, data.frames, data.height, data.width, data.channels, data.action_dim, c.data.path);
   const auto mesh = ProcessMesh::create(world, c.mesh);
-  WorldModel model(c.model, ParamInit{mesh.world().device(), /*deferred=*/true, c.run.seed});
   const int u = c.parallel.sequence.ulysses_degree(mesh.sp());
   check_sequence_split(c.model, mesh.sp() / u, u, c.parallel.sequence);
   const auto layout = SequenceLayout::create(c.model.tokens(), mesh.sp() / u, u, c.parallel.sequence.balance);
-  int64_t params = 0;
-  for (const auto& p : model->parameters()) params += p.numel();
+  const ModelShape shape = ModelShape::of(c.model);  // the model's structure only (deferred)
   const auto flops = step_flops(c.model, c.data.global_batch, c.parallel.activation_checkpoint);
   // Memory from the planner's model (plan/estimate.hpp), for this world on this machine.
   Cluster here = cluster_preset(mesh.world().device().is_cuda() ? "h100" : "cpu");
   here.gpus_per_node = mesh.world_size();
-  const auto mem = estimate(c, mesh.world_size(), here, ModelShape::of(c.model));
+  const auto mem = estimate(c, mesh.world_size(), here, shape);
   std::ostringstream out;
   out << "reel train --dry-run (nothing trained, no parameters allocated)\n"
       << "  " << mesh.describe() << "\n"
       << "  groups of rank " << mesh.world_rank() << ": dp {" << members(mesh.dp_members()) << "}, sp {"
       << members(mesh.sp_members()) << "}, ulysses " << mesh.ulysses() << ", ring " << mesh.ring() << ", shard group "
       << mesh.shard_group().size() << " rank(s), replicas " << mesh.replica_group().size() << "\n"
-      << "  model " << c.model.preset << ": " << fixed(double(params) / 1e6, 2) << "M parameters, " << c.model.tokens()
+      << "  model " << c.model.preset << ": " << fixed(double(shape.parameters()) / 1e6, 2) << "M parameters, " << c.model.tokens()
       << " tokens per clip; sp rank 0 holds " << layout.count(0) << " of them ("
       << (mesh.sp() > 1 ? c.parallel.sequence.mode + ", " + c.parallel.sequence.balance : std::string("no split"))
       << ")\n"
