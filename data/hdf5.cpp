@@ -115,7 +115,8 @@ std::vector<hsize_t> dataset_dims(hid_t dataset) {
   return dims;
 }
 
-bool transfer_row(hid_t dataset, hid_t mem_type, int64_t index, void* buf, bool write) {
+bool transfer_row(hid_t dataset, hid_t mem_type, int64_t index, void* buf, bool write, std::string* error) {
+  hdf5_quiet();  // error printing is per thread where HDF5 is thread-safe: readers run on the loader's
   H5Id space(H5Dget_space(dataset), H5Sclose);
   const int rank = H5Sget_simple_extent_ndims(space.get());
   if (rank < 1) return false;
@@ -127,7 +128,31 @@ bool transfer_row(hid_t dataset, hid_t mem_type, int64_t index, void* buf, bool 
   H5Id mem(H5Screate_simple(rank, count.data(), nullptr), H5Sclose);
   const herr_t status = write ? H5Dwrite(dataset, mem_type, mem.get(), space.get(), H5P_DEFAULT, buf)
                               : H5Dread(dataset, mem_type, mem.get(), space.get(), H5P_DEFAULT, buf);
+  if (status < 0 && error) *error = hdf5_error_text();  // before the next call clears the stack
   return status >= 0;
+}
+
+std::string hdf5_error_text() {
+  std::string text;
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD,
+           [](unsigned, const H5E_error2_t* e, void* out) -> herr_t {
+             char minor[256] = "";
+             H5Eget_msg(e->min_num, nullptr, minor, sizeof(minor));
+             std::string& t = *static_cast<std::string*>(out);
+             t = minor;  // downward: the last one visited is the innermost
+             if (e->desc && *e->desc) t += std::string(" (") + e->desc + ")";
+             return 0;
+           },
+           &text);
+  return text;
+}
+
+bool has_fletcher32(hid_t dataset) {
+  H5Id plist(H5Dget_create_plist(dataset), H5Pclose);
+  unsigned flags = 0;
+  size_t n = 0;
+  return plist.valid() &&
+         H5Pget_filter_by_id2(plist.get(), H5Z_FILTER_FLETCHER32, &flags, &n, nullptr, 0, nullptr, nullptr) >= 0;
 }
 
 }  // namespace reel

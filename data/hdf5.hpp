@@ -53,8 +53,18 @@ bool read_attribute(hid_t object, const std::string& name, double& value);
 bool read_attribute(hid_t object, const std::string& name, std::string& value);
 
 // Reads (write = false) or writes row `index` of a dataset [N, ...] from / to buf, which
-// holds one contiguous row in mem_type. Returns false on failure.
-bool transfer_row(hid_t dataset, hid_t mem_type, int64_t index, void* buf, bool write);
+// holds one contiguous row in mem_type. Returns false on failure, with HDF5's innermost
+// reason in *error when given (hdf5_error_text()).
+bool transfer_row(hid_t dataset, hid_t mem_type, int64_t index, void* buf, bool write, std::string* error = nullptr);
+
+// The innermost message of this thread's HDF5 error stack (what the last failed call
+// found, e.g. "Read failed (data error detected by Fletcher32 checksum)"); "" when the
+// stack is empty. Call with hdf5_mutex() held, right after the failed call: the next
+// HDF5 call clears the stack.
+std::string hdf5_error_text();
+
+// Whether a dataset carries HDF5's per-chunk Fletcher-32 checksum filter.
+bool has_fletcher32(hid_t dataset);
 
 // The dimensions of a dataset's dataspace.
 std::vector<hsize_t> dataset_dims(hid_t dataset);

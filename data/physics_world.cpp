@@ -109,10 +109,22 @@ PhysicsClip simulate_clip(const PhysicsWorldSpec& s, int64_t index, const at::Te
   return clip;
 }
 
-void write_physics_world(const std::string& path, const PhysicsWorldSpec& s) {
-  if (s.clips < 1 || s.frames < 1 || s.height < 8 || s.width < 8 || s.balls < 1) {
+void PhysicsWorldSpec::validate() const {
+  if (clips < 1 || frames < 1 || height < 8 || width < 8 || balls < 1) {
     throw std::invalid_argument("physics world: need clips >= 1, frames >= 1, height and width >= 8, balls >= 1");
   }
+  auto need = [](bool ok, const std::string& what, double value) {
+    if (!ok) throw std::invalid_argument("physics world: " + what + ", got " + std::to_string(value));
+  };
+  need(std::isfinite(radius) && radius > 0 && radius < 16, "radius must be in (0, 16) pixels at 32x32", radius);
+  need(std::isfinite(gravity) && std::abs(gravity) <= 4, "gravity must be finite, in [-4, 4] pixels / frame^2", gravity);
+  need(std::isfinite(max_speed) && max_speed >= 0, "max_speed must be finite and >= 0", max_speed);
+  need(std::isfinite(push), "push must be finite", push);
+  need(std::isfinite(fps) && fps > 0, "fps must be finite and > 0", fps);
+}
+
+void write_physics_world(const std::string& path, const PhysicsWorldSpec& s) {
+  s.validate();
   const std::string provenance = "reel physics world: seed " + std::to_string(s.seed) + ", " +
                                  std::to_string(s.balls) + " balls, gravity " + std::to_string(s.gravity);
   VideoWriter writer(path, s.clips, s.frames, s.height, s.width, 3, 2, s.fps, provenance);

@@ -18,6 +18,9 @@ struct PhysicsWorldSpec {
   double push = 0.3;        // agent acceleration per unit action
   uint64_t seed = 0;
   double fps = 10.0;
+  // Throws std::invalid_argument naming the field: sizes below the minimum, a radius
+  // outside (0, 16), a non-finite or implausible gravity, speed, push or frame rate.
+  void validate() const;
 };
 
 // One clip: frames uint8 [T, H, W, 3] and actions float32 [T, 2] (the agent's push,

@@ -10,20 +10,33 @@ namespace {
   throw std::runtime_error("video file " + path + ": " + what);
 }
 
-// Opens a dataset, checking its rank and element class/size.
-H5Id open_dataset(hid_t file, const std::string& path, const char* name, int rank, H5T_class_t cls,
-                  size_t bytes, std::vector<hsize_t>& dims) {
+// The element type as numpy would name it ("uint8", "int16", "float32"), or its class.
+std::string type_name(hid_t type) {
+  const size_t bits = 8 * H5Tget_size(type);
+  switch (H5Tget_class(type)) {
+    case H5T_INTEGER:
+      return (H5Tget_sign(type) == H5T_SGN_NONE ? "uint" : "int") + std::to_string(bits);
+    case H5T_FLOAT:
+      return "float" + std::to_string(bits);
+    default:
+      return "a non-numeric type";
+  }
+}
+
+// Opens a dataset, checking its rank and its element type exactly (by name: "uint8" or
+// "float32"; byte order is HDF5's to convert).
+H5Id open_dataset(hid_t file, const std::string& path, const char* name, int rank, const std::string& dtype,
+                  std::vector<hsize_t>& dims) {
   if (H5Lexists(file, name, H5P_DEFAULT) <= 0) fail(path, std::string("missing dataset ") + name);
   H5Id ds(H5Dopen2(file, name, H5P_DEFAULT), H5Dclose);
   if (!ds.valid()) fail(path, std::string("cannot open dataset ") + name);
   H5Id type(H5Dget_type(ds.get()), H5Tclose);
-  const bool type_ok = H5Tget_class(type.get()) == cls && H5Tget_size(type.get()) == bytes;
+  const std::string found = type_name(type.get());
   dims = dataset_dims(ds.get());
   const int got = static_cast<int>(dims.size());
-  if (got != rank || !type_ok) {
-    fail(path, std::string("dataset ") + name + " must be rank " + std::to_string(rank) + " " +
-                   (cls == H5T_INTEGER ? "uint8" : "float32") + ", found rank " + std::to_string(got) +
-                   (type_ok ? "" : " of another type"));
+  if (got != rank || found != dtype) {
+    fail(path, std::string("dataset ") + name + " must be rank " + std::to_string(rank) + " " + dtype + ", found rank " +
+                   std::to_string(got) + " " + found);
   }
   return ds;
 }
@@ -41,8 +54,8 @@ VideoReader::VideoReader(const std::string& path) {
   size_ = std::filesystem::file_size(path);
   mtime_ = std::filesystem::last_write_time(path);
   std::vector<hsize_t> f, a;
-  frames_ = open_dataset(file_.get(), path, "/frames", 5, H5T_INTEGER, 1, f);
-  actions_ = open_dataset(file_.get(), path, "/actions", 3, H5T_FLOAT, 4, a);
+  frames_ = open_dataset(file_.get(), path, "/frames", 5, "uint8", f);
+  actions_ = open_dataset(file_.get(), path, "/actions", 3, "float32", a);
   if (a[0] != f[0] || a[1] != f[1]) {
     fail(path, "/actions [" + std::to_string(a[0]) + ", " + std::to_string(a[1]) +
                    ", A] does not match /frames [" + std::to_string(f[0]) + ", " + std::to_string(f[1]) + ", ...]");
@@ -56,6 +69,7 @@ VideoReader::VideoReader(const std::string& path) {
   info_.action_dim = a[2];
   read_attribute(file_.get(), "fps", info_.fps);
   read_attribute(file_.get(), "provenance", info_.provenance);
+  info_.checksums = has_fletcher32(frames_.get()) && (info_.action_dim == 0 || has_fletcher32(actions_.get()));
 }
 
 VideoReader::~VideoReader() {
@@ -90,10 +104,14 @@ Clips VideoReader::read(const std::vector<int64_t>& indices) {
     if (clip < 0 || clip >= i.clips) {
       fail(i.path, "clip " + std::to_string(clip) + " is outside [0, " + std::to_string(i.clips) + ")");
     }
-    if (!transfer_row(frames_.get(), H5T_NATIVE_UINT8, clip, out.frames[n].data_ptr(), false) ||
+    std::string why;
+    if (!transfer_row(frames_.get(), H5T_NATIVE_UINT8, clip, out.frames[n].data_ptr(), false, &why) ||
         (i.action_dim > 0 &&
-         !transfer_row(actions_.get(), H5T_NATIVE_FLOAT, clip, out.actions[n].data_ptr(), false))) {
-      fail(i.path, "cannot read clip " + std::to_string(clip) + " (truncated or damaged file?)");
+         !transfer_row(actions_.get(), H5T_NATIVE_FLOAT, clip, out.actions[n].data_ptr(), false, &why))) {
+      fail(i.path, "clip " + std::to_string(clip) + " is damaged: " +
+                       (why.find("checksum") != std::string::npos ? "it fails its checksum"
+                                                                  : "it cannot be read (truncated or damaged file?)") +
+                       (why.empty() ? "" : " [HDF5: " + why + "]"));
     }
     // A NaN or Inf action would turn every loss and gradient non-finite, far from here.
     if (i.action_dim > 0 && !at::isfinite(out.actions[n]).all().item<bool>()) {
@@ -118,7 +136,11 @@ VideoWriter::VideoWriter(const std::string& path, int64_t clips, int64_t frames,
     chunk[0] = 1;  // one clip per chunk: a clip is one contiguous read
     bool empty = false;
     for (auto c : chunk) empty |= c == 0;
-    if (!empty) H5Pset_chunk(plist.get(), static_cast<int>(chunk.size()), chunk.data());
+    // Fletcher-32 per chunk: each clip carries its checksum, verified by every read.
+    if (!empty && (H5Pset_chunk(plist.get(), static_cast<int>(chunk.size()), chunk.data()) < 0 ||
+                   H5Pset_fletcher32(plist.get()) < 0)) {
+      fail(path, std::string("cannot set up the chunks and checksums of ") + name);
+    }
     H5Id ds(H5Dcreate2(file_.get(), name, type, space.get(), H5P_DEFAULT, plist.get(), H5P_DEFAULT), H5Dclose);
     if (!ds.valid()) fail(path, std::string("cannot create dataset ") + name);
     return ds;

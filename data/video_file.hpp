@@ -1,6 +1,10 @@
 // reel's HDF5 video schema (docs/data.md), version 1:
-//   /frames   uint8   [N, T, H, W, C]  chunked one clip per chunk
-//   /actions  float32 [N, T, A]        (A may be 0)
+//   /frames   uint8   [N, T, H, W, C]  chunked one clip per chunk, Fletcher-32 per chunk
+//   /actions  float32 [N, T, A]        (A may be 0) likewise, when A > 0
+// The element types are checked exactly (int8 or float64 frames are refused). The
+// per-chunk Fletcher-32 checksum (HDF5's own filter, read by any HDF5 tool) makes damage
+// to a clip an error naming the clip; files written before it (no filter) still load,
+// and info().checksums says so.
 //   attributes on /: schema_version (int), fps (double), provenance (string)
 // Any tool that reads HDF5 (h5py, h5dump) reads these files.
 //
@@ -25,6 +29,7 @@ struct VideoFileInfo {
   int64_t clips = 0, frames = 0, height = 0, width = 0, channels = 0, action_dim = 0;
   double fps = 0;
   std::string provenance;
+  bool checksums = false;  // every clip carries a Fletcher-32 checksum (false: an older file)
 };
 
 struct Clips {
@@ -43,8 +48,8 @@ class VideoReader {
   VideoReader& operator=(const VideoReader&) = delete;
 
   const VideoFileInfo& info() const { return info_; }
-  // Throws std::runtime_error naming the file and the clip when a clip cannot be read,
-  // holds non-finite actions, or the file changed since it was opened (its size or
+  // Throws std::runtime_error naming the file and the clip when a clip cannot be read or
+  // fails its checksum, holds non-finite actions, or the file changed since it was opened (its size or
   // modification time: rewritten or truncated under a running job).
   Clips read(const std::vector<int64_t>& indices);
 

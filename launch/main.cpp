@@ -16,6 +16,7 @@
 #include <iostream>
 
 #include "launch/command.hpp"
+#include "launch/options.hpp"
 #include "launch/version.hpp"
 #include "dist/abort_registry.hpp"
 #include "dist/watchdog.hpp"
@@ -31,6 +32,13 @@ void print_help(std::ostream& out) {
         << c.summary << "\n";
   }
   out << "\nMulti-rank: mpirun -np 4 reel <command> ...  or  srun --mpi=pmix reel <command> ...\n";
+}
+
+bool mpi_running() {
+  int initialized = 0, finalized = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  return initialized && !finalized;
 }
 
 int fail(const std::string& message) {
@@ -88,6 +96,11 @@ int main(int argc, char** argv) {
     if (c.name != argv[1]) continue;
     try {
       return c.run(argc - 1, argv + 1);
+    } catch (const reel::UsageError& e) {
+      if (mpi_running()) return fail(e.what());  // after start-up: end every rank
+      std::cerr << "reel " << c.name << ": " << e.what() << " (reel " << c.name << " --help lists the options)"
+                << std::endl;
+      return 2;
     } catch (const std::exception& e) {
       return fail(e.what());
     }

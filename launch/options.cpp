@@ -1,5 +1,7 @@
 #include "launch/options.hpp"
 
+#include <cctype>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <stdexcept>
@@ -8,35 +10,71 @@ namespace po = boost::program_options;
 
 namespace reel {
 
-bool parse_options(int argc, char** argv, const po::options_description& desc, const char* config_option) {
+uint64_t parse_unsigned_option(const std::string& key, const std::string& text, uint64_t max) {
+  size_t used = 0;
+  unsigned long long value = 0;
+  bool ok = !text.empty() && std::isdigit(static_cast<unsigned char>(text[0]));
+  try {
+    if (ok) value = std::stoull(text, &used, 10);
+  } catch (const std::exception&) {
+    ok = false;
+  }
+  if (!ok || used != text.size() || value > max) {
+    throw UsageError("--" + key + " must be a whole number in [0, " + std::to_string(max) + "], got '" + text + "'");
+  }
+  return value;
+}
+
+namespace {
+
+po::variables_map parse_command_line(int argc, char** argv, const po::options_description& desc,
+                                     const char* config_option) {
   po::positional_options_description positional;  // no stray words, unless they name the config
   if (config_option) positional.add(config_option, 1);
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(argc, argv).options(desc).positional(positional).run(), vm);
   } catch (const po::multiple_occurrences& e) {
-    if (!config_option) throw;
-    throw std::invalid_argument(std::string(e.what()) + ": only one configuration file may be given");
+    const std::string name = e.get_option_name();
+    if (config_option && name == std::string("--") + config_option) {
+      throw UsageError("only one configuration file may be given (a second one, or a stray word after it)");
+    }
+    throw UsageError("option '" + name + "' is given more than once: give each option once");
   } catch (const po::too_many_positional_options_error&) {
-    throw std::invalid_argument(std::string("unexpected word(s) on the command line") +
-                                (config_option ? " (only one configuration file may be given)" : "") +
-                                "; options take the form --key value");
+    throw UsageError(std::string("unexpected word(s) on the command line") +
+                     (config_option ? " (only one configuration file may be given)" : "") +
+                     "; options take the form --key value");
+  } catch (const po::error& e) {
+    throw UsageError(e.what());
   }
+  return vm;
+}
+
+void read_config_file(const std::string& path, const po::options_description& desc, po::variables_map& vm) {
+  if (std::filesystem::is_directory(path)) throw UsageError("configuration file " + path + " is a directory");
+  std::ifstream in(path);
+  if (!in) throw UsageError("cannot read configuration file " + path);
+  try {
+    po::store(po::parse_config_file(in, desc), vm);
+  } catch (const po::error& e) {
+    throw UsageError("configuration file " + path + ": " + e.what());
+  }
+}
+
+}  // namespace
+
+bool parse_options(int argc, char** argv, const po::options_description& desc, const char* config_option) {
+  po::variables_map vm = parse_command_line(argc, argv, desc, config_option);
   if (vm.count("help")) {
     std::cout << desc << "\n";
     return false;
   }
-  if (config_option && vm.count(config_option)) {
-    const auto path = vm[config_option].as<std::string>();
-    std::ifstream in(path);
-    if (!in) throw std::invalid_argument("cannot read configuration file " + path);
-    try {
-      po::store(po::parse_config_file(in, desc), vm);
-    } catch (const po::error& e) {
-      throw std::invalid_argument("configuration file " + path + ": " + e.what());
-    }
+  if (config_option && vm.count(config_option)) read_config_file(vm[config_option].as<std::string>(), desc, vm);
+  try {
+    po::notify(vm);  // required options and value checks after --help
+  } catch (const po::error& e) {
+    throw UsageError(e.what());
   }
-  po::notify(vm);  // required options and value checks after --help
   return true;
 }
 

@@ -3,9 +3,22 @@
 
 #include <boost/program_options.hpp>
 
+#include <cstdint>
+#include <stdexcept>
 #include <string>
+#include <type_traits>
 
 namespace reel {
+
+// A command line or configuration file that cannot be taken as written: main() prints it
+// with a pointer to --help and exits 2 (the usage-error code), before any rank starts.
+struct UsageError : std::invalid_argument {
+  using std::invalid_argument::invalid_argument;
+};
+
+// Parses `text` as an unsigned whole number for option `key`; a sign, a fraction, trailing
+// words or a value past T's range is a UsageError (Boost would wrap -1 around to 2^64 - 1).
+uint64_t parse_unsigned_option(const std::string& key, const std::string& text, uint64_t max);
 
 // Adds options to a description from a visitor over (key, field, help) — e.g.
 // visit_runtime_options — with each field's current value as its default. Booleans may
@@ -15,7 +28,17 @@ class OptionAdder {
   explicit OptionAdder(boost::program_options::options_description& desc) : desc_(desc) {}
   template <typename T>
   void operator()(const std::string& key, T& field, const char* help) const {
-    desc_.add_options()(key.c_str(), boost::program_options::value<T>(&field)->default_value(field), help);
+    if constexpr (std::is_unsigned_v<T>) {  // read as text: Boost would wrap -1 around
+      desc_.add_options()(key.c_str(),
+                          boost::program_options::value<std::string>()
+                              ->default_value(std::to_string(field))
+                              ->notifier([key, &field](const std::string& text) {
+                                field = static_cast<T>(parse_unsigned_option(key, text, T(-1)));
+                              }),
+                          help);
+    } else {
+      desc_.add_options()(key.c_str(), boost::program_options::value<T>(&field)->default_value(field), help);
+    }
   }
   void operator()(const std::string& key, bool& field, const char* help) const {
     desc_.add_options()(key.c_str(),
@@ -30,8 +53,8 @@ class OptionAdder {
 };
 
 // Parses argv into desc's variables. Returns false after printing desc when --help was
-// given (the command then exits 0); throws on unknown or missing options and on stray
-// words. With `config_option` (e.g. "config"), one positional word is taken as that
+// given (the command then exits 0); throws UsageError on unknown, repeated, missing or
+// malformed options and on stray words. With `config_option` (e.g. "config"), one positional word is taken as that
 // option's value, and the INI file it names is read after the command line (whose values
 // win); its sections are the part of each key before the dot.
 bool parse_options(int argc, char** argv, const boost::program_options::options_description& desc,

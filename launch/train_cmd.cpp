@@ -56,7 +56,11 @@ int run_train(int argc, char** argv) {
       "print the mesh, groups, parameters, FLOPs per step and estimated memory per rank; do not train");
   visit_train_options(c, OptionAdder(desc));
   if (!parse_options(argc, argv, desc, "config")) return 0;
-  c.resolve();  // bad values fail here, before MPI starts
+  try {
+    c.resolve();  // bad values fail here, before MPI starts
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what());
+  }
   if (dry_run) {
     Runtime runtime(c.runtime);
     const std::string report = dry_run_report(c, runtime.world());

@@ -62,9 +62,14 @@ def main(argv=None):
         sys.exit(f"videos disagree on the action dimension: {sorted(dims)}")
     frames = np.stack(clips)
     with h5py.File(args.out, "w") as f:
-        f.create_dataset("frames", data=frames, chunks=(1,) + frames.shape[1:])
-        acts = np.stack(actions)
-        f.create_dataset("actions", data=acts, chunks=(1,) + acts.shape[1:] if acts.shape[2] else None)
+        # One clip per chunk, each with HDF5's Fletcher-32 checksum: reel verifies it on
+        # every read, so damage to a clip is an error naming it.
+        f.create_dataset("frames", data=frames.astype(np.uint8), chunks=(1,) + frames.shape[1:], fletcher32=True)
+        acts = np.stack(actions).astype(np.float32)
+        if acts.shape[2]:
+            f.create_dataset("actions", data=acts, chunks=(1,) + acts.shape[1:], fletcher32=True)
+        else:
+            f.create_dataset("actions", data=acts)
         f.attrs["schema_version"] = np.int32(1)
         f.attrs["fps"] = float(args.fps)
         f.attrs["provenance"] = "converted by reel scripts/convert_videos.py from " + ", ".join(args.videos)

@@ -49,6 +49,7 @@ struct RunConfig {
   double peak_flops = 0;       // per rank, for MFU; 0: measured (CPU) or the card's (GPU)
   std::string resume = "auto"; // auto: the newest complete checkpoint in dir, if any | never | a checkpoint's path
   bool overwrite = false;      // a run directory that holds a run may be started afresh
+  bool lock = true;            // hold run.dir/reel.lock while running (train/run_lock.hpp)
   // A step whose loss or gradient norm is NaN or Inf: skip (no update; stop after
   // max_skips such steps in a row) | stop (at once). Stopping keeps the last good state
   // in a checkpoint and ends with an error.
@@ -136,6 +137,7 @@ void visit_train_options(TrainConfig& c, Visit&& v) {
   v("run.peak_flops", c.run.peak_flops, "peak FLOP/s per rank for MFU (0: measured on CPU, the card's on GPU)");
   v("run.resume", c.run.resume, "auto (the run directory's newest complete checkpoint, if any) | never | PATH of a checkpoint");
   v("run.overwrite", c.run.overwrite, "start afresh in a run directory that holds a run (its checkpoints and metrics are removed)");
+  v("run.lock", c.run.lock, "refuse a second run into run.dir while this one runs (false: only where the filesystem holds no locks)");
   v("run.nonfinite", c.run.nonfinite, "a NaN/Inf loss or gradient norm: skip (drop the update) | stop (checkpoint the last good state, fail)");
   v("run.max_skips", c.run.max_skips, "skip: stop after this many non-finite steps in a row");
   v("run.plot", c.run.plot, "draw the run's curves as RUN_DIR/curves.png at the end (matplotlib)");

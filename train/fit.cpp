@@ -91,6 +91,10 @@ bool Trainer::fit() {
   if (mesh_.world_rank() == 0) {
     try {
       metrics = std::make_unique<MetricsWriter>(c_.run.dir + "/metrics.jsonl", last_checkpoint_ >= 0 ? start_step_ : -1);
+      if (metrics->dropped() > 0) {
+        log_.warn(cat(c_.run.dir, "/metrics.jsonl: dropped ", metrics->dropped(), " line(s) that were not whole JSON "
+                      "(a crash in the middle of a write, by an earlier run)"));
+      }
     } catch (const std::exception& e) {
       error = e.what();
     }

@@ -101,7 +101,7 @@ std::vector<std::string> auto_candidates(const std::string& root, std::vector<st
 
 }  // namespace
 
-bool Trainer::try_resume(const std::string& dir) {
+std::string Trainer::try_resume(const std::string& dir) {
   Watchdog::SlowPhase io;  // uneven shard loads
   std::string error;
   TrainState state;
@@ -114,10 +114,8 @@ bool Trainer::try_resume(const std::string& dir) {
     error = e.what();
   }
   // Every rank must agree: one rank's corrupt range makes the whole checkpoint unusable.
-  auto failed = at::full({1}, error.empty() ? 0.0 : 1.0, at::TensorOptions(at::kDouble).device(mesh_.world().device()));
-  mesh_.world().all_reduce(failed, ReduceOp::kMax);
-  if (!error.empty()) log_.error(error);  // printed by the rank that found it
-  if (failed.item<double>() > 0) return false;
+  const std::string reason = first_error(error);
+  if (!reason.empty()) return reason;
   warn_about_changes(state, c_, log_);
   opt_.set_steps(state.optimizer_steps);
   start_step_ = last_checkpoint_ = state.step;
@@ -125,46 +123,73 @@ bool Trainer::try_resume(const std::string& dir) {
   log_.info(cat("resumed from ", dir, " at step ", state.step, " (saved by ", CheckpointReader(dir).manifest().world_size,
                 " rank(s) as dp=", state.dp, " x sp=", state.sp, ", shard groups of ", state.shard_group, "; data epoch ",
                 state.data.epoch, ", cursor ", state.data.cursor, ")"));
-  return true;
+  return "";
 }
 
-void Trainer::clear_run_dir() {
+void Trainer::clear_run_dir(const std::string& why) {
   Watchdog::SlowPhase io;  // rank 0 removes files between the barriers
   mesh_.world().barrier();  // every rank has looked before rank 0 removes
   if (mesh_.world_rank() == 0) {
     fs::remove_all(checkpoints_dir());
     fs::remove(c_.run.dir + "/metrics.jsonl");
-    log_.warn(cat("run.overwrite: removed the checkpoints and metrics of the run in ", c_.run.dir));
+    log_.warn(why);
   }
   mesh_.world().barrier();
 }
 
+namespace {
+
+// Why a run directory that holds a run is refused, and what to do instead. Never advises
+// removing complete checkpoints: --run.overwrite is named only when there are none.
+std::string refusal(const std::string& dir, size_t complete, const std::string& mode) {
+  const std::string held = complete ? cat(complete, " complete checkpoint(s)")
+                                    : std::string("an earlier attempt, no complete checkpoint");
+  return cat("run.dir ", dir, " holds a run (", held, ") and run.resume is ", mode, ": ",
+             complete ? std::string("resume it with --run.resume auto, or choose another run.dir")
+                      : std::string("--run.resume auto starts it afresh, --run.overwrite true starts this run there, "
+                                    "or choose another run.dir"));
+}
+
+}  // namespace
+
 DataPosition Trainer::resume_or_start() {
   const std::string& mode = c_.run.resume;
   const auto complete = complete_checkpoints(checkpoints_dir(), log_);
-  const bool holds_run = !complete.empty() || fs::exists(c_.run.dir + "/metrics.jsonl");
+  const bool holds_run = !complete.empty() || fs::exists(c_.run.dir + "/metrics.jsonl") ||
+                        (fs::is_directory(checkpoints_dir()) && !fs::is_empty(checkpoints_dir()));
+  if (mode == "auto" && complete.empty()) {
+    // A crash before the first checkpoint: nothing to resume but a run to start again.
+    if (holds_run) {
+      clear_run_dir(cat("run.dir ", c_.run.dir, " holds no complete checkpoint (an earlier attempt ended before its "
+                        "first save): starting the run afresh (its metrics.jsonl and partial checkpoints removed)"));
+    }
+    return {};
+  }
   // A checkpoint of another run may seed this one only in an empty run directory.
   const bool own = mode != "auto" && mode != "never" &&
                    fs::weakly_canonical(fs::path(mode)).parent_path() == fs::weakly_canonical(checkpoints_dir());
-  if (mode == "never" || (mode == "auto" && complete.empty()) || (mode != "auto" && !own)) {
-    if (holds_run && !c_.run.overwrite) {
-      throw std::invalid_argument("run.dir " + c_.run.dir + " holds a run (" +
-                                  (complete.empty() ? std::string("metrics.jsonl, no complete checkpoint")
-                                                    : std::to_string(complete.size()) + " complete checkpoint(s)") +
-                                  "): resume it (--run.resume auto), choose another run.dir, or start afresh there "
-                                  "with --run.overwrite true");
-    }
-    if (holds_run) clear_run_dir();
-    if (mode == "never" || mode == "auto") return {};
+  if (mode == "never" || (mode != "auto" && !own)) {
+    if (holds_run && !c_.run.overwrite) throw std::invalid_argument(refusal(c_.run.dir, complete.size(), mode));
+    if (holds_run) clear_run_dir(cat("run.overwrite: removed the checkpoints and metrics of the run in ", c_.run.dir));
+    if (mode == "never") return {};
   }
-  const auto candidates = mode == "auto" ? auto_candidates(checkpoints_dir(), complete) : std::vector<std::string>{mode};
-  for (const auto& dir : candidates) {
-    if (try_resume(dir)) return resumed_position_;
-    if (mode != "auto") throw std::runtime_error("cannot resume from checkpoint " + dir + " (the reason is above)");
-    log_.warn(cat("checkpoint ", dir, " is unusable; falling back to the next newest complete one"));
+  if (mode != "auto") {
+    const std::string reason = try_resume(mode);
+    if (!reason.empty()) throw std::runtime_error("cannot resume from checkpoint " + mode + ": " + reason);
+    return resumed_position_;
   }
-  throw std::runtime_error("no usable checkpoint in " + checkpoints_dir() +
-                           ": start afresh with --run.resume never --run.overwrite true");
+  std::string reasons;
+  for (const auto& dir : auto_candidates(checkpoints_dir(), complete)) {
+    const std::string reason = try_resume(dir);
+    if (reason.empty()) return resumed_position_;
+    log_.warn(cat("checkpoint ", dir, " cannot be loaded: ", reason, "; trying the next newest complete one"));
+    if (reasons.empty()) reasons = reason;
+  }
+  throw std::runtime_error(cat("none of the ", complete.size(), " complete checkpoint(s) in ", checkpoints_dir(),
+                               " loads (nothing was removed); the newest: ", reasons,
+                               ". If the configuration changed, resume with the one the run was saved with (",
+                               c_.run.dir, "/config.ini) or train the new one in another run.dir; reel ckpt verify "
+                               "checks a checkpoint's files"));
 }
 
 }  // namespace reel

@@ -47,6 +47,10 @@ Trainer::Trainer(const TrainConfig& config, const CommunicatorPtr& world)
     throw std::invalid_argument("data.eval_clips " + std::to_string(c_.data.eval_clips) + " must be 0 or at least dp=" +
                                 std::to_string(mesh_.dp()) + " (every data-parallel rank evaluates some held-out clips)");
   }
+  if (!data_.checksums) {
+    log_.warn(cat("data file ", c_.data.path, " has no checksums (written before reel added them): damage to a clip "
+                  "cannot be detected; rewrite it with reel data or scripts/convert_videos.py"));
+  }
   rss_start_ = resident_bytes();  // before the model: what the runtime and libraries hold
   // The model's structure only: FSDP gives each rank its shards and nothing more.
   model_ = WorldModel(c_.model, ParamInit{mesh_.world().device(), /*deferred=*/true, c_.run.seed});
@@ -58,6 +62,7 @@ Trainer::Trainer(const TrainConfig& config, const CommunicatorPtr& world)
     opt_.add(u->shard(), u->layout().shard_mask(shard_rank, [](const ParamSlot& p) { return decays(p.name, p.shape); })
                              .to(u->shard().device()));
   }
+  lock_run_dir();  // before anything in run.dir is read, removed or written
   saver_ = std::make_unique<AsyncSaver>(checkpoints_dir(), c_.checkpoint.keep, mesh_.world(), log_);
   const DataPosition start = resume_or_start();
   try {
@@ -214,38 +219,73 @@ void Trainer::handle_nonfinite(const StepResult& r) {
                                " (lower optim.lr, check the data, or raise run.max_skips)"));
 }
 
+namespace {
+
+// Collective over comm: every rank's `text` (cut to bytes - 1), in rank order.
+std::vector<std::string> gather_texts(Communicator& comm, const std::string& text, int64_t bytes) {
+  auto mine = at::zeros({bytes}, at::kByte);
+  std::memcpy(mine.data_ptr(), text.data(), std::min<size_t>(text.size(), bytes - 1));
+  auto all = at::empty({bytes * comm.size()}, at::kByte).to(comm.device());
+  comm.all_gather(mine.to(comm.device()), all);
+  const auto host = all.cpu();
+  std::vector<std::string> out;
+  for (int r = 0; r < comm.size(); ++r) out.emplace_back(reinterpret_cast<const char*>(host.data_ptr<uint8_t>()) + r * bytes);
+  return out;
+}
+
+}  // namespace
+
 void Trainer::check_desync(int64_t step) {
-  constexpr int64_t kText = 200;  // bytes of each rank's last collective, for the report
   const auto fp = Watchdog::fingerprint();  // before this check's own (symmetric) collectives
   const auto dev = mesh_.world().device();
   const int n = mesh_.world_size();
   auto mine = at::tensor({static_cast<int64_t>(fp.count), static_cast<int64_t>(fp.hash)}, at::kLong).to(dev);
   auto all = at::empty({2 * n}, mine.options());
   mesh_.world().all_gather(mine, all);
-  auto text = at::zeros({kText}, at::kByte);
-  std::memcpy(text.data_ptr(), fp.last.data(), std::min<size_t>(fp.last.size(), kText - 1));
-  auto texts = at::empty({kText * n}, at::kByte).to(dev);
-  mesh_.world().all_gather(text.to(dev), texts);
-  const auto a = all.cpu(), t = texts.cpu();
+  const auto last = gather_texts(mesh_.world(), fp.last, 200);  // each rank's last collective, for the report
+  const auto a = all.cpu();
   const int64_t* v = a.data_ptr<int64_t>();
-  auto last_of = [&](int r) { return std::string(reinterpret_cast<const char*>(t.data_ptr<uint8_t>()) + r * kText); };
   std::string report;
   for (int r = 1; r < n; ++r) {
     if (v[2 * r] == v[0] && v[2 * r + 1] == v[1]) continue;
-    report += cat("\n  rank ", r, ": ", v[2 * r], " collectives, last ", last_of(r));
+    report += cat("\n  rank ", r, ": ", v[2 * r], " collectives, last ", last[r]);
   }
   if (report.empty()) return;
   throw std::runtime_error(cat("the ranks' collectives diverged by step ", step, " (dist.desync_every ",
                                c_.runtime.desync_every, "); the ranks that differ from rank 0 (", v[0],
-                               " collectives, last ", last_of(0), "):", report,
+                               " collectives, last ", last[0], "):", report,
                                "\n  the job would hang at the next collective they do not share"));
 }
 
-void Trainer::agree_or_throw(const std::string& error, const std::string& what) {
+std::string Trainer::first_error(const std::string& error) {
   auto failed = at::full({1}, error.empty() ? 0.0 : 1.0, at::TensorOptions(at::kDouble).device(mesh_.world().device()));
   mesh_.world().all_reduce(failed, ReduceOp::kMax);
-  if (failed.item<double>() == 0) return;
-  throw std::runtime_error(what + " failed" + (error.empty() ? " on another rank" : ": " + error));
+  if (failed.item<double>() == 0) return "";  // the common case costs one 8-byte reduction
+  const auto errors = gather_texts(mesh_.world(), error, 2048);
+  for (int r = 0; r < mesh_.world_size(); ++r) {
+    if (errors[r].empty()) continue;
+    return r == mesh_.world_rank() ? errors[r] : cat(errors[r], " (rank ", r, ")");
+  }
+  return "an error on another rank";  // unreachable: some rank reported one
+}
+
+void Trainer::agree_or_throw(const std::string& error, const std::string& what) {
+  const std::string first = first_error(error);
+  if (first.empty()) return;
+  throw std::runtime_error(what.empty() ? first : what + " failed: " + first);
+}
+
+void Trainer::lock_run_dir() {
+  Watchdog::SlowPhase wait;  // rank 0 may wait for a requeued job's previous start
+  std::string error;
+  if (mesh_.world_rank() == 0 && c_.run.lock) {
+    try {
+      run_lock_ = RunDirLock(c_.run.dir);
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  }
+  agree_or_throw(error, "");
 }
 
 }  // namespace reel

@@ -31,6 +31,7 @@
 #include "optim/adamw.hpp"
 #include "parallel/parallelize.hpp"
 #include "train/config.hpp"
+#include "train/run_lock.hpp"
 
 namespace reel {
 
@@ -122,9 +123,19 @@ class Trainer {
   // Resolves run.resume against the run directory, loads the checkpoint (falling back to
   // older complete ones under auto), and returns where the data continues.
   DataPosition resume_or_start();
-  bool try_resume(const std::string& dir);  // collective: true when every rank loaded it
-  void clear_run_dir();                     // collective: run.overwrite
-  // Collective: throws on every rank when `error` is set on any (error: this rank's).
+  // Collective: loads checkpoint `dir` into the shards; "" when every rank loaded it,
+  // else the reason (the same on every rank: the lowest failing rank's).
+  std::string try_resume(const std::string& dir);
+  // Collective: removes run.dir's checkpoints and metrics (rank 0), saying `why`.
+  void clear_run_dir(const std::string& why);
+  // Collective: rank 0 takes run.dir's lock (run.lock); throws on every rank when it
+  // cannot (another run holds it).
+  void lock_run_dir();
+  // Collective: the error of the lowest rank whose `error` is set, with " (rank R)" when
+  // that is not this rank; "" when no rank has one.
+  std::string first_error(const std::string& error);
+  // Collective: throws on every rank when `error` is set on any, with the first failing
+  // rank's reason: "`what` failed: reason" (just the reason when `what` is empty).
   void agree_or_throw(const std::string& error, const std::string& what);
   void log_start(double peak, const std::string& source);
   void log_progress(const StepResult& r, double mfu, double tokens_per_s, double eval, double eta);
@@ -145,6 +156,7 @@ class Trainer {
   FlatAdamW opt_;
   std::unique_ptr<ClipLoader> loader_;
   std::unique_ptr<AsyncSaver> saver_;
+  RunDirLock run_lock_;  // rank 0, from before resume until the Trainer is gone (run.lock)
   int64_t start_step_ = 0, last_checkpoint_ = -1;
   int64_t rss_start_ = 0;  // resident bytes before the model was built (metrics: rss_start_bytes)
   int64_t skips_in_row_ = 0;  // non-finite steps in a row (run.nonfinite skip)

@@ -268,13 +268,39 @@ TEST(Checkpoint, AutoFallsBackToTheNewestCompleteCheckpoint) {
     fs::create_directories(dir + "/checkpoints/.tmp_" + checkpoint_name(6));  // a save that never finished
   }
   world().barrier();
-  Trainer t(c, runtime().world());
-  EXPECT_EQ(t.start_step(), 2);
-  // Wholly step 2's state (a corrupt range of step 4 read first leaves nothing behind).
-  for (const auto& [name, value] : t.fsdp().full_parameters()) EXPECT_TRUE(value.equal(at2.params.at(name))) << name;
+  {
+    Trainer t(c, runtime().world());
+    EXPECT_EQ(t.start_step(), 2);
+    // Wholly step 2's state (a corrupt range of step 4 read first leaves nothing behind).
+    for (const auto& [name, value] : t.fsdp().full_parameters()) EXPECT_TRUE(value.equal(at2.params.at(name))) << name;
+  }  // the run directory's lock goes with it
   auto r = c;
   r.run.resume = dir + "/checkpoints/" + checkpoint_name(4);  // asked for by path: refused, not replaced
-  EXPECT_THROW(Trainer(r, runtime().world()), std::runtime_error);
+  try {
+    Trainer refused(r, runtime().world());
+    ADD_FAILURE() << "a corrupt checkpoint asked for by path was loaded";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot resume from checkpoint " + r.run.resume), std::string::npos) << e.what();
+  }
+}
+
+// A run directory holds one run: a second Trainer into it is refused while the first
+// lives (naming the holder), and allowed once it is gone.
+TEST(Checkpoint, ARunDirectoryHoldsOneRunAtATime) {
+  const std::string dir = fresh_dir("one_run");
+  const auto c = config(dir);
+  {
+    Trainer first(c, runtime().world());
+    try {
+      Trainer second(c, runtime().world());
+      ADD_FAILURE() << "a second run into a run directory in use was allowed";
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find("is in use by another reel train (host "), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(", pid "), std::string::npos) << e.what();
+    }
+  }
+  Trainer again(c, runtime().world());  // the lock went with the first Trainer
+  EXPECT_EQ(again.start_step(), 0);
 }
 
 TEST(Checkpoint, AWriterFailingOnOneRankLosesNoState) {

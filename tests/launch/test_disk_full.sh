@@ -3,8 +3,8 @@
 # last checkpoint:
 #   metrics: a run checkpointed at step 8 goes on under a file-size limit (ulimit -f, the
 #            ranks' writes fail with EFBIG as on a full disk); metrics.jsonl hits the limit,
-#            the job ends non-zero naming the file, and the step-8 checkpoint resumes the
-#            run to its end with every step's metrics once;
+#            the job ends non-zero naming the file with every line of the file whole, and
+#            the step-8 checkpoint resumes the run to its end with every step's metrics once;
 #   logs:    rank 1's log file is /dev/full (every flush fails with ENOSPC): the job ends
 #            non-zero naming rank 1 and its log file.
 # Usage: test_disk_full.sh path/to/reel repository-root
@@ -31,6 +31,14 @@ rc=$?
 grep -q "cannot write to metrics file .*/run/metrics.jsonl: File too large" "$work/full.log" \
   || bad "metrics on a full disk: no error naming metrics.jsonl"
 grep -q "reel train: done" "$work/full.log" && bad "metrics on a full disk: reported done"
+# Every line whole: the failed write was cut back off the file (before: half a line).
+python3 - "$work/run/metrics.jsonl" <<'PY' || bad "metrics on a full disk: the file does not end in a whole line"
+import json, sys
+text = open(sys.argv[1]).read()
+assert text.endswith("\n"), f"no newline at the end: ...{text[-40:]!r}"
+steps = [json.loads(line)["step"] for line in text.splitlines()]
+assert steps == list(range(1, len(steps) + 1)) and len(steps) >= 8, steps
+PY
 run unlimited resume.log --run.dir "$work/run" --run.steps 40 --checkpoint.every 0 || bad "the resumed run failed"
 grep -q "resumed from .*step_00000008 at step 8" "$work/resume.log" || bad "the run did not resume from step 8"
 python3 - "$work/run/metrics.jsonl" <<'PY' || bad "metrics after the resume are not steps 1..40 once each"

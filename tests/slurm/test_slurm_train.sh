@@ -3,6 +3,7 @@
 #   1. preemption: `scancel --signal=USR1 --batch` -> every rank finishes its step,
 #      checkpoints, exits 75 -> the script requeues -> the next start resumes and
 #      finishes with per-step losses identical to an uninterrupted run;
+#   1b. a rank SIGKILLed before the first checkpoint: requeued, afresh, the same losses;
 #   2. a time limit: Slurm's own USR1 before the limit does the same (restart limit 0
 #      here: it stops with a checkpoint and says it is not requeued);
 #   3. a 2-index job array from a sweep file: two run directories with their settings,
@@ -55,6 +56,27 @@ assert len(ref) == 80 and sorted(run) == sorted(ref), f"steps {len(ref)} vs {len
 diff = [s for s in ref if ref[s] != run[s]]
 assert not diff, f"steps {diff[:5]} differ: {[(ref[s], run[s]) for s in diff[:3]]}"
 print("preemption: 80 per-step losses identical to the uninterrupted run")
+PY
+
+# 1b. A crash before the first checkpoint (a rank SIGKILLed; checkpoint.every 0): the
+# script requeues the job, and the next start begins the run afresh and finishes it with
+# the uninterrupted run's losses (before, --run.resume auto refused such a directory).
+job=$(sbatch --parsable -n 2 --output="$work/crash.log" slurm/train.sbatch "$work/crash" --run.steps 80 "${common[@]}")
+until_ok 60 lines_at_least "$work/crash/metrics.jsonl" 5 || bad "the crash job did not start training"
+victim=$(for p in $(pgrep -f -- "--run.dir $work/crash "); do [ "$(cat "/proc/$p/comm" 2>/dev/null)" = reel ] && echo "$p"; done | tail -n 1)
+[ -n "$victim" ] && kill -KILL "$victim" || bad "no rank of the crash job to kill"
+[ -e "$work/crash/checkpoints/latest" ] && bad "the crash job had a checkpoint before the kill"
+until_ok 60 log_has "$work/crash.log" "after training had started; requeueing" || bad "a crash after training started was not requeued"
+until_ok 30 job_pending "$job" || bad "the crashed job was not requeued"
+sleep 5
+scontrol update jobid="$job" StartTime=now
+until_ok 120 log_has "$work/crash.log" "job $job: done" || bad "the requeued crashed job did not finish"
+log_has "$work/crash.log" "starting the run afresh" || bad "the second start did not say it starts afresh"
+python3 - "$work/ref/metrics.jsonl" "$work/crash/metrics.jsonl" <<'PY' || bad "the crashed run's losses differ from the uninterrupted run"
+import json, sys
+ref, run = ({r["step"]: r["loss"] for r in map(json.loads, open(p))} for p in sys.argv[1:])
+assert ref == run, f"{len(ref)} vs {len(run)} steps"
+print("crash before the first checkpoint: requeued, 80 per-step losses identical to the uninterrupted run")
 PY
 
 # 2. A time limit: Slurm signals before it; with no restarts left the run stops with a checkpoint.

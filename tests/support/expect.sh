@@ -4,6 +4,7 @@
 #   expect.sh ok    REGEX command...   exit 0 and output matching REGEX (grep -E)
 #   expect.sh error REGEX command...   a clean failure: exit 1..125 (not 0, not a crash
 #                                      or a signal) and output matching REGEX
+#   expect.sh usage REGEX command...   a usage error: exit 2 and output matching REGEX
 set -uo pipefail
 mode=$1 regex=$2
 shift 2
@@ -19,6 +20,7 @@ case $mode in
   error)
     [ "$rc" -ne 0 ] || { echo "FAIL: exit 0 after an error"; exit 1; }
     [ "$rc" -lt 126 ] || { echo "FAIL: exit $rc: a crash or a signal, not a clean error"; exit 1; } ;;
-  *) echo "expect.sh: mode must be ok or error"; exit 2 ;;
+  usage) [ "$rc" -eq 2 ] || { echo "FAIL: exit $rc, expected 2 (a usage error)"; exit 1; } ;;
+  *) echo "expect.sh: mode must be ok, error or usage"; exit 2 ;;
 esac
 echo "expect.sh $mode: exit $rc as expected"
