@@ -7,6 +7,7 @@
 #include "checkpoint/export.hpp"
 #include "dist/logging.hpp"
 #include "launch/command.hpp"
+#include "launch/options.hpp"
 
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
@@ -95,17 +96,21 @@ int run_ckpt(int argc, char** argv) {
   po::positional_options_description positional;
   positional.add("action", 1).add("path", 1);
   po::variables_map vm;
-  po::store(po::command_line_parser(argc, argv).options(desc).positional(positional).run(), vm);
-  if (vm.count("help") || argc < 2) {
-    std::cout << desc << "\n";
-    return vm.count("help") ? 0 : 2;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(desc).positional(positional).run(), vm);
+    if (vm.count("help") || argc < 2) {
+      std::cout << desc << "\n";
+      return vm.count("help") ? 0 : 2;
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw UsageError(e.what());
   }
-  po::notify(vm);
-  if (path.empty()) throw std::invalid_argument("reel ckpt " + action + ": a directory is required");
+  if (path.empty()) throw UsageError("reel ckpt " + action + ": a directory is required");
   if (action == "list") return list(path);
   if (action == "verify") return verify(path);
   if (action == "inspect") return inspect(path);
-  if (action != "export") throw std::invalid_argument("unknown reel ckpt action '" + action + "' (list, verify, inspect, export)");
+  if (action != "export") throw UsageError("unknown reel ckpt action '" + action + "' (list, verify, inspect, export)");
   CheckpointReader reader(path);
   if (out.size() > 12 && out.substr(out.size() - 12) == ".safetensors") {
     export_safetensors(reader, out);

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "checkpoint/reader.hpp"
 #include "data/weights.hpp"
@@ -152,14 +153,58 @@ std::string refusal(const std::string& dir, size_t complete, const std::string& 
 
 }  // namespace
 
+namespace {
+
+// What rank 0 sees in run.dir, one line each: the flags "holds finished", then the
+// complete checkpoints, newest first.
+struct RunDirView {
+  bool holds_run = false;  // metrics, checkpoints (complete or partial)
+  bool finished = false;   // model.h5: the run wrote its final weights
+  std::vector<std::string> complete;  // in the order auto tries them (auto_candidates)
+
+  std::string text() const {
+    std::string t = std::string(holds_run ? "1" : "0") + (finished ? "1" : "0") + "\n";
+    for (const auto& c : complete) t += c + "\n";
+    return t;
+  }
+  static RunDirView parse(const std::string& text) {
+    RunDirView v;
+    std::istringstream in(text);
+    std::string line;
+    std::getline(in, line);
+    v.holds_run = line.size() == 2 && line[0] == '1';
+    v.finished = line.size() == 2 && line[1] == '1';
+    while (std::getline(in, line)) v.complete.push_back(line);
+    return v;
+  }
+};
+
+}  // namespace
+
 DataPosition Trainer::resume_or_start() {
   const std::string& mode = c_.run.resume;
-  const auto complete = complete_checkpoints(checkpoints_dir(), log_);
-  const bool holds_run = !complete.empty() || fs::exists(c_.run.dir + "/metrics.jsonl") ||
-                        (fs::is_directory(checkpoints_dir()) && !fs::is_empty(checkpoints_dir()));
+  // Rank 0 looks, every rank follows: ranks on other nodes may see a shared filesystem a
+  // moment later, and must not take another path through the collectives below.
+  std::string seen;
+  if (mesh_.world_rank() == 0) {
+    RunDirView v;
+    v.complete = auto_candidates(checkpoints_dir(), complete_checkpoints(checkpoints_dir(), log_));
+    v.finished = fs::exists(c_.run.dir + "/model.h5");
+    v.holds_run = !v.complete.empty() || fs::exists(c_.run.dir + "/metrics.jsonl") ||
+                  (fs::is_directory(checkpoints_dir()) && !fs::is_empty(checkpoints_dir()));
+    seen = v.text();
+  }
+  const RunDirView view = RunDirView::parse(from_rank0(seen));
+  const auto& complete = view.complete;
   if (mode == "auto" && complete.empty()) {
+    // A finished run whose checkpoints are gone has nothing to resume: never retrain it silently.
+    if (view.finished && !c_.run.overwrite) {
+      throw std::invalid_argument(cat("run.dir ", c_.run.dir, " holds a finished run (model.h5) and no complete "
+                                      "checkpoint to continue from: choose another run.dir, or --run.overwrite true "
+                                      "to train there afresh (its model.h5 is then replaced)"));
+    }
     // A crash before the first checkpoint: nothing to resume but a run to start again.
-    if (holds_run) {
+    if (view.holds_run) {
       clear_run_dir(cat("run.dir ", c_.run.dir, " holds no complete checkpoint (an earlier attempt ended before its "
                         "first save): starting the run afresh (its metrics.jsonl and partial checkpoints removed)"));
     }
@@ -169,8 +214,8 @@ DataPosition Trainer::resume_or_start() {
   const bool own = mode != "auto" && mode != "never" &&
                    fs::weakly_canonical(fs::path(mode)).parent_path() == fs::weakly_canonical(checkpoints_dir());
   if (mode == "never" || (mode != "auto" && !own)) {
-    if (holds_run && !c_.run.overwrite) throw std::invalid_argument(refusal(c_.run.dir, complete.size(), mode));
-    if (holds_run) clear_run_dir(cat("run.overwrite: removed the checkpoints and metrics of the run in ", c_.run.dir));
+    if (view.holds_run && !c_.run.overwrite) throw std::invalid_argument(refusal(c_.run.dir, complete.size(), mode));
+    if (view.holds_run) clear_run_dir(cat("run.overwrite: removed the checkpoints and metrics of the run in ", c_.run.dir));
     if (mode == "never") return {};
   }
   if (mode != "auto") {
@@ -178,18 +223,18 @@ DataPosition Trainer::resume_or_start() {
     if (!reason.empty()) throw std::runtime_error("cannot resume from checkpoint " + mode + ": " + reason);
     return resumed_position_;
   }
-  std::string reasons;
-  for (const auto& dir : auto_candidates(checkpoints_dir(), complete)) {
+  std::string newest;
+  for (const auto& dir : complete) {
     const std::string reason = try_resume(dir);
     if (reason.empty()) return resumed_position_;
     log_.warn(cat("checkpoint ", dir, " cannot be loaded: ", reason, "; trying the next newest complete one"));
-    if (reasons.empty()) reasons = reason;
+    if (newest.empty()) newest = reason;
   }
+  // The reason comes last: it is what the user must act on.
   throw std::runtime_error(cat("none of the ", complete.size(), " complete checkpoint(s) in ", checkpoints_dir(),
-                               " loads (nothing was removed); the newest: ", reasons,
-                               ". If the configuration changed, resume with the one the run was saved with (",
-                               c_.run.dir, "/config.ini) or train the new one in another run.dir; reel ckpt verify "
-                               "checks a checkpoint's files"));
+                               " loads, and nothing was removed (if the configuration changed, resume with the one "
+                               "the run was saved with, ", c_.run.dir, "/config.ini, or train the new one in another "
+                               "run.dir; reel ckpt verify checks a checkpoint's files); the newest: ", newest));
 }
 
 }  // namespace reel

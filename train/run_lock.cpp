@@ -74,9 +74,9 @@ RunDirLock::RunDirLock(const std::string& dir) : path_(dir + "/reel.lock") {
   }
   const std::string me = lock_holder_description() + "\n";
   // Advisory text for the refusal message: a failure to write it leaves the lock held.
-  if (::ftruncate(fd_, 0) == 0) {
-    const ssize_t n = ::pwrite(fd_, me.data(), me.size(), 0);
-    (void)n;
+  // Flushed so that another node (NFS) reads it, not an empty file.
+  if (::ftruncate(fd_, 0) == 0 && ::pwrite(fd_, me.data(), me.size(), 0) == static_cast<ssize_t>(me.size())) {
+    ::fsync(fd_);
   }
 }
 

@@ -41,6 +41,7 @@ Trainer::Trainer(const TrainConfig& config, const CommunicatorPtr& world)
       log_(c_.log, world->rank()),
       data_(check_data(c_)),
       opt_(c_.adamw) {
+  lock_run_dir();  // first: a second run into run.dir is refused before it builds anything
   // Evaluation splits the held-out clips over dp: a rank with none would skip the
   // forward (and its collectives) that the others run.
   if (c_.data.eval_clips > 0 && c_.data.eval_clips < mesh_.dp()) {
@@ -62,7 +63,6 @@ Trainer::Trainer(const TrainConfig& config, const CommunicatorPtr& world)
     opt_.add(u->shard(), u->layout().shard_mask(shard_rank, [](const ParamSlot& p) { return decays(p.name, p.shape); })
                              .to(u->shard().device()));
   }
-  lock_run_dir();  // before anything in run.dir is read, removed or written
   saver_ = std::make_unique<AsyncSaver>(checkpoints_dir(), c_.checkpoint.keep, mesh_.world(), log_);
   const DataPosition start = resume_or_start();
   try {
@@ -255,6 +255,19 @@ void Trainer::check_desync(int64_t step) {
                                c_.runtime.desync_every, "); the ranks that differ from rank 0 (", v[0],
                                " collectives, last ", last[0], "):", report,
                                "\n  the job would hang at the next collective they do not share"));
+}
+
+std::string Trainer::from_rank0(const std::string& text) {
+  const auto dev = mesh_.world().device();
+  auto size = at::full({1}, static_cast<int64_t>(text.size()), at::TensorOptions(at::kLong).device(dev));
+  mesh_.world().broadcast(size, 0);
+  if (size.item<int64_t>() == 0) return "";  // the same size on every rank: all return here
+  auto bytes = at::zeros({size.item<int64_t>()}, at::kByte);
+  if (mesh_.world_rank() == 0) std::memcpy(bytes.data_ptr(), text.data(), text.size());
+  bytes = bytes.to(dev);
+  mesh_.world().broadcast(bytes, 0);
+  const auto host = bytes.cpu();
+  return std::string(reinterpret_cast<const char*>(host.data_ptr<uint8_t>()), host.numel());
 }
 
 std::string Trainer::first_error(const std::string& error) {

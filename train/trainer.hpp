@@ -131,6 +131,9 @@ class Trainer {
   // Collective: rank 0 takes run.dir's lock (run.lock); throws on every rank when it
   // cannot (another run holds it).
   void lock_run_dir();
+  // Collective: rank 0's `text` on every rank (decisions that read a shared filesystem are
+  // made once, by rank 0, so that no rank takes another path through the collectives).
+  std::string from_rank0(const std::string& text);
   // Collective: the error of the lowest rank whose `error` is set, with " (rank R)" when
   // that is not this rank; "" when no rank has one.
   std::string first_error(const std::string& error);
@@ -149,6 +152,9 @@ class Trainer {
   TrainConfig c_;
   ProcessMesh mesh_;
   Logger log_;
+  // Rank 0, from the constructor's first statement until the Trainer is gone (run.lock);
+  // declared before the loader and the saver so that it outlives a save still in flight.
+  RunDirLock run_lock_;
   VideoFileInfo data_;
   WorldModel model_{nullptr};
   std::shared_ptr<SequenceParallel> sequence_;
@@ -156,7 +162,6 @@ class Trainer {
   FlatAdamW opt_;
   std::unique_ptr<ClipLoader> loader_;
   std::unique_ptr<AsyncSaver> saver_;
-  RunDirLock run_lock_;  // rank 0, from before resume until the Trainer is gone (run.lock)
   int64_t start_step_ = 0, last_checkpoint_ = -1;
   int64_t rss_start_ = 0;  // resident bytes before the model was built (metrics: rss_start_bytes)
   int64_t skips_in_row_ = 0;  // non-finite steps in a row (run.nonfinite skip)

@@ -16,4 +16,6 @@ iio.imwrite(f"{d}/square.gif", frames)
 np.save(f"{d}/square.npy", np.ones((26, 2), np.float32))
 PY
 "$py" "$convert" --out "$dir/mine.h5" --frames 8 --height 16 --width 16 "$dir/square.gif"
-"$reel" data --inspect "$dir/mine.h5"
+"$reel" data --inspect "$dir/mine.h5" | tee "$dir/inspect.txt"
+grep -q "mine.h5: 3 clips of 8x16x16x3 (T x H x W x C), 2 action dims" "$dir/inspect.txt" \
+  || { echo "FAIL: the converted file's shape or action dims"; exit 1; }
