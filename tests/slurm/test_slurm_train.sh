@@ -4,6 +4,7 @@
 #      checkpoints, exits 75 -> the script requeues -> the next start resumes and
 #      finishes with per-step losses identical to an uninterrupted run;
 #   1b. a rank SIGKILLed before the first checkpoint: requeued, afresh, the same losses;
+#   1c. a second job into a run directory in use: refused naming the first, not requeued;
 #   2. a time limit: Slurm's own USR1 before the limit does the same (restart limit 0
 #      here: it stops with a checkpoint and says it is not requeued);
 #   3. a 2-index job array from a sweep file: two run directories with their settings,
@@ -78,6 +79,21 @@ ref, run = ({r["step"]: r["loss"] for r in map(json.loads, open(p))} for p in sy
 assert ref == run, f"{len(ref)} vs {len(run)} steps"
 print("crash before the first checkpoint: requeued, 80 per-step losses identical to the uninterrupted run")
 PY
+
+# 1c. Two jobs into one run directory: the second is refused naming the first job, and is
+# not requeued (it would be refused again, or later resume the other job's run).
+# (One core each, so that both run at once on the 2-core node.)
+one=(-n 1 --ntasks-per-node 1)
+busy=$(sbatch --parsable "${one[@]}" --output="$work/busy.log" slurm/train.sbatch "$work/busy" --run.steps 100000 "${common[@]}")
+until_ok 60 lines_at_least "$work/busy/metrics.jsonl" 2 || bad "the first job into the shared directory did not start"
+job=$(sbatch --parsable "${one[@]}" --output="$work/refused.log" slurm/train.sbatch "$work/busy" --run.steps 100000 "${common[@]}")
+until_ok 60 job_gone "$job" || { bad "the refused job did not end"; scancel "$job"; }
+log_has "$work/refused.log" "is in use by another reel train (.*Slurm job $busy," || bad "the refusal does not name the first job"
+log_has "$work/refused.log" "before training started: not requeued" || bad "the refused job was requeued"
+job_gone "$busy" && bad "the first job ended next to the refused one"
+scancel "$busy"
+until_ok 60 job_gone "$busy" || bad "the first job did not end on scancel"
+log_has "$work/busy.log" "cancelled (SIGTERM; exit .*): not requeued" || bad "the cancelled job does not say it is not requeued"
 
 # 2. A time limit: Slurm signals before it; with no restarts left the run stops with a checkpoint.
 # (Slurm sends the signal up to a minute early: 75 s before a 2-minute limit lands after
