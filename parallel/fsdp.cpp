@@ -40,6 +40,17 @@ void FsdpConfig::validate() const {
     throw std::invalid_argument("parallel.prefetch must be auto, true or false, got '" + prefetch + "'");
   }
   parse_dtype(reduce_dtype);
+  if (async_reduce != "auto" && async_reduce != "true" && async_reduce != "false") {
+    throw std::invalid_argument("parallel.async_reduce must be auto, true or false, got '" + async_reduce + "'");
+  }
+  if (reduce_in_flight_mb < 0) {
+    throw std::invalid_argument("parallel.reduce_in_flight_mb must be >= 0 (0: one unit at a time), got " +
+                                std::to_string(reduce_in_flight_mb));
+  }
+}
+
+bool FsdpConfig::reduces_async(const at::Device& device) const {
+  return async_reduce == "auto" ? device.is_cuda() : async_reduce == "true";
 }
 
 bool FsdpConfig::prefetches(const at::Device& device) const {
@@ -51,15 +62,42 @@ at::ScalarType FsdpConfig::param_type(const at::Device& device) const {
   return parse_dtype(param_dtype);
 }
 
+void ReduceQueue::reserve(int64_t bytes) {
+  // Past the bound, finish the oldest first (a unit alone always fits).
+  while (!units_.empty() && bytes_ + bytes > max_bytes_) {
+    FsdpUnit* oldest = units_.front();
+    bytes_ -= oldest->reducing_bytes();
+    units_.erase(units_.begin());
+    oldest->finish_reduce();
+  }
+}
+
+void ReduceQueue::push(FsdpUnit& unit) {
+  bytes_ += unit.reducing_bytes();
+  units_.push_back(&unit);
+  // Chain HSDP's all-reduce after the reduce-scatters that are done, oldest first and
+  // stopping at the first still running: every rank issues them in the same order.
+  for (FsdpUnit* u : units_) {
+    if (!u->advance_reduce()) break;
+  }
+}
+
+void ReduceQueue::drain() {
+  for (FsdpUnit* u : units_) u->finish_reduce();
+  units_.clear();
+  bytes_ = 0;
+}
+
 void GradSink::clear() {
   if (lingering.defined()) lingering.mutable_grad() = at::Tensor();
   lingering = at::Tensor();
 }
 
 FsdpUnit::FsdpUnit(UnitLayout layout, std::vector<at::Tensor> params, Communicator& comm, Communicator* replicas,
-                   uint64_t seed, at::ScalarType param_dtype, at::ScalarType reduce_dtype, GradSink& sink)
+                   uint64_t seed, at::ScalarType param_dtype, at::ScalarType reduce_dtype, GradSink& sink,
+                   ReduceQueue& queue, bool async)
     : layout_(std::move(layout)), params_(std::move(params)), sink_(sink), comm_(comm), replicas_(replicas),
-      param_dtype_(param_dtype), reduce_dtype_(reduce_dtype) {
+      param_dtype_(param_dtype), reduce_dtype_(reduce_dtype), queue_(queue), async_(async) {
   at::NoGradGuard no_grad;
   const auto opts = params_.at(0).options().dtype(at::kFloat);
   shard_ = at::zeros({layout_.shard}, opts);
@@ -153,7 +191,13 @@ void FsdpUnit::free_gathered() {
 int64_t FsdpUnit::transient_bytes() const {
   int64_t bytes = alias_params_ ? 0 : static_cast<int64_t>(full_.storage().nbytes());
   if (full_grad_.defined() && !alias_grads_) bytes += static_cast<int64_t>(full_grad_.storage().nbytes());
-  return bytes;
+  return bytes + reducing_bytes();
+}
+
+int64_t FsdpUnit::reducing_bytes() const {
+  if (!reducing_) return 0;
+  return (reduce_send_.defined() ? static_cast<int64_t>(reduce_send_.storage().nbytes()) : 0) +
+         static_cast<int64_t>(reduce_out_.storage().nbytes());
 }
 
 void FsdpUnit::pin() {
@@ -180,6 +224,7 @@ void FsdpUnit::add_gradient(size_t index, const at::Tensor& grad) {
   if (++grads_seen_ < params_.size()) return;
   // Every parameter of the unit has its gradient: this unit's backward is done.
   grads_seen_ = 0;
+  queue_.note("backward " + layout_.name);
   if (reduce_) {
     reduce_gradients();
     pinned_ = false;
@@ -192,22 +237,69 @@ void FsdpUnit::reduce_gradients() {
     full_grad_ = at::Tensor();
     return;
   }
-  const double start = now();
   // SUM over ranks: the loss is normalised by the global target count already.
+  const int64_t bytes = (layout_.padded + layout_.shard) * at::elementSize(reduce_dtype_);
+  if (async_) queue_.reserve(bytes);  // the bound holds before this reduction joins
+  auto send = full_grad_.to(reduce_dtype_);
   auto reduced = at::empty({layout_.shard}, shard_.options().dtype(reduce_dtype_));
-  comm_.reduce_scatter(full_grad_.to(reduce_dtype_), reduced, ReduceOp::kSum);
+  full_grad_ = at::Tensor();
+  queue_.note("issue " + layout_.name);
+  if (!async_) {  // issued and waited here
+    const double start = now();
+    comm_.reduce_scatter(send, reduced, ReduceOp::kSum);
+    add_reduced(reduced);
+    comm_seconds_ += now() - start;
+    queue_.note("finish " + layout_.name);
+    return;
+  }
+  // In flight while the earlier units' backward runs; the buffers stay referenced here
+  // until finish_reduce() (the Work keeps them alive too).
+  reduce_send_ = std::move(send);
+  reduce_out_ = std::move(reduced);
+  reducing_ = comm_.reduce_scatter_async(reduce_send_, reduce_out_, ReduceOp::kSum);
+  queue_.push(*this);  // finished before the optimizer, or when a later one needs the room
+}
+
+bool FsdpUnit::advance_reduce() {
+  const bool hsdp = replicas_ && replicas_->size() > 1;
+  if (!reducing_ || replicating_ || !hsdp) return true;
+  if (!reducing_->completed()) return false;
+  reducing_->wait();  // done already: runs its completion steps
+  reduce_send_ = at::Tensor();
+  reducing_ = replicas_->all_reduce_async(reduce_out_, ReduceOp::kSum);
+  replicating_ = true;
+  queue_.note("replicate " + layout_.name);
+  return true;
+}
+
+void FsdpUnit::finish_reduce() {
+  if (!reducing_) return;
+  const double start = now();
+  reducing_->wait();  // the reduce-scatter, or the HSDP all-reduce chained after it
+  reducing_ = nullptr;
+  if (replicating_) {
+    grad_shard_.add_(reduce_out_.to(at::kFloat));
+  } else {
+    add_reduced(reduce_out_);  // HSDP: the all-reduce not issued yet runs here
+  }
+  replicating_ = false;
+  reduce_send_ = reduce_out_ = at::Tensor();
+  comm_seconds_ += now() - start;
+  queue_.note("finish " + layout_.name);
+}
+
+void FsdpUnit::add_reduced(at::Tensor& reduced) {
   // HSDP: every replica of this shard saw other data; sum their gradients too.
   if (replicas_ && replicas_->size() > 1) replicas_->all_reduce(reduced, ReduceOp::kSum);
   grad_shard_.add_(reduced.to(at::kFloat));
-  full_grad_ = at::Tensor();
-  comm_seconds_ += now() - start;
 }
 
 FsdpModel::FsdpModel(WorldModelImpl& model, Communicator& comm, const FsdpConfig& config, uint64_t seed,
                      Communicator* replicas)
-    : model_(model), config_(config), inner_(model.block_runner()) {
+    : model_(model), config_(config), inner_(model.block_runner()), queue_(config.reduce_in_flight_mb << 20) {
   config_.validate();
   prefetch_ = config_.prefetches(model.parameters().at(0).device());
+  const bool async_reduce = config_.reduces_async(model.parameters().at(0).device());
   const auto param_dtype = config_.param_type(model.parameters().at(0).device());
   const auto reduce_dtype = config_.reduce_type();
   std::map<const void*, bool> in_block;
@@ -230,7 +322,7 @@ FsdpModel::FsdpModel(WorldModelImpl& model, Communicator& comm, const FsdpConfig
       shapes.emplace_back(p.first, p.second.sizes().vec());
     }
     units_.push_back(std::make_unique<FsdpUnit>(make_unit_layout(name, shapes, comm.size()), tensors, comm, replicas,
-                                                seed, param_dtype, reduce_dtype, sink_));
+                                                seed, param_dtype, reduce_dtype, sink_, queue_, async_reduce));
   };
   make("root", root);
   for (size_t i = 0; i < block_params.size(); ++i) make("block" + std::to_string(i), block_params[i]);
@@ -287,6 +379,7 @@ at::Tensor FsdpModel::forward(const at::Tensor& tokens, const at::Tensor& t, con
 FsdpModel::~FsdpModel() { model_.set_block_runner(inner_); }
 
 void FsdpModel::finish_backward() {
+  queue_.drain();  // the optimizer reads every gradient shard next
   for (auto& unit : units_) {
     const bool root = unit.get() == units_[0].get();
     // After a reducing backward every unit is free again, the root unpinned included.

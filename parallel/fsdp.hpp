@@ -19,6 +19,12 @@
 // buffer; the last one reduce-scatters it with SUM into the gradient shard
 // (reduce-scatter backward) and frees both buffers. The loss is already divided by the
 // global target count, so a SUM gives the global mean gradient whatever the split.
+// With asynchronous reduction (async_reduce) that reduce-scatter is only issued there:
+// the units before it run their backward while it is in flight; under HSDP the
+// all-reduce over the replicas is chained after it as soon as it is seen complete (at
+// the next unit's issue); it is finished (waited, added into the gradient shard) when
+// the bytes in flight pass reduce_in_flight_mb, or at the latest in finish_backward(),
+// before the optimizer.
 // Gradient accumulation: with reduction off, micro-batches only add into the flat
 // gradient buffer; the last micro-batch (reduction on) reduce-scatters once.
 // The root unit is gathered at the start of forward and pinned until its gradients are
@@ -54,10 +60,18 @@ struct FsdpConfig {
   // gradients are reduce-scattered in. The shards and the optimizer stay fp32.
   std::string param_dtype = "auto";  // auto: bfloat16 on GPU, float32 on CPU
   std::string reduce_dtype = "float32";
+  // Issue each unit's gradient reduce-scatter when its backward completes and wait for it
+  // only when needed, so the earlier units' backward overlaps it: "auto" (on GPUs, like
+  // prefetch: CPU ranks have no idle core to overlap into) | "true" | "false".
+  std::string async_reduce = "auto";
+  // Bound on the unreduced gradient buffers in flight (MiB, in the reduce dtype); past
+  // it the oldest reduction is finished first. One unit is always allowed.
+  int64_t reduce_in_flight_mb = 512;
 
   void validate() const;  // throws std::invalid_argument naming the option
   at::ScalarType param_type(const at::Device& device) const;
   bool prefetches(const at::Device& device) const;  // prefetch resolved for the device
+  bool reduces_async(const at::Device& device) const;  // async_reduce resolved for the device
   at::ScalarType reduce_type() const { return parse_dtype(reduce_dtype); }
 };
 
@@ -69,14 +83,44 @@ struct GradSink {
   void clear();
 };
 
+class FsdpUnit;
+
+// The units whose gradient reduce-scatter is in flight, oldest first, with a bound on
+// their bytes: before a reduction is issued, reserve() finishes the oldest until it fits
+// (a unit alone always does).
+class ReduceQueue {
+ public:
+  explicit ReduceQueue(int64_t max_bytes) : max_bytes_(max_bytes) {}
+  void reserve(int64_t bytes);  // finishes the oldest reductions until `bytes` more fit
+  void push(FsdpUnit& unit);    // a reduction just issued (unit.reducing() is true)
+  void drain();               // finishes every reduction in flight, oldest first
+  bool empty() const { return units_.empty(); }
+  // Test hook: a line per event ("issue block3", "finish block3", "backward block2"), in
+  // the order they happened on this rank, while recording.
+  void record(bool on) { recording_ = on, events_.clear(); }
+  void note(const std::string& event) {
+    if (recording_) events_.push_back(event);
+  }
+  const std::vector<std::string>& events() const { return events_; }
+
+ private:
+  std::vector<FsdpUnit*> units_;
+  int64_t bytes_ = 0, max_bytes_;
+  bool recording_ = false;
+  std::vector<std::string> events_;
+};
+
 class FsdpUnit {
  public:
   // params: the module's parameters of this unit, in layout order (materialised or not).
   // Allocates and initialises this rank's shard from (seed, parameter name).
   // replicas: for hybrid sharding (HSDP), the ranks holding the same shard (null: none);
   // gradients are reduce-scattered over comm, then all-reduced over replicas.
+  // queue: records events and, with async, takes the reductions in flight (async false:
+  // each is waited where it is issued).
   FsdpUnit(UnitLayout layout, std::vector<at::Tensor> params, Communicator& comm, Communicator* replicas,
-           uint64_t seed, at::ScalarType param_dtype, at::ScalarType reduce_dtype, GradSink& sink);
+           uint64_t seed, at::ScalarType param_dtype, at::ScalarType reduce_dtype, GradSink& sink,
+           ReduceQueue& queue, bool async);
   // Removes the gradient hooks from the parameters (they point at this unit).
   ~FsdpUnit();
   FsdpUnit(const FsdpUnit&) = delete;
@@ -103,19 +147,32 @@ class FsdpUnit {
   double take_comm_seconds();
   // Called by each parameter's gradient hook.
   void add_gradient(size_t index, const at::Tensor& grad);
+  // An asynchronous reduction of this unit is in flight (issued, not yet finished).
+  bool reducing() const { return reducing_ != nullptr; }
+  int64_t reducing_bytes() const;  // its buffers, 0 when none is in flight
+  // HSDP: once the reduce-scatter in flight has completed, issues the all-reduce over the
+  // replicas after it (without waiting). Returns false while the reduce-scatter runs.
+  bool advance_reduce();
+  // Waits for the reduction in flight (and the HSDP all-reduce: issued here if it was not
+  // yet) and adds it into the gradient shard; nothing when none is in flight.
+  void finish_reduce();
   // The fp32 master values of the whole unit, [padded] (collective over comm): for
   // saving; the gathered compute buffer is left as it is.
   at::Tensor gather_master();
 
   const UnitLayout& layout() const { return layout_; }
-  // Bytes held now beyond the shards: the gathered parameters and the unreduced
-  // gradient buffer (0 between steps).
+  // Bytes held now beyond the shards: the gathered parameters, the unreduced gradient
+  // buffer and a reduction's buffers in flight (0 between steps).
   int64_t transient_bytes() const;
   at::Tensor& shard() { return shard_; }            // [shard] fp32 master parameters
   at::Tensor& grad_shard() { return grad_shard_; }  // [shard] fp32 reduced gradients
 
  private:
+  // Reduce-scatters the unit's gradient buffer (waiting here, or in flight with async).
   void reduce_gradients();
+  // [shard] reduce dtype, summed over the shard group: sums it over the replicas (HSDP)
+  // and adds it into the gradient shard.
+  void add_reduced(at::Tensor& reduced);
   void free_gathered();
 
   UnitLayout layout_;
@@ -126,6 +183,11 @@ class FsdpUnit {
   Communicator* replicas_;
   at::ScalarType param_dtype_, reduce_dtype_;
   WorkPtr pending_;  // an all-gather in flight (prefetch)
+  ReduceQueue& queue_;
+  bool async_;
+  WorkPtr reducing_;                      // a reduce-scatter in flight (async_reduce), or
+  bool replicating_ = false;              // the HSDP all-reduce chained after it
+  at::Tensor reduce_send_, reduce_out_;  // [padded], [shard] in the reduce dtype: its buffers
   at::Tensor shard_, grad_shard_;
   at::Tensor full_;       // [padded] gathered parameters; storage only while gathered
   at::Tensor full_grad_;  // [padded] gradients of this rank's micro-batches
@@ -156,9 +218,11 @@ class FsdpModel {
   at::Tensor forward(const at::Tensor& tokens, const at::Tensor& t, const at::Tensor& actions, int64_t offset = 0);
   // For this rank's tokens at clip positions index [Lc] (sequence parallelism).
   at::Tensor forward(const at::Tensor& tokens, const at::Tensor& t, const at::Tensor& actions, const at::Tensor& index);
-  // After loss.backward(): checks that every unit's gradients were collected (and, when
-  // reducing, reduced), and clears the parameters' own .grad.
+  // After loss.backward(): finishes the reductions still in flight (the gradient shards
+  // are complete afterwards), checks that every unit's gradients were collected (and,
+  // when reducing, reduced), and clears the parameters' own .grad.
   void finish_backward();
+  ReduceQueue& reduce_queue() { return queue_; }
   // reduce=false for all but the last micro-batch of a step.
   void set_reduce(bool reduce);
 
@@ -186,6 +250,7 @@ class FsdpModel {
   bool prefetch_ = false;  // config_.prefetch for this model's device
   WorldModelImpl::BlockRunner inner_;
   GradSink sink_;
+  ReduceQueue queue_;  // before units_: they point at it
   std::vector<std::unique_ptr<FsdpUnit>> units_;  // root first, then one per block
 };
 

@@ -74,6 +74,7 @@ struct Shape {
   int64_t pb = 4, rb = 4;                 // bytes of the compute (gather) and reduce dtypes
   int64_t depth = 0, root_shard = 0, block_shard = 0, recomputed = 0;
   bool raf = true, prefetch = false;        // reshard_after_forward; prefetch resolved for the device
+  bool async_reduce = false;              // async_reduce resolved for the device
   bool alias_params = false, alias_grads = false;  // FSDP on one rank (parallel/fsdp.hpp)
   SequenceLayout layout;
   AttentionTraffic attn;                  // per block and micro-batch, rank 0
@@ -116,6 +117,7 @@ Shape resolve_shape(const TrainConfig& c, int world, const Cluster& cluster, con
   s.recomputed = c.parallel.activation_checkpoint.recomputed_blocks(s.depth);
   s.raf = fsdp.reshard_after_forward;
   s.prefetch = fsdp.prefetches(cluster.gpu ? at::Device(at::kCUDA) : at::Device(at::kCPU));
+  s.async_reduce = fsdp.reduces_async(cluster.gpu ? at::Device(at::kCUDA) : at::Device(at::kCPU));
   s.alias_params = s.k == 1 && s.pb == 4;
   s.alias_grads = s.k == 1 && s.rb == 4 && s.replicas == 1;
   s.attn = attention_traffic(s.layout, c.model.dim, 0, s.b, s.pb);
@@ -159,6 +161,11 @@ void estimate_memory(const TrainConfig& c, const Shape& s, const Cluster& cluste
     // gradient accumulation every unit keeps its whole buffer until the last micro-batch.
     e.gathered += 4.0 * double(s.M > 1 ? root_padded + s.depth * block_padded : root_padded + block_padded);
     if (s.rb != 4) e.gathered += double(s.rb) * double(std::max(root_padded, block_padded));  // the cast to reduce
+    if (s.async_reduce) {  // block reductions in flight: their send and receive buffers, within the bound
+      const double unit = double(s.rb) * double(block_padded + s.block_shard);
+      const double fit = std::floor(double(fsdp.reduce_in_flight_mb) * double(1 << 20) / unit);
+      e.gathered += std::min(double(s.depth), std::max(1.0, fit)) * unit;
+    }
   }
   // Per block and token a step's peak holds about 44 D-wide values (52 with SwiGLU):
   // measured on long_cpu (docs/sequence-parallel.md: 5,888 tokens in 128 MiB at depth 2,
@@ -202,8 +209,21 @@ void estimate_time(const TrainConfig& c, const Shape& s, const Cluster& cluster,
   e.gather_s = g_root + double(s.depth * s.M * (s.raf ? 2 : 1)) * g_block;
   e.gather_exposed_s = g_root + exposed_gathers(c, s, g_block, block_fwd);
   const double units = double(s.depth + 1), unit_shard = double(s.root_shard + s.depth * s.block_shard) / units;
-  e.reduce_s = units * shard.time(double((s.k - 1) * s.rb) * unit_shard, shard.rounds()) +
-               units * replica.time(2.0 * (s.replicas - 1) * unit_shard * double(s.rb) / s.replicas, 2 * replica.rounds());
+  const double hsdp = units * replica.time(2.0 * (s.replicas - 1) * unit_shard * double(s.rb) / s.replicas, 2 * replica.rounds());
+  e.reduce_s = units * shard.time(double((s.k - 1) * s.rb) * unit_shard, shard.rounds()) + hsdp;
+  e.reduce_exposed_s = e.reduce_s;
+  if (s.async_reduce && s.depth > 0) {
+    // parallel/fsdp.cpp: block k's reduce-scatter (and HSDP's all-reduce chained after it)
+    // is issued when its backward completes and waited before the optimizer, so the
+    // backward of the blocks before it (2 forwards' FLOPs each) hides it; the last
+    // block's and the root's are waited at once.
+    auto unit = [&](int64_t shard_elems) {
+      return shard.time(double((s.k - 1) * s.rb * shard_elems), shard.rounds()) +
+             replica.time(2.0 * (s.replicas - 1) * double(shard_elems * s.rb) / s.replicas, 2 * replica.rounds());
+    };
+    const double r_block = unit(s.block_shard);
+    e.reduce_exposed_s = unit(s.root_shard) + r_block + double(s.depth - 1) * std::max(0.0, r_block - 2 * block_fwd);
+  }
   const double passes = double(s.M * s.depth), re = double(s.M * s.recomputed);
   const double a2a = ulysses.time(passes * double(s.attn.all_to_all_forward + s.attn.all_to_all_backward) +
                                       re * double(s.attn.all_to_all_forward),
@@ -215,7 +235,7 @@ void estimate_time(const TrainConfig& c, const Shape& s, const Cluster& cluster,
   e.sp_s = a2a + ring_s;
   e.sp_exposed_s = a2a + (c.parallel.sequence.ring_overlap ? std::max(0.0, ring_s - attention_s) : ring_s);
   e.small_s = world.time(0, 2 * world.rounds()) + shard.time(0, 2 * shard.rounds());
-  e.step_s = e.compute_s + e.gather_exposed_s + e.reduce_s + e.sp_exposed_s + e.small_s;
+  e.step_s = e.compute_s + e.gather_exposed_s + e.reduce_exposed_s + e.sp_exposed_s + e.small_s;
   e.tokens_per_s = double(c.data.global_batch * m.tokens()) / e.step_s;
   e.mfu = flops.model / (e.step_s * s.world * cluster.device_flops());
 }

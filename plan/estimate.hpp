@@ -59,7 +59,8 @@ struct Estimate {
   double compute_s = 0;        // FLOPs (with recomputation) / (peak x efficiency)
   double gather_s = 0;         // every FSDP all-gather, whole
   double gather_exposed_s = 0; // the part prefetch does not hide
-  double reduce_s = 0;         // reduce-scatters + HSDP all-reduces (blocking)
+  double reduce_s = 0;         // reduce-scatters + HSDP all-reduces, whole
+  double reduce_exposed_s = 0; // the part the backward does not hide (all of it without async_reduce)
   double sp_s = 0;             // sequence-parallel traffic, whole
   double sp_exposed_s = 0;     // the part that blocks
   double small_s = 0;          // the loss and gradient-norm all-reduces

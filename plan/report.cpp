@@ -57,7 +57,7 @@ std::string plan_text(const Plan& p, size_t top) {
     out << "     step  tokens/s   MFU  memory/dev  (persist + activ)  exposed comm  layout\n";
     for (size_t i = 0; i < p.fitting.size() && i < top; ++i) {
       const auto& e = p.fitting[i];
-      const double exposed = e.gather_exposed_s + e.reduce_s + e.sp_exposed_s + e.small_s;
+      const double exposed = e.gather_exposed_s + e.reduce_exposed_s + e.sp_exposed_s + e.small_s;
       out << num(double(i + 1), "%3.0f") << "  " << seconds(e.step_s) << "  " << rate(e.tokens_per_s)
           << "  " << num(100 * e.mfu, "%4.1f%%") << "  " << gb(e.total()) << "  (" << gb(e.persistent) << " + "
           << gb(e.activations) << ")  " << seconds(exposed) << "  " << describe_layout(e) << "\n";
@@ -114,7 +114,7 @@ nlohmann::json plan_json(const Plan& p) {
                            {"persistent", e.persistent}, {"gathered", e.gathered}, {"activations", e.activations},
                            {"buffers", e.buffers}, {"reserve", e.reserve}, {"total", e.total()}};
       l["time_s"] = {{"compute", e.compute_s}, {"gather", e.gather_s}, {"gather_exposed", e.gather_exposed_s},
-                     {"reduce", e.reduce_s}, {"sp", e.sp_s}, {"sp_exposed", e.sp_exposed_s}, {"small", e.small_s},
+                     {"reduce", e.reduce_s}, {"reduce_exposed", e.reduce_exposed_s}, {"sp", e.sp_s}, {"sp_exposed", e.sp_exposed_s}, {"small", e.small_s},
                      {"step", e.step_s}};
       l["tokens_per_s"] = e.tokens_per_s;
       l["mfu"] = e.mfu;

@@ -118,6 +118,10 @@ void visit_train_options(TrainConfig& c, Visit&& v) {
   v("parallel.reshard_after_forward", c.parallel.fsdp.reshard_after_forward, "ZeRO-3 (true) or keep until backward");
   v("parallel.prefetch", c.parallel.fsdp.prefetch, "prefetch the next unit's all-gather: auto (on GPUs, off on CPU ranks) | true | false");
   v("parallel.max_gathered", c.parallel.fsdp.max_gathered, "block units gathered or in flight at once");
+  v("parallel.async_reduce", c.parallel.fsdp.async_reduce,
+    "issue each unit's gradient reduce-scatter when its backward completes, wait before the optimizer: auto (on GPUs, off on CPU ranks) | true | false");
+  v("parallel.reduce_in_flight_mb", c.parallel.fsdp.reduce_in_flight_mb,
+    "async_reduce: MiB of unreduced gradients in flight at most (one unit always)");
   v("parallel.param_dtype", c.parallel.fsdp.param_dtype, "gather/compute dtype: auto (bfloat16 on GPU, float32 on CPU) | float32 | bfloat16 | float16");
   v("parallel.reduce_dtype", c.parallel.fsdp.reduce_dtype, "gradient reduce-scatter dtype");
   v("optim.lr", c.schedule.lr, "peak learning rate");

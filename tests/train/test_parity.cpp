@@ -7,6 +7,7 @@
 // (Ulysses, ring, hybrid) over dp x sp meshes. AdamW and clipping cancel
 // a constant factor on the gradients, so the gradients themselves are compared: a
 // SUM-vs-mean slip or double-counted replicas changes them by a factor of the rank count.
+#include <algorithm>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -135,6 +136,112 @@ TEST(Parity, NoPrefetch) {
   auto c = parity_config();
   c.parallel.fsdp.prefetch = "false";
   expect_parity(c);
+}
+// Asynchronous gradient reduction: the same gradients, losses and parameters as one rank,
+// with FSDP, HSDP and gradient accumulation, and with the in-flight bound at one unit.
+TEST(Parity, AsyncReduce) {
+  auto c = parity_config();
+  c.parallel.fsdp.async_reduce = "true";
+  expect_parity(c);
+}
+TEST(Parity, AsyncReduceHybridSharding) {
+  const int n = world().size();
+  if (n == 1) GTEST_SKIP() << "HSDP needs replica groups of size > 1: at least 2 ranks";
+  auto c = parity_config();
+  c.mesh.shard_group = n % 2 == 0 ? n / 2 : 1;
+  c.parallel.fsdp.async_reduce = "true";
+  expect_parity(c);
+}
+TEST(Parity, AsyncReduceAccumulatingOneUnitInFlight) {
+  auto c = parity_config(2);
+  c.parallel.fsdp.async_reduce = "true";
+  c.parallel.fsdp.reduce_in_flight_mb = 0;
+  expect_parity(c);
+}
+
+// The events of one backward, as FsdpModel records them ("backward U", "issue U",
+// "finish U"), checked for the order asynchronous reduction promises.
+std::vector<std::string> backward_events(const std::string& async, int64_t in_flight_mb, int shard_group = 0) {
+  auto c = parity_config();
+  c.mesh.shard_group = shard_group;
+  c.parallel.fsdp.async_reduce = async;
+  c.parallel.fsdp.reduce_in_flight_mb = in_flight_mb;
+  Trainer trainer(c, runtime().world());
+  trainer.fsdp().reduce_queue().record(true);
+  trainer.forward_backward(0);
+  auto events = trainer.fsdp().reduce_queue().events();
+  trainer.fsdp().reduce_queue().record(false);
+  return events;
+}
+
+size_t position(const std::vector<std::string>& events, const std::string& e) {
+  const auto it = std::find(events.begin(), events.end(), e);
+  EXPECT_EQ(std::count(events.begin(), events.end(), e), 1) << "'" << e << "' must happen exactly once";
+  return static_cast<size_t>(it - events.begin());
+}
+
+TEST(AsyncReduce, ABlocksReductionIsInFlightWhileTheBlockBeforeItRunsItsBackward) {
+  if (world().size() == 1) GTEST_SKIP() << "one rank has nothing to reduce (the gradients add into the shard)";
+  const auto events = backward_events("true", 512);
+  const int depth = static_cast<int>(parity_config().model.depth);
+  ASSERT_GE(depth, 2);
+  for (int k = 0; k < depth; ++k) {
+    const std::string unit = "block" + std::to_string(k);
+    const size_t backward = position(events, "backward " + unit), issue = position(events, "issue " + unit),
+                 finish = position(events, "finish " + unit);
+    EXPECT_LT(backward, issue) << unit;
+    EXPECT_LT(issue, finish) << unit;
+    if (k > 0) {  // in flight (issued, not waited) while block k-1's backward ran
+      const size_t earlier = position(events, "backward block" + std::to_string(k - 1));
+      EXPECT_LT(issue, earlier) << unit;
+      EXPECT_LT(earlier, finish) << unit << " was waited before block" << k - 1 << "'s backward";
+    }
+  }
+  EXPECT_EQ(position(events, "finish root") + 1, events.size()) << "the root, reduced last, is finished last";
+}
+
+// HSDP with shard groups of one rank: the all-reduce over the replicas is chained after
+// each reduce-scatter once that is seen complete (at a later unit's issue), in the order
+// the reduce-scatters were issued, once each, before the unit is finished. When it runs
+// behind the backward depends on the communication thread; in at least one of three
+// tries it is in flight while a later backward runs.
+TEST(AsyncReduce, HsdpChainsTheReplicaAllReduceBehindTheBackward) {
+  if (world().size() == 1) GTEST_SKIP() << "HSDP needs replicas: at least 2 ranks";
+  const int depth = static_cast<int>(parity_config().model.depth);
+  bool overlapped = false;
+  for (int attempt = 0; attempt < 3 && !overlapped; ++attempt) {
+    const auto events = backward_events("true", 512, 1);
+    size_t previous = 0;
+    for (int k = depth - 1; k >= 0; --k) {
+      const std::string unit = "block" + std::to_string(k);
+      const size_t issue = position(events, "issue " + unit), finish = position(events, "finish " + unit);
+      const auto it = std::find(events.begin(), events.end(), "replicate " + unit);
+      if (it == events.end()) continue;  // not seen complete before the finish: issued there
+      const size_t chained = static_cast<size_t>(it - events.begin());
+      EXPECT_LT(issue, chained) << unit;
+      EXPECT_LT(chained, finish) << unit;
+      EXPECT_LE(previous, chained) << unit << ": chained out of the reduce-scatters' order";
+      previous = chained;
+      for (size_t e = chained; e < finish; ++e) overlapped |= events[e].rfind("backward ", 0) == 0;
+    }
+  }
+  EXPECT_TRUE(overlapped) << "no replica all-reduce was in flight during a backward in 3 tries";
+}
+
+TEST(AsyncReduce, TheInFlightBoundAndTheBlockingModeHoldOneReductionAtATime) {
+  if (world().size() == 1) GTEST_SKIP() << "one rank has nothing to reduce (the gradients add into the shard)";
+  for (const auto& [async, mb] : {std::pair<std::string, int64_t>{"true", 0}, {"false", 512}}) {
+    const auto events = backward_events(async, mb);
+    int in_flight = 0, issued = 0;
+    for (const auto& e : events) {
+      in_flight += e.rfind("issue ", 0) == 0 ? 1 : e.rfind("finish ", 0) == 0 ? -1 : 0;
+      issued += e.rfind("issue ", 0) == 0;
+      EXPECT_LE(in_flight, 1) << "async_reduce " << async << ", " << mb << " MiB: two reductions in flight at " << e;
+      EXPECT_GE(in_flight, 0) << e << " finished a reduction never issued";
+    }
+    EXPECT_EQ(in_flight, 0) << "a reduction was never finished";
+    EXPECT_EQ(issued, parity_config().model.depth + 1) << "one reduction per unit";
+  }
 }
 
 // Sequence parallelism at the layouts this world allows — (dp 1, sp n) and, at 4 ranks,
