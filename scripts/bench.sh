@@ -43,6 +43,9 @@ section "Collectives: reel's Communicator against raw MPI" \
 section "FSDP: scaling at 2 cores, prefetch and overlap, activation-checkpoint memory" \
   "bench/train_bench.sh: reel train on the tiny preset; medians over steps 11-40 of one run each." \
   bash "$root/bench/train_bench.sh"
+section "FSDP: asynchronous gradient reduction against the blocking one" \
+  "bench/async_reduce.sh: 2 ranks x 1 thread, dim 256, depth 4, global batch 32; 4 alternating pairs, medians over steps 11-40 of each run." \
+  bash "$root/bench/async_reduce.sh" 4
 section "Sequence parallelism: the longest context per scheme" \
   "bench/sp_bench.sh: 4 ranks, a 128 MiB activation budget per rank; attention bytes against the analytic volume." \
   bash "$root/bench/sp_bench.sh"
