@@ -62,30 +62,31 @@ at::ScalarType FsdpConfig::param_type(const at::Device& device) const {
   return parse_dtype(param_dtype);
 }
 
+int64_t ReduceQueue::bytes() const {
+  int64_t total = 0;
+  for (const FsdpUnit* u : units_) total += u->reducing_bytes();  // what each holds now
+  return total;
+}
+
 void ReduceQueue::reserve(int64_t bytes) {
   // Past the bound, finish the oldest first (a unit alone always fits).
-  while (!units_.empty() && bytes_ + bytes > max_bytes_) {
+  while (!units_.empty() && this->bytes() + bytes > max_bytes_) {
+    for (FsdpUnit* u : units_) u->wait_scatter();  // see drain()
     FsdpUnit* oldest = units_.front();
-    bytes_ -= oldest->reducing_bytes();
     units_.erase(units_.begin());
     oldest->finish_reduce();
   }
 }
 
-void ReduceQueue::push(FsdpUnit& unit) {
-  bytes_ += unit.reducing_bytes();
-  units_.push_back(&unit);
-  // Chain HSDP's all-reduce after the reduce-scatters that are done, oldest first and
-  // stopping at the first still running: every rank issues them in the same order.
-  for (FsdpUnit* u : units_) {
-    if (!u->advance_reduce()) break;
-  }
-}
+void ReduceQueue::push(FsdpUnit& unit) { units_.push_back(&unit); }
 
 void ReduceQueue::drain() {
+  // Every reduce-scatter first, then HSDP's all-reduces: a collective on the replica
+  // communicator never runs while one on the shard communicator is in flight on another
+  // thread (with Open MPI 4.1 that concurrency corrupted memory under test).
+  for (FsdpUnit* u : units_) u->wait_scatter();
   for (FsdpUnit* u : units_) u->finish_reduce();
   units_.clear();
-  bytes_ = 0;
 }
 
 void GradSink::clear() {
@@ -260,30 +261,24 @@ void FsdpUnit::reduce_gradients() {
   queue_.push(*this);  // finished before the optimizer, or when a later one needs the room
 }
 
-bool FsdpUnit::advance_reduce() {
-  const bool hsdp = replicas_ && replicas_->size() > 1;
-  if (!reducing_ || replicating_ || !hsdp) return true;
-  if (!reducing_->completed()) return false;
-  reducing_->wait();  // done already: runs its completion steps
-  reduce_send_ = at::Tensor();
-  reducing_ = replicas_->all_reduce_async(reduce_out_, ReduceOp::kSum);
-  replicating_ = true;
-  queue_.note("replicate " + layout_.name);
-  return true;
+void FsdpUnit::wait_scatter() {
+  if (!reducing_ || scattered_) return;
+  const double start = now();
+  reducing_->wait();  // the reduce-scatter issued when this unit's backward completed
+  comm_seconds_ += now() - start;
+  scattered_ = true;
+  reduce_send_ = at::Tensor();  // the send buffer is free once the reduce-scatter is done
+  queue_.note("scattered " + layout_.name);
 }
 
 void FsdpUnit::finish_reduce() {
   if (!reducing_) return;
+  wait_scatter();
   const double start = now();
-  reducing_->wait();  // the reduce-scatter, or the HSDP all-reduce chained after it
+  add_reduced(reduce_out_);  // HSDP: the all-reduce over the replicas runs here
   reducing_ = nullptr;
-  if (replicating_) {
-    grad_shard_.add_(reduce_out_.to(at::kFloat));
-  } else {
-    add_reduced(reduce_out_);  // HSDP: the all-reduce not issued yet runs here
-  }
-  replicating_ = false;
-  reduce_send_ = reduce_out_ = at::Tensor();
+  scattered_ = false;
+  reduce_out_ = at::Tensor();
   comm_seconds_ += now() - start;
   queue_.note("finish " + layout_.name);
 }
@@ -296,7 +291,8 @@ void FsdpUnit::add_reduced(at::Tensor& reduced) {
 
 FsdpModel::FsdpModel(WorldModelImpl& model, Communicator& comm, const FsdpConfig& config, uint64_t seed,
                      Communicator* replicas)
-    : model_(model), config_(config), inner_(model.block_runner()), queue_(config.reduce_in_flight_mb << 20) {
+    : model_(model), config_(config), inner_(model.block_runner()),
+      queue_(std::max<int64_t>(0, config.reduce_in_flight_mb) * (int64_t{1} << 20)) {
   config_.validate();
   prefetch_ = config_.prefetches(model.parameters().at(0).device());
   const bool async_reduce = config_.reduces_async(model.parameters().at(0).device());

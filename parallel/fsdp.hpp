@@ -20,11 +20,12 @@
 // (reduce-scatter backward) and frees both buffers. The loss is already divided by the
 // global target count, so a SUM gives the global mean gradient whatever the split.
 // With asynchronous reduction (async_reduce) that reduce-scatter is only issued there:
-// the units before it run their backward while it is in flight; under HSDP the
-// all-reduce over the replicas is chained after it as soon as it is seen complete (at
-// the next unit's issue); it is finished (waited, added into the gradient shard) when
-// the bytes in flight pass reduce_in_flight_mb, or at the latest in finish_backward(),
-// before the optimizer.
+// the units before it run their backward while it is in flight; it is finished (waited,
+// all-reduced over the replicas under HSDP, added into the gradient shard) when the bytes
+// in flight pass reduce_in_flight_mb, or at the latest in finish_backward(), before the
+// optimizer. HSDP's all-reduces run only once every reduce-scatter in flight is done, so
+// that two communicators never have collectives in flight from two threads at once
+// (Open MPI 4.1 corrupted memory when they did); they are not overlapped yet.
 // Gradient accumulation: with reduction off, micro-batches only add into the flat
 // gradient buffer; the last micro-batch (reduction on) reduce-scatters once.
 // The root unit is gathered at the start of forward and pinned until its gradients are
@@ -92,7 +93,7 @@ class ReduceQueue {
  public:
   explicit ReduceQueue(int64_t max_bytes) : max_bytes_(max_bytes) {}
   void reserve(int64_t bytes);  // finishes the oldest reductions until `bytes` more fit
-  void push(FsdpUnit& unit);    // a reduction just issued (unit.reducing() is true)
+  void push(FsdpUnit& unit);  // a reduction just issued (unit.reducing() is true)
   void drain();               // finishes every reduction in flight, oldest first
   bool empty() const { return units_.empty(); }
   // Test hook: a line per event ("issue block3", "finish block3", "backward block2"), in
@@ -104,8 +105,9 @@ class ReduceQueue {
   const std::vector<std::string>& events() const { return events_; }
 
  private:
+  int64_t bytes() const;  // the buffers the units in flight hold now
   std::vector<FsdpUnit*> units_;
-  int64_t bytes_ = 0, max_bytes_;
+  int64_t max_bytes_;
   bool recording_ = false;
   std::vector<std::string> events_;
 };
@@ -150,11 +152,10 @@ class FsdpUnit {
   // An asynchronous reduction of this unit is in flight (issued, not yet finished).
   bool reducing() const { return reducing_ != nullptr; }
   int64_t reducing_bytes() const;  // its buffers, 0 when none is in flight
-  // HSDP: once the reduce-scatter in flight has completed, issues the all-reduce over the
-  // replicas after it (without waiting). Returns false while the reduce-scatter runs.
-  bool advance_reduce();
-  // Waits for the reduction in flight (and the HSDP all-reduce: issued here if it was not
-  // yet) and adds it into the gradient shard; nothing when none is in flight.
+  // Waits for the reduce-scatter in flight, if any (its send buffer is freed).
+  void wait_scatter();
+  // Waits for the reduction in flight, all-reduces it over the replicas (HSDP, blocking)
+  // and adds it into the gradient shard; nothing when none is in flight.
   void finish_reduce();
   // The fp32 master values of the whole unit, [padded] (collective over comm): for
   // saving; the gathered compute buffer is left as it is.
@@ -185,8 +186,8 @@ class FsdpUnit {
   WorkPtr pending_;  // an all-gather in flight (prefetch)
   ReduceQueue& queue_;
   bool async_;
-  WorkPtr reducing_;                      // a reduce-scatter in flight (async_reduce), or
-  bool replicating_ = false;              // the HSDP all-reduce chained after it
+  WorkPtr reducing_;                      // a reduce-scatter in flight (async_reduce)
+  bool scattered_ = false;                // ... and already waited (wait_scatter)
   at::Tensor reduce_send_, reduce_out_;  // [padded], [shard] in the reduce dtype: its buffers
   at::Tensor shard_, grad_shard_;
   at::Tensor full_;       // [padded] gathered parameters; storage only while gathered

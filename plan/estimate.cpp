@@ -213,16 +213,15 @@ void estimate_time(const TrainConfig& c, const Shape& s, const Cluster& cluster,
   e.reduce_s = units * shard.time(double((s.k - 1) * s.rb) * unit_shard, shard.rounds()) + hsdp;
   e.reduce_exposed_s = e.reduce_s;
   if (s.async_reduce && s.depth > 0) {
-    // parallel/fsdp.cpp: block k's reduce-scatter (and HSDP's all-reduce chained after it)
-    // is issued when its backward completes and waited before the optimizer, so the
-    // backward of the blocks before it (2 forwards' FLOPs each) hides it; the last
-    // block's and the root's are waited at once.
-    auto unit = [&](int64_t shard_elems) {
-      return shard.time(double((s.k - 1) * s.rb * shard_elems), shard.rounds()) +
-             replica.time(2.0 * (s.replicas - 1) * double(shard_elems * s.rb) / s.replicas, 2 * replica.rounds());
-    };
-    const double r_block = unit(s.block_shard);
-    e.reduce_exposed_s = unit(s.root_shard) + r_block + double(s.depth - 1) * std::max(0.0, r_block - 2 * block_fwd);
+    // parallel/fsdp.cpp: block k's reduce-scatter is issued when its backward completes,
+    // and hides behind block k-1's backward (2 forwards' FLOPs), less the time the shard
+    // link spends on that backward's prefetched all-gather; block 0's and the root's are
+    // exposed. HSDP's all-reduces run after the backward, not overlapped (yet).
+    auto rs = [&](int64_t elems) { return shard.time(double((s.k - 1) * s.rb * elems), shard.rounds()); };
+    const double window = 2 * block_fwd, gather = s.raf && s.prefetch ? g_block : 0.0;
+    const double rs_b = rs(s.block_shard);
+    e.reduce_exposed_s = rs(s.root_shard) + rs_b + hsdp +
+                         double(s.depth - 1) * std::max(0.0, rs_b - std::max(0.0, window - gather));
   }
   const double passes = double(s.M * s.depth), re = double(s.M * s.recomputed);
   const double a2a = ulysses.time(passes * double(s.attn.all_to_all_forward + s.attn.all_to_all_backward) +
