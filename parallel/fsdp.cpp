@@ -71,8 +71,11 @@ int64_t ReduceQueue::bytes() const {
 void ReduceQueue::reserve(int64_t bytes) {
   // Past the bound, finish the oldest first (a unit alone always fits).
   while (!units_.empty() && this->bytes() + bytes > max_bytes_) {
-    for (FsdpUnit* u : units_) u->wait_scatter();  // see drain()
     FsdpUnit* oldest = units_.front();
+    // HSDP: its all-reduce runs only when no reduce-scatter is in flight (see drain()).
+    if (oldest->replicates()) {
+      for (FsdpUnit* u : units_) u->wait_scatter();
+    }
     units_.erase(units_.begin());
     oldest->finish_reduce();
   }
@@ -285,7 +288,7 @@ void FsdpUnit::finish_reduce() {
 
 void FsdpUnit::add_reduced(at::Tensor& reduced) {
   // HSDP: every replica of this shard saw other data; sum their gradients too.
-  if (replicas_ && replicas_->size() > 1) replicas_->all_reduce(reduced, ReduceOp::kSum);
+  if (replicates()) replicas_->all_reduce(reduced, ReduceOp::kSum);
   grad_shard_.add_(reduced.to(at::kFloat));
 }
 

@@ -154,6 +154,8 @@ class FsdpUnit {
   int64_t reducing_bytes() const;  // its buffers, 0 when none is in flight
   // Waits for the reduce-scatter in flight, if any (its send buffer is freed).
   void wait_scatter();
+  // Its gradients are also all-reduced over replicas (HSDP).
+  bool replicates() const { return replicas_ && replicas_->size() > 1; }
   // Waits for the reduction in flight, all-reduces it over the replicas (HSDP, blocking)
   // and adds it into the gradient shard; nothing when none is in flight.
   void finish_reduce();
