@@ -6,7 +6,11 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
 #include <thread>
 
 #include "dist/abort_registry.hpp"
@@ -61,28 +65,40 @@ ncclRedOp_t nccl_op(ReduceOp op) {
                           AbortRegistry::process().reason() + ")", __FILE__, __LINE__);
 }
 
-// One enqueued NCCL operation: finished when its end event has fired.
-class NcclWork final : public Work {
+// One enqueued NCCL operation: finished when its end event has fired. wait() orders the
+// caller's current stream after that event and hands the operation to the monitor.
+class NcclWork final : public Work, public std::enable_shared_from_this<NcclWork> {
  public:
-  NcclWork(std::string op, ncclComm_t comm, std::vector<at::Tensor> keep,
+  NcclWork(std::string op, ncclComm_t comm, at::Device device, std::vector<at::Tensor> keep,
            std::chrono::milliseconds timeout, std::shared_ptr<std::atomic<bool>> aborted)
-      : op_(std::move(op)), comm_(comm), keep_(std::move(keep)), timeout_(timeout),
+      : op_(std::move(op)), comm_(comm), device_(device), keep_(std::move(keep)), timeout_(timeout),
         aborted_(std::move(aborted)), start_(std::chrono::steady_clock::now()) {}
 
   at::cuda::CUDAEvent& end() { return end_; }
+  ncclComm_t comm() const { return comm_; }
 
- protected:
-  bool test() override {
+  // True once the end event fired; throws the fault it finds (and aborts every NCCL
+  // communicator of the process), or the one the monitor found first. Any thread.
+  bool poll() {
+    std::lock_guard<std::mutex> lock(poll_mutex_);
+    if (fault_) std::rethrow_exception(fault_);
     if (end_.query()) {
       keep_.clear();
       return true;
     }
-    check_faults();
+    try {
+      check_faults();
+    } catch (...) {
+      fault_ = std::current_exception();
+      throw;
+    }
     return false;
   }
-  void block() override {
-    while (!test()) std::this_thread::sleep_for(std::chrono::microseconds(20));
-  }
+
+ protected:
+  bool test() override { return poll(); }
+  void block() override;  // orders the current stream; the monitor watches the rest
+  bool ordered_only() const override { return true; }
 
  private:
   // On an asynchronous NCCL error or when the timeout passed, aborts every NCCL
@@ -106,12 +122,74 @@ class NcclWork final : public Work {
 
   std::string op_;
   ncclComm_t comm_;
+  at::Device device_;
+  std::mutex poll_mutex_;  // poll() runs on the caller's thread and on the monitor's
   std::vector<at::Tensor> keep_;
   std::chrono::milliseconds timeout_;
   std::shared_ptr<std::atomic<bool>> aborted_;
   std::chrono::steady_clock::time_point start_;
+  std::exception_ptr fault_;  // the first fault poll() found
   at::cuda::CUDAEvent end_;
 };
+
+// The process's NCCL monitor: one thread that polls every operation a wait() left in
+// flight (its consumer's stream waits on it; no host thread does), so that an
+// asynchronous error or a timeout aborts the communicators instead of leaving a stream
+// stuck behind a dead peer. It holds each operation (and its tensors) until it ends.
+class NcclMonitor {
+ public:
+  // Never destroyed: its detached thread may run during static destruction.
+  static NcclMonitor& process() {
+    static NcclMonitor* monitor = new NcclMonitor();
+    return *monitor;
+  }
+  void watch(std::shared_ptr<NcclWork> work) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    works_.push_back(std::move(work));
+    cv_.notify_one();
+  }
+  // Drops the operations of a communicator being destroyed (its handle goes with it).
+  void forget(ncclComm_t comm) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    works_.erase(std::remove_if(works_.begin(), works_.end(), [&](const auto& w) { return w->comm() == comm; }),
+                 works_.end());
+  }
+
+ private:
+  NcclMonitor() { std::thread([this] { loop(); }).detach(); }
+  void loop() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      cv_.wait(lock, [&] { return !works_.empty(); });
+      for (size_t i = 0; i < works_.size();) {
+        bool done = true;
+        try {
+          done = works_[i]->poll();
+        } catch (...) {  // recorded in the work: its next wait or synchronize rethrows it
+        }
+        if (done) {
+          works_.erase(works_.begin() + static_cast<std::ptrdiff_t>(i));
+        } else {
+          ++i;
+        }
+      }
+      lock.unlock();
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      lock.lock();
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::vector<std::shared_ptr<NcclWork>> works_;
+};
+
+void NcclWork::block() {
+  if (poll()) return;  // already done (or throws the fault found)
+  // The kernels the caller queues next run after the collective; the host goes on.
+  end_.block(c10::cuda::getCurrentCUDAStream(device_.index()));
+  NcclMonitor::process().watch(shared_from_this());
+}
 
 ncclComm_t init_nccl(MPI_Comm mpi, int rank, int size) {
   ncclUniqueId id;
@@ -151,6 +229,7 @@ NcclCommunicator::NcclCommunicator(MPI_Comm mpi, int rank, int size, CommOptions
 }
 
 NcclCommunicator::~NcclCommunicator() {
+  NcclMonitor::process().forget(comm_);         // the monitor polls its handle no more
   AbortRegistry::process().remove(abort_id_);  // from here on no abort can run
   if (!aborted_->load()) ncclCommDestroy(comm_);
   int finalized = 0;
@@ -177,7 +256,7 @@ WorkPtr NcclCommunicator::enqueue(const std::string& op, std::vector<at::Tensor>
     if (t.numel()) c10::cuda::CUDACachingAllocator::recordStream(t.storage().data_ptr(), stream_);
   }
   launch(stream_.stream());
-  auto work = std::make_shared<NcclWork>(op, comm_, std::move(tensors), options().timeout, aborted_);
+  auto work = std::make_shared<NcclWork>(op, comm_, device_, std::move(tensors), options().timeout, aborted_);
   work->end().record(stream_);
   return work;
 }

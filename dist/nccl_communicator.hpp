@@ -2,14 +2,18 @@
 //
 // Streams: every call runs on the communicator's own stream. It first waits (event) for
 // the caller's current stream, so it sees every kernel queued before the call; wait()
-// returns once the operation has finished on the GPU. Tensors are recorded on the NCCL
-// stream for the caching allocator and kept alive by the Work.
+// makes the caller's current stream wait for the operation's end event and returns at
+// once (the host does not spin; synchronize() does, for the few that need the host to
+// know). Tensors are recorded on the NCCL stream for the caching allocator and kept
+// alive until the operation ends.
 //
-// Faults: wait() polls the operation's end event, ncclCommGetAsyncError and the
-// configured timeout (CommOptions::timeout); on an error or a timeout it aborts every NCCL
-// communicator of the process (AbortRegistry: ncclCommAbort each, so no kernel spins
-// forever on a dead peer and no destructor hangs) and throws DistError. Every later call
-// on an aborted communicator throws at once, with the first fault's reason.
+// Faults: the process's NCCL monitor thread polls every operation a wait() left in
+// flight (end event, ncclCommGetAsyncError, the configured timeout CommOptions::timeout);
+// synchronize() and completed() poll the same. On an error or a timeout it aborts every
+// NCCL communicator of the process (AbortRegistry: ncclCommAbort each, so no kernel spins
+// forever on a dead peer, a stream waiting on it proceeds, and no destructor hangs); the
+// operation's next wait() or synchronize() throws DistError, and every later call on an
+// aborted communicator throws at once, with the first fault's reason.
 //
 // Bootstrap: rank 0 of the MPI communicator draws the ncclUniqueId and broadcasts it over
 // MPI; no MASTER_ADDR. Sub-communicators split the MPI communicator and repeat that.

@@ -1,5 +1,8 @@
 #include "dist/work.hpp"
 
+#include <chrono>
+#include <thread>
+
 #include "dist/watchdog.hpp"
 
 namespace reel {
@@ -40,7 +43,7 @@ void Work::wait() {
       try {
         Watchdog::Blocked blocked(description_.empty() ? "an asynchronous operation" : description_);
         block();
-        finish(nullptr);
+        if (!ordered_only()) finish(nullptr);
       } catch (...) {
         finish(std::current_exception());
       }
@@ -55,6 +58,14 @@ void Work::wait() {
     }
   }
   if (error_) std::rethrow_exception(error_);
+}
+
+void Work::synchronize() {
+  wait();
+  // NCCL only: the host waits for the device, polling (test() reports faults the monitor
+  // found, so this ends with the fault's error rather than hanging).
+  while (!completed()) std::this_thread::sleep_for(std::chrono::microseconds(20));
+  if (auto e = error()) std::rethrow_exception(e);
 }
 
 std::exception_ptr Work::error() {

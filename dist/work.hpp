@@ -1,19 +1,29 @@
 // Work: the handle an asynchronous collective returns.
 //
 // Contract (every backend):
-// - wait() blocks the calling thread until the operation has finished, runs its
-//   completion steps once on that thread, and rethrows the operation's error, if any.
-//   It is idempotent: later calls return at once (or rethrow the same error).
-//   MPI: finished means MPI completed the request; the completion step copies a
-//   host-staged result back into a CUDA tensor. NCCL: finished means the operation's end
-//   event fired on the GPU (a host-side wait, polled so that an asynchronous NCCL error
-//   or the timeout aborts the communicator instead of hanging); there is no completion
-//   step, and the result is then visible to every stream.
-// - Outputs may be read, and inputs overwritten, only after wait() returns.
+// - wait() makes the result available to the calling thread and to work it queues on
+//   its current CUDA stream from then on, runs the completion steps once on that thread,
+//   and rethrows the operation's error, if known by then. Idempotent: later calls return
+//   at once (or rethrow the same error).
+//   MPI: the thread blocks until MPI completed the request (the collective ran on the
+//   communicator's progress thread, task_queue.hpp); the completion step copies a
+//   host-staged result back into a CUDA tensor, on the current stream.
+//   NCCL: the host does not wait: the current stream waits (cudaStreamWaitEvent) on an
+//   event recorded after the collective on the communicator's own stream, so the
+//   kernels queued next run after it. Faults are found by the process's NCCL monitor
+//   thread, which polls every operation in flight (an asynchronous NCCL error, or the
+//   timeout) and aborts every NCCL communicator of the process; the stream then
+//   proceeds, and every later call or synchronize() throws the first fault's reason.
+// - Outputs may be read, and inputs overwritten, by the calling thread or on its current
+//   stream, only after wait() returns; on another stream, only after synchronize().
+// - synchronize() waits, then blocks the host until the operation has finished on the
+//   device too (MPI: the same as wait()), and rethrows its error.
 // - completed() never blocks; true once the backend finished the operation, successfully
 //   or not. It does not run the completion step: call wait() before using the result.
 // - error() is the failure, or null while running or after success.
-// - A Work keeps the tensors it touches alive until it has completed.
+// - A Work keeps the tensors it touches alive until it has completed; on NCCL the caching
+//   allocator also knows the collective's stream uses them (recordStream), so memory
+//   freed by the caller is not reused before that stream is done with it.
 #pragma once
 
 #include <exception>
@@ -33,6 +43,7 @@ class Work {
   Work& operator=(const Work&) = delete;
 
   void wait();
+  void synchronize();
   bool completed();
   std::exception_ptr error();
 
@@ -44,8 +55,12 @@ class Work {
   void then(std::function<void()> step);
 
  protected:
-  // Blocks until the backend finished; throws the backend's error.
+  // Blocks until the backend finished, or (ordered_only()) orders the current stream
+  // after it; throws the backend's error.
   virtual void block() = 0;
+  // block() orders the caller's stream after the operation without waiting for it, so
+  // wait() does not mark it finished (completed() keeps polling test()).
+  virtual bool ordered_only() const { return false; }
   // Polls the backend without blocking; true when finished; throws the backend's error.
   virtual bool test() = 0;
 

@@ -10,7 +10,10 @@
 #include "dist/abort_registry.hpp"
 #include "dist/error.hpp"
 #include "dist/nccl_communicator.hpp"
+#include <ATen/cuda/Sleep.h>
 #endif
+
+#include <chrono>
 
 namespace reel::test {
 namespace {
@@ -90,9 +93,40 @@ TEST(GpuNccl, SelfCommunicatorCollectivesAndStreamOrdering) {
   auto work = self->all_reduce_async(overlap);
   auto m = at::randn({2048, 2048}, cuda(at::kFloat));
   for (int i = 0; i < 4; ++i) m = at::mm(m, m).tanh();
-  work->wait();
-  EXPECT_TRUE(work->completed());
+  work->wait();  // orders this stream; the sum below runs after the all-reduce
   EXPECT_EQ(overlap.sum().item<double>(), double(1 << 22));
+  work->synchronize();
+  EXPECT_TRUE(work->completed());
+}
+
+// Stream-aware Work: wait() makes the current stream wait for the collective and returns
+// without the host waiting for it; the kernels queued after it see its result; the
+// caller may free its input at once (the allocator knows the NCCL stream uses it);
+// synchronize() is what blocks the host.
+TEST(GpuNccl, WaitOrdersTheStreamAndLeavesTheHostFree) {
+  REEL_REQUIRE_GPU();
+  auto self = NcclCommunicator::create(MPI_COMM_SELF);
+  auto x = at::ones({1 << 20}, cuda(at::kFloat));
+  at::cuda::sleep(int64_t{2} << 30);  // ~1 s of GPU time on the current stream, before the call
+  auto work = self->all_reduce_async(x);
+  const auto start = std::chrono::steady_clock::now();
+  work->wait();
+  const double host_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_LT(host_s, 0.1) << "wait() blocked the host behind the GPU";
+  EXPECT_FALSE(work->completed()) << "the collective should still be queued behind the sleep";
+  x.mul_(2);  // queued on the current stream: after the all-reduce
+  EXPECT_EQ(x.sum().item<double>(), 2.0 * (1 << 20));
+  work->synchronize();
+  EXPECT_TRUE(work->completed());
+  // An input freed right after the call is not reused before the collective read it.
+  auto y = at::full({1 << 20}, 5.0f, cuda(at::kFloat)), out = at::empty({1 << 20}, cuda(at::kFloat));
+  at::cuda::sleep(int64_t{1} << 29);
+  auto w2 = self->all_reduce_async(y, out, ReduceOp::kSum);
+  y = at::Tensor();
+  auto reuse = at::zeros({1 << 20}, cuda(at::kFloat));  // would take y's block if it were free
+  w2->wait();
+  EXPECT_EQ(out.sum().item<double>(), 5.0 * (1 << 20));
+  EXPECT_EQ(reuse.sum().item<double>(), 0.0);
 }
 
 TEST(GpuNccl, CpuTensorIsRejected) {
