@@ -63,8 +63,9 @@ class Communicator {
   // NCCL). Helpers that build tensors of their own (metadata, barriers) put them here.
   virtual at::Device device() const = 0;
 
-  // tensor [*]: reduced over all ranks in place. AVG and the reduction of 16-bit floats
-  // happen in at least fp32 on MPI; AVG needs a floating dtype.
+  // tensor [*]: reduced over all ranks in place. AVG needs a floating dtype. 16-bit floats
+  // travel and are reduced in their own width on every backend (MPI: dist/mpi_half.hpp,
+  // each combination computed in fp32 and rounded once, as NCCL does).
   WorkPtr all_reduce_async(const at::Tensor& tensor, ReduceOp op = ReduceOp::kSum);
   // Out of place: output [*] gets the reduction of every rank's input [*] (same numel).
   WorkPtr all_reduce_async(const at::Tensor& input, const at::Tensor& output, ReduceOp op);
@@ -114,6 +115,17 @@ class Communicator {
   // Collective over this communicator: ranks passing the same color form a new
   // communicator, ordered by (key, rank). Every rank must call it; color >= 0.
   std::shared_ptr<Communicator> split(int color, int key);
+
+  // From now on, this communicator's calls and `other`'s run in one order — the order
+  // they were issued in, over both — never two at once. Local (not collective); call it
+  // before either has a call in flight, on every rank alike. For communicators whose
+  // collectives are chained (FSDP's reduce-scatter over the shard group, then the
+  // all-reduce over the replicas): as long as every rank issues the calls of both in
+  // the same order, one issue order cannot deadlock. MPI: both use one progress thread
+  // (Open MPI 4.1 corrupted memory with collectives of two communicators in flight from
+  // two threads); NCCL: nothing to do (each orders its own stream; a Work orders the
+  // streams that use its result).
+  virtual void share_progress(Communicator& other) { (void)other; }
 
  protected:
   Communicator(int rank, int size, CommOptions options)

@@ -5,26 +5,19 @@
 #include <climits>
 
 #include "dist/error.hpp"
+#include "dist/mpi_half.hpp"
 
 namespace reel {
 namespace {
 
+// The same types move data and reduce it; bf16 and fp16 are reel's own 16-bit types,
+// reduced by reel's ops in their own width (dist/mpi_half.hpp), as NCCL reduces them.
 MPI_Datatype mpi_type(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat: return MPI_FLOAT;
-    case at::kDouble: return MPI_DOUBLE;
-    case at::kLong: return MPI_INT64_T;
-    case at::kInt: return MPI_INT32_T;
-    case at::kChar: return MPI_INT8_T;
-    case at::kByte: return MPI_UINT8_T;
-    case at::kHalf: case at::kBFloat16: return MPI_UINT16_T;  // moved, never reduced as such
-    default: throw_invalid("mpi", std::string("no MPI type for ") + c10::toString(t));
+  try {
+    return mpi_reduce_type(t);
+  } catch (const std::invalid_argument& e) {
+    throw_invalid("mpi", e.what());
   }
-}
-
-// MPI has no 16-bit float types: those are reduced in fp32 (also more accurate).
-bool reduce_wider(const at::Tensor& t) {
-  return t.scalar_type() == at::kHalf || t.scalar_type() == at::kBFloat16;
 }
 
 int count_of(const std::string& op, int64_t n) {
@@ -53,12 +46,10 @@ bool overlaps(const at::Tensor& a, const at::Tensor& b) {
   return a.numel() && b.numel() && a0 < b0 + b.nbytes() && b0 < a0 + a.nbytes();
 }
 
-MPI_Op mpi_op(ReduceOp op) { return op == ReduceOp::kMax ? MPI_MAX : MPI_SUM; }
+MPI_Op mpi_op(ReduceOp op, at::ScalarType t) { return mpi_reduce_op(t, op == ReduceOp::kMax); }
 
-// A fresh host buffer holding t's data, widened to fp32 when MPI cannot reduce its dtype.
-at::Tensor reduction_copy(const at::Tensor& t) {
-  return t.to(at::kCPU, reduce_wider(t) ? at::kFloat : t.scalar_type(), false, /*copy=*/true);
-}
+// A fresh host buffer holding t's data.
+at::Tensor reduction_copy(const at::Tensor& t) { return t.to(at::kCPU, t.scalar_type(), false, /*copy=*/true); }
 
 }  // namespace
 
@@ -77,7 +68,14 @@ std::shared_ptr<MpiCommunicator> MpiCommunicator::create(MPI_Comm comm, CommOpti
 }
 
 MpiCommunicator::MpiCommunicator(MPI_Comm comm, int rank, int size, CommOptions options)
-    : Communicator(rank, size, options), comm_(comm) {}
+    : Communicator(rank, size, options), comm_(comm), queue_(std::make_shared<TaskQueue>()) {}
+
+void MpiCommunicator::share_progress(Communicator& other) {
+  auto* mpi = dynamic_cast<MpiCommunicator*>(&other);
+  if (!mpi) throw_invalid("share_progress", "the other communicator is not an MPI one");
+  queue_->run_inline([] {});  // whatever this one had queued is done (nothing, by contract)
+  queue_ = mpi->queue_;
+}
 
 MpiCommunicator::~MpiCommunicator() {
   int finalized = 0;
@@ -96,10 +94,10 @@ void MpiCommunicator::check_device(const std::string& op, const at::Tensor& t) c
 WorkPtr MpiCommunicator::launch(std::function<void()> fn, std::function<void()> after) {
   WorkPtr work;
   if (blocking_call()) {
-    queue_.run_inline(fn);
+    queue_->run_inline(fn);
     work = std::make_shared<DoneWork>();
   } else {
-    work = queue_.submit(std::move(fn));
+    work = queue_->submit(std::move(fn));
   }
   if (after) work->then(std::move(after));
   return work;
@@ -109,21 +107,21 @@ WorkPtr MpiCommunicator::do_all_reduce(const at::Tensor& input, const at::Tensor
                                        ReduceOp op) {
   const int count = count_of("all_reduce", input.numel());
   const int n = size();
-  // direct: MPI works on the caller's memory; otherwise on a staged (and maybe widened)
-  // copy that wait() copies back into output.
-  const bool direct = input.is_cpu() && output.is_cpu() && !reduce_wider(input);
+  // direct: MPI works on the caller's memory; otherwise (CUDA) on a staged copy that
+  // wait() copies back into output.
+  const bool direct = input.is_cpu() && output.is_cpu();
   if (direct) {
     const bool in_place = same_data(input, output);
     return launch([=] {
       REEL_MPI_CHECK(MPI_Allreduce(in_place ? MPI_IN_PLACE : input.data_ptr(), output.data_ptr(),
-                                   count, mpi_type(input.scalar_type()), mpi_op(op), comm_));
+                                   count, mpi_type(input.scalar_type()), mpi_op(op, input.scalar_type()), comm_));
       if (op == ReduceOp::kAvg) output.div_(n);
     });
   }
   at::Tensor buf = reduction_copy(input);
   auto fn = [=] {
     REEL_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf.data_ptr(), count,
-                                 mpi_type(buf.scalar_type()), mpi_op(op), comm_));
+                                 mpi_type(buf.scalar_type()), mpi_op(op, buf.scalar_type()), comm_));
     if (op == ReduceOp::kAvg) buf.div_(n);
   };
   return launch(fn, [output, buf] { output.copy_(buf.view(output.sizes())); });
@@ -152,22 +150,21 @@ WorkPtr MpiCommunicator::do_reduce_scatter(const at::Tensor& input, const at::Te
   const int count = count_of("reduce_scatter", output.numel());
   count_of("reduce_scatter", input.numel());
   const int n = size();
-  const bool direct = input.is_cpu() && output.is_cpu() && !reduce_wider(input) &&
-                      !overlaps(input, output);
+  const bool direct = input.is_cpu() && output.is_cpu() && !overlaps(input, output);
   if (direct) {
     return launch([=] {
       REEL_MPI_CHECK(MPI_Reduce_scatter_block(input.data_ptr(), output.data_ptr(), count,
-                                              mpi_type(input.scalar_type()), mpi_op(op), comm_));
+                                              mpi_type(input.scalar_type()), mpi_op(op, input.scalar_type()), comm_));
       if (op == ReduceOp::kAvg) output.div_(n);
     });
   }
-  // Staged, widened, or in place (output inside input): reduce into a temporary that
-  // wait() copies into output.
-  at::Tensor src = (input.is_cpu() && !reduce_wider(input)) ? input : reduction_copy(input);
+  // Staged or in place (output inside input): reduce into a temporary that wait() copies
+  // into output.
+  at::Tensor src = input.is_cpu() ? input : reduction_copy(input);
   at::Tensor dst = at::empty({count}, src.options());
   auto fn = [=] {
     REEL_MPI_CHECK(MPI_Reduce_scatter_block(src.data_ptr(), dst.data_ptr(), count,
-                                            mpi_type(src.scalar_type()), mpi_op(op), comm_));
+                                            mpi_type(src.scalar_type()), mpi_op(op, src.scalar_type()), comm_));
     if (op == ReduceOp::kAvg) dst.div_(n);
   };
   return launch(fn, [output, dst] { output.copy_(dst.view(output.sizes())); });
@@ -273,7 +270,7 @@ WorkPtr MpiCommunicator::do_barrier() {
 
 std::shared_ptr<Communicator> MpiCommunicator::do_split(int color, int key) {
   MPI_Comm sub = MPI_COMM_NULL;
-  queue_.run_inline([&] { REEL_MPI_CHECK(MPI_Comm_split(comm_, color, key, &sub)); });
+  queue_->run_inline([&] { REEL_MPI_CHECK(MPI_Comm_split(comm_, color, key, &sub)); });
   REEL_MPI_CHECK(MPI_Comm_set_errhandler(sub, MPI_ERRORS_RETURN));
   int rank = 0, size = 0;
   REEL_MPI_CHECK(MPI_Comm_rank(sub, &rank));

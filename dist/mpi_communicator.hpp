@@ -34,6 +34,8 @@ class MpiCommunicator final : public Communicator {
   std::string backend() const override { return "mpi"; }
   at::Device device() const override { return at::Device(at::kCPU); }
   MPI_Comm handle() const { return comm_; }
+  // Takes other's progress thread (other must be an MpiCommunicator; nothing queued here).
+  void share_progress(Communicator& other) override;
 
  protected:
   WorkPtr do_all_reduce(const at::Tensor& input, const at::Tensor& output, ReduceOp op) override;
@@ -58,7 +60,7 @@ class MpiCommunicator final : public Communicator {
   WorkPtr launch(std::function<void()> fn, std::function<void()> after = nullptr);
 
   MPI_Comm comm_;
-  TaskQueue queue_;
+  std::shared_ptr<TaskQueue> queue_;  // its own, or shared with another (share_progress)
 };
 
 }  // namespace reel

@@ -85,6 +85,9 @@ ProcessMesh ProcessMesh::create(const CommunicatorPtr& world, const MeshConfig& 
   mesh.dp_group_ = world->split(mesh.sp_rank_, mesh.dp_rank_);
   mesh.shard_ = world->split(position / k, position % k);
   mesh.replicate_ = world->split(position % k, position / k);
+  // HSDP chains each gradient reduce-scatter (shard) with an all-reduce (replicate), both
+  // in flight behind the backward: one issue order over the two (Communicator::share_progress).
+  mesh.replicate_->share_progress(*mesh.shard_);
   mesh.sp_group_->set_label("sp");
   mesh.dp_group_->set_label("dp");
   mesh.ulysses_group_->set_label("ulysses");

@@ -48,6 +48,28 @@ TEST(Async, SeveralOutstandingWaitedInReverseOrder) {
   for (auto& work : works) {
     EXPECT_TRUE(work->completed());
     work->wait();  // idempotent
+    work->synchronize();  // MPI: finished on the host already, nothing to wait for
+  }
+}
+
+// Two communicators sharing their progress run their calls in one issue order: a small
+// all-reduce issued on the second after a large one on the first completes after it
+// (each on its own progress, the small one finishes first). The ranks issue both in the
+// same order, so the shared order cannot deadlock; the results are exact.
+TEST(Async, CommunicatorsSharingProgressRunInOneIssueOrder) {
+  auto& w = world();
+  auto first = w.split(0, w.rank()), second = w.split(0, w.rank());
+  second->share_progress(*first);
+  const int64_t big = (int64_t{32} << 20) / 4 + 3, small = 5;
+  for (int round = 0; round < 3; ++round) {
+    auto a = rank_input(w.rank(), big, at::kFloat), b = rank_input(w.rank(), small, at::kFloat);
+    auto large = first->all_reduce_async(a);
+    auto tiny = second->all_reduce_async(b);
+    tiny->wait();
+    EXPECT_TRUE(w.size() == 1 || large->completed()) << "round " << round << ": the later call finished first";
+    large->wait();
+    EXPECT_TRUE(a.equal(expected_sum(w.size(), big, at::kFloat)));
+    EXPECT_TRUE(b.equal(expected_sum(w.size(), small, at::kFloat)));
   }
 }
 

@@ -2,6 +2,10 @@
 // bfloat16 and int64; sizes 0, 1, odd and >= 8 MiB; in place and out of place.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <cstring>
+
+#include "dist/mpi_half.hpp"
 #include "dist/traffic.hpp"
 #include "tests/dist/collective_data.hpp"
 #include "tests/support/test_env.hpp"
@@ -212,6 +216,103 @@ TEST(Collectives, TrafficCountsTheBytesEachCallSends) {
   EXPECT_EQ(sent("broadcast"), w.rank() == 0 && n > 1 ? b : 0);
   w.barrier();
   EXPECT_EQ(traffic::since(before, traffic::snapshot()).size(), 0u) << "a barrier sends no payload";
+}
+
+}  // namespace
+}  // namespace reel::test
+
+// What reel hands MPI, seen through MPI's profiling interface: these definitions take the
+// place of the library's for the calls in this executable and forward to PMPI_*.
+namespace {
+std::atomic<int64_t> reduce_call_bytes{0};  // count x datatype size of the last reduction
+void note_reduction(int count, MPI_Datatype type) {
+  int size = 0;
+  PMPI_Type_size(type, &size);
+  reduce_call_bytes = int64_t{count} * size;
+}
+}  // namespace
+extern "C" int MPI_Allreduce(const void* send, void* recv, int count, MPI_Datatype type, MPI_Op op, MPI_Comm comm) {
+  note_reduction(count, type);
+  return PMPI_Allreduce(send, recv, count, type, op, comm);
+}
+extern "C" int MPI_Reduce_scatter_block(const void* send, void* recv, int count, MPI_Datatype type, MPI_Op op,
+                                        MPI_Comm comm) {
+  note_reduction(count, type);
+  return PMPI_Reduce_scatter_block(send, recv, count, type, op, comm);
+}
+
+namespace reel::test {
+namespace {
+
+// bf16 and fp16 reductions send 16-bit values over MPI (not widened to fp32), each
+// combination rounded once: the bytes the traffic counters report are the bytes sent.
+TEST(Collectives, HalfPrecisionReducesInItsOwnWidth) {
+  auto& w = world();
+  for (auto t : {at::kBFloat16, at::kHalf}) {
+    SCOPED_TRACE(c10::toString(t));
+    int size = 0;
+    MPI_Type_size(mpi_reduce_type(t), &size);
+    EXPECT_EQ(size, 2) << "the MPI type a 16-bit reduction sends";
+    // Values that are not integers: rank r holds x_r; the reduction must equal the exact
+    // sum up to one rounding per combination (exactly the rounded sum on two ranks).
+    const int64_t n = 4099;
+    auto value = [&](int r) { return at::randn({n}, at::TensorOptions().dtype(at::kFloat))
+                                  .mul_(1 + r).to(t); };  // every rank builds every input
+    std::vector<at::Tensor> inputs;
+    at::manual_seed(7);
+    for (int r = 0; r < w.size(); ++r) inputs.push_back(value(r));
+    auto exact = at::zeros({n}, at::kDouble), magnitude = at::zeros({n}, at::kDouble);
+    for (const auto& x : inputs) exact += x.to(at::kDouble), magnitude += x.to(at::kDouble).abs();
+    auto reduced = inputs[w.rank()].clone();
+    reduce_call_bytes = 0;
+    w.all_reduce(reduced);
+    if (w.size() > 1) EXPECT_EQ(reduce_call_bytes.load(), 2 * n) << "all_reduce handed MPI more than 16-bit values";
+    // Each rounding errs by at most half a unit in the last place of a partial sum, whose
+    // magnitude is at most the sum of magnitudes (2^-8 relative for bf16, 2^-11 for fp16).
+    const auto bound = magnitude * ((t == at::kBFloat16 ? 1.0 / 256 : 1.0 / 2048) * (w.size() - 1)) + 1e-7;
+    if (w.size() == 2) {
+      EXPECT_TRUE(reduced.equal(exact.to(t))) << "two ranks: the correctly rounded sum";
+    } else {
+      EXPECT_TRUE((reduced.to(at::kDouble) - exact).abs().le(bound).all().item<bool>());
+    }
+    auto before = traffic::snapshot();
+    auto shard = at::empty({n}, t);
+    auto whole = at::cat(std::vector<at::Tensor>(w.size(), inputs[w.rank()]));
+    reduce_call_bytes = 0;
+    w.reduce_scatter(whole, shard);
+    if (w.size() > 1) EXPECT_EQ(reduce_call_bytes.load(), 2 * n) << "reduce_scatter handed MPI more than 16-bit values";
+    const auto sent = traffic::since(before, traffic::snapshot());
+    const auto it = sent.find(w.label() + ".reduce_scatter");
+    EXPECT_EQ(it == sent.end() ? 0 : it->second, (w.size() - 1) * 2 * n);
+    if (w.size() == 2) EXPECT_TRUE(shard.equal(exact.to(t)));
+  }
+}
+
+// The combination itself: fp32 arithmetic, one rounding to nearest even.
+TEST(Collectives, HalfCombinationRoundsOnceToNearestEven) {
+  auto bits = [](float v, bool bf16) {
+    uint16_t b;
+    if (bf16) {
+      c10::BFloat16 h(v);
+      std::memcpy(&b, &h, 2);
+    } else {
+      c10::Half h(v);
+      std::memcpy(&b, &h, 2);
+    }
+    return b;
+  };
+  // bf16 has 8 significant bits: 1 + 2^-8 is a tie between 1 and 1 + 2^-7 (even: 1);
+  // 1 + 3 * 2^-8 ties between 1 + 2^-7 and 1 + 2^-6 (even: 1 + 2^-6).
+  uint16_t in[3] = {bits(1.0f, true), bits(1.0f + 2.0f / 256, true), bits(-2.0f, true)};
+  uint16_t inout[3] = {bits(1.0f / 256, true), bits(1.0f / 256, true), bits(5.0f, true)};
+  combine_half(in, inout, 3, /*bf16=*/true, /*max=*/false);
+  EXPECT_EQ(inout[0], bits(1.0f, true));
+  EXPECT_EQ(inout[1], bits(1.0f + 4.0f / 256, true));
+  EXPECT_EQ(inout[2], bits(3.0f, true));
+  uint16_t hin[2] = {bits(1.0f, false), bits(-7.5f, false)}, hout[2] = {bits(0.25f, false), bits(-8.0f, false)};
+  combine_half(hin, hout, 2, /*bf16=*/false, /*max=*/true);
+  EXPECT_EQ(hout[0], bits(1.0f, false));
+  EXPECT_EQ(hout[1], bits(-7.5f, false));
 }
 
 }  // namespace
