@@ -43,6 +43,10 @@ void FsdpConfig::validate() const {
   if (async_reduce != "auto" && async_reduce != "true" && async_reduce != "false") {
     throw std::invalid_argument("parallel.async_reduce must be auto, true or false, got '" + async_reduce + "'");
   }
+  if (grad_accumulation != "sharded" && grad_accumulation != "unsharded") {
+    throw std::invalid_argument("parallel.grad_accumulation must be sharded or unsharded, got '" + grad_accumulation +
+                                "'");
+  }
   if (reduce_in_flight_mb < 0) {
     throw std::invalid_argument("parallel.reduce_in_flight_mb must be >= 0 (0: one unit at a time), got " +
                                 std::to_string(reduce_in_flight_mb));
@@ -69,13 +73,18 @@ int64_t ReduceQueue::bytes() const {
 }
 
 void ReduceQueue::reserve(int64_t bytes) {
-  // Past the bound, finish the oldest first (a unit alone always fits).
-  while (!units_.empty() && this->bytes() + bytes > max_bytes_) {
+  // HSDP: the reductions issued before this one finish their reduce-scatter and start
+  // their all-reduce over the replicas here, at the same point of the backward on every
+  // rank: the two communicators' calls must be issued in one order everywhere (their
+  // progress is shared: Communicator::share_progress). The reduce-scatter had the
+  // backward of this unit to run in; the all-reduce has the next units'.
+  for (FsdpUnit* u : units_) {
+    if (u->replicates()) u->wait_scatter();
+  }
+  // Past the bound, finish the oldest first, while that can free anything (a unit alone
+  // always fits; an all-reduce in place in the gradient shard holds no buffer).
+  while (!units_.empty() && this->bytes() > 0 && this->bytes() + bytes > max_bytes_) {
     FsdpUnit* oldest = units_.front();
-    // HSDP: its all-reduce runs only when no reduce-scatter is in flight (see drain()).
-    if (oldest->replicates()) {
-      for (FsdpUnit* u : units_) u->wait_scatter();
-    }
     units_.erase(units_.begin());
     oldest->finish_reduce();
   }
@@ -84,9 +93,8 @@ void ReduceQueue::reserve(int64_t bytes) {
 void ReduceQueue::push(FsdpUnit& unit) { units_.push_back(&unit); }
 
 void ReduceQueue::drain() {
-  // Every reduce-scatter first, then HSDP's all-reduces: a collective on the replica
-  // communicator never runs while one on the shard communicator is in flight on another
-  // thread (with Open MPI 4.1 that concurrency corrupted memory under test).
+  // Every reduce-scatter first (starting the HSDP all-reduces, in issue order), then
+  // every all-reduce.
   for (FsdpUnit* u : units_) u->wait_scatter();
   for (FsdpUnit* u : units_) u->finish_reduce();
   units_.clear();
@@ -200,8 +208,8 @@ int64_t FsdpUnit::transient_bytes() const {
 
 int64_t FsdpUnit::reducing_bytes() const {
   if (!reducing_) return 0;
-  return (reduce_send_.defined() ? static_cast<int64_t>(reduce_send_.storage().nbytes()) : 0) +
-         static_cast<int64_t>(reduce_out_.storage().nbytes());
+  auto held = [](const at::Tensor& t) { return t.defined() ? static_cast<int64_t>(t.storage().nbytes()) : 0; };
+  return held(reduce_send_) + held(reduce_out_) + held(replica_wire_);
 }
 
 void FsdpUnit::pin() {
@@ -272,24 +280,49 @@ void FsdpUnit::wait_scatter() {
   scattered_ = true;
   reduce_send_ = at::Tensor();  // the send buffer is free once the reduce-scatter is done
   queue_.note("scattered " + layout_.name);
+  grad_shard_.add_(reduce_out_.to(at::kFloat));
+  reduce_out_ = at::Tensor();
+  if (replicates()) {  // in flight behind the next units' backward, until finish_reduce()
+    replicating_ = replicate_shard(/*async=*/true);
+    queue_.note("replicate " + layout_.name);
+  }
 }
 
 void FsdpUnit::finish_reduce() {
   if (!reducing_) return;
   wait_scatter();
-  const double start = now();
-  add_reduced(reduce_out_);  // HSDP: the all-reduce over the replicas runs here
+  if (replicating_) {
+    const double start = now();
+    replicating_->wait();  // HSDP: the all-reduce over the replicas
+    land_replica();
+    replicating_ = nullptr;
+    comm_seconds_ += now() - start;
+  }
   reducing_ = nullptr;
   scattered_ = false;
-  reduce_out_ = at::Tensor();
-  comm_seconds_ += now() - start;
   queue_.note("finish " + layout_.name);
 }
 
 void FsdpUnit::add_reduced(at::Tensor& reduced) {
-  // HSDP: every replica of this shard saw other data; sum their gradients too.
-  if (replicates()) replicas_->all_reduce(reduced, ReduceOp::kSum);
   grad_shard_.add_(reduced.to(at::kFloat));
+  if (!replicates()) return;
+  replicate_shard(/*async=*/false);
+  land_replica();
+}
+
+WorkPtr FsdpUnit::replicate_shard(bool async) {
+  // HSDP: every replica of this shard saw other data; sum their gradients too, once per
+  // step (the shard holds every micro-batch's sum by now), in the reduce dtype.
+  at::Tensor& buffer = reduce_dtype_ == at::kFloat ? grad_shard_ : (replica_wire_ = grad_shard_.to(reduce_dtype_));
+  if (async) return replicas_->all_reduce_async(buffer, ReduceOp::kSum);
+  replicas_->all_reduce(buffer, ReduceOp::kSum);
+  return nullptr;
+}
+
+void FsdpUnit::land_replica() {
+  if (!replica_wire_.defined()) return;  // fp32: reduced in place in the gradient shard
+  grad_shard_.copy_(replica_wire_);
+  replica_wire_ = at::Tensor();
 }
 
 FsdpModel::FsdpModel(WorldModelImpl& model, Communicator& comm, const FsdpConfig& config, uint64_t seed,
@@ -390,8 +423,12 @@ void FsdpModel::finish_backward() {
   for (auto& p : model_.parameters()) p.mutable_grad() = at::Tensor();
 }
 
-void FsdpModel::set_reduce(bool reduce) {
-  for (auto& unit : units_) unit->set_reduce(reduce);
+void FsdpModel::set_micro_batch(int64_t index, int64_t count) {
+  const bool last = index + 1 == count;
+  for (auto& unit : units_) {
+    unit->set_reduce(last || config_.accumulates_sharded());
+    unit->set_replicate(last);
+  }
 }
 
 std::vector<at::Tensor> FsdpModel::shards() {

@@ -21,15 +21,22 @@
 // global target count, so a SUM gives the global mean gradient whatever the split.
 // With asynchronous reduction (async_reduce) that reduce-scatter is only issued there:
 // the units before it run their backward while it is in flight; it is finished (waited,
-// all-reduced over the replicas under HSDP, added into the gradient shard) when the bytes
-// in flight pass reduce_in_flight_mb, or at the latest in finish_backward(), before the
-// optimizer. HSDP's all-reduces run only once every reduce-scatter in flight is done, so
-// that two communicators never have collectives in flight from two threads at once
-// (Open MPI 4.1 corrupted memory when they did); they are not overlapped yet.
-// Gradient accumulation: with reduction off, micro-batches only add into the flat
-// gradient buffer; the last micro-batch (reduction on) reduce-scatters once.
+// added into the gradient shard) when the bytes in flight pass reduce_in_flight_mb, or
+// at the latest in finish_backward(), before the optimizer. Under HSDP a unit's
+// reduce-scatter is waited when the next unit's backward completes, and the all-reduce of
+// its shard over the replicas issued there, in flight behind the following units'
+// backward: every rank issues the two communicators' calls in the same order, and they
+// share one progress (dist/communicator.hpp: share_progress).
+// Gradient accumulation (grad_accumulation): "sharded" (the default) reduce-scatters every
+// micro-batch's gradients and adds them into the fp32 gradient shard, so that a rank holds
+// 1/N of the gradients whatever the number of micro-batches; "unsharded" only adds into
+// each unit's flat gradient buffer (the whole unit, fp32, kept across micro-batches) and
+// reduce-scatters once, on the last micro-batch: fewer bytes, more memory. Either way
+// HSDP's all-reduce over the replicas runs once per step, on the last micro-batch, over
+// the accumulated gradient shard (in the reduce dtype).
 // The root unit is gathered at the start of forward and pinned until its gradients are
-// reduced (it runs both first and last).
+// reduced (it runs both first and last); unsharded accumulation keeps it pinned across
+// micro-batches, sharded gathers it again for each.
 // A shard group of one rank (one process, or HSDP with shard_group 1) skips the copies
 // a gather and a reduction of one rank would make: with fp32 parameters (param_dtype
 // float32, CPU's default) they view the shard directly; with an fp32 reduce_dtype and no
@@ -68,12 +75,17 @@ struct FsdpConfig {
   // Bound on the unreduced gradient buffers in flight (MiB, in the reduce dtype); past
   // it the oldest reduction is finished first. One unit is always allowed.
   int64_t reduce_in_flight_mb = 512;
+  // Gradient accumulation over micro-batches: "sharded" (reduce-scatter each micro-batch
+  // into the gradient shard: 1/N of the gradients held) | "unsharded" (keep every unit's
+  // whole gradient until the last micro-batch, reduce once: 1/M of the reduce traffic).
+  std::string grad_accumulation = "sharded";
 
   void validate() const;  // throws std::invalid_argument naming the option
   at::ScalarType param_type(const at::Device& device) const;
   bool prefetches(const at::Device& device) const;  // prefetch resolved for the device
   bool reduces_async(const at::Device& device) const;  // async_reduce resolved for the device
   at::ScalarType reduce_type() const { return parse_dtype(reduce_dtype); }
+  bool accumulates_sharded() const { return grad_accumulation == "sharded"; }
 };
 
 // The parameter whose gradient autograd stores in .grad right after FSDP's hook has
@@ -144,6 +156,9 @@ class FsdpUnit {
   // accumulates them locally (gradient accumulation, all but the last micro-batch).
   void set_reduce(bool reduce) { reduce_ = reduce; }
   bool reduces() const { return reduce_; }
+  // Whether this backward's reduction also all-reduces the gradient shard over the HSDP
+  // replicas (the last micro-batch of a step; nothing without replicas).
+  void set_replicate(bool replicate) { replicate_ = replicate; }
   // Seconds the calling thread spent blocked in this unit's communication since the
   // last call (the exposed, not overlapped, part).
   double take_comm_seconds();
@@ -152,12 +167,14 @@ class FsdpUnit {
   // An asynchronous reduction of this unit is in flight (issued, not yet finished).
   bool reducing() const { return reducing_ != nullptr; }
   int64_t reducing_bytes() const;  // its buffers, 0 when none is in flight
-  // Waits for the reduce-scatter in flight, if any (its send buffer is freed).
+  // Waits for the reduce-scatter in flight, if any (its buffers are freed), adds it into
+  // the gradient shard and, when replicating (HSDP), starts the all-reduce of the shard.
   void wait_scatter();
-  // Its gradients are also all-reduced over replicas (HSDP).
-  bool replicates() const { return replicas_ && replicas_->size() > 1; }
-  // Waits for the reduction in flight, all-reduces it over the replicas (HSDP, blocking)
-  // and adds it into the gradient shard; nothing when none is in flight.
+  // Finishing its reduction also all-reduces the gradient shard over replicas (HSDP, on
+  // the step's last micro-batch).
+  bool replicates() const { return replicate_ && replicas_ && replicas_->size() > 1; }
+  // Waits for the reduction in flight (wait_scatter(), then the replicas' all-reduce, if
+  // any); the gradient shard is complete afterwards. Nothing when none is in flight.
   void finish_reduce();
   // The fp32 master values of the whole unit, [padded] (collective over comm): for
   // saving; the gathered compute buffer is left as it is.
@@ -173,9 +190,14 @@ class FsdpUnit {
  private:
   // Reduce-scatters the unit's gradient buffer (waiting here, or in flight with async).
   void reduce_gradients();
-  // [shard] reduce dtype, summed over the shard group: sums it over the replicas (HSDP)
-  // and adds it into the gradient shard.
+  // [shard] reduce dtype, summed over the shard group: adds it into the gradient shard
+  // and, when replicating, sums the shard over the replicas (HSDP).
   void add_reduced(at::Tensor& reduced);
+  // HSDP: all-reduces the gradient shard over the replicas in the reduce dtype (through
+  // replica_wire_ unless fp32); async: returns its Work, else waits. land_replica() then
+  // puts the sum into the gradient shard.
+  WorkPtr replicate_shard(bool async);
+  void land_replica();
   void free_gathered();
 
   UnitLayout layout_;
@@ -188,14 +210,16 @@ class FsdpUnit {
   WorkPtr pending_;  // an all-gather in flight (prefetch)
   ReduceQueue& queue_;
   bool async_;
-  WorkPtr reducing_;                      // a reduce-scatter in flight (async_reduce)
-  bool scattered_ = false;                // ... and already waited (wait_scatter)
+  WorkPtr reducing_;                      // a reduction in flight (async_reduce): its reduce-scatter
+  bool scattered_ = false;                // ... already waited and added (wait_scatter)
+  WorkPtr replicating_;                   // ... then HSDP's all-reduce of the gradient shard
+  at::Tensor replica_wire_;               // [shard] that all-reduce's buffer in a 16-bit reduce dtype
   at::Tensor reduce_send_, reduce_out_;  // [padded], [shard] in the reduce dtype: its buffers
   at::Tensor shard_, grad_shard_;
   at::Tensor full_;       // [padded] gathered parameters; storage only while gathered
   at::Tensor full_grad_;  // [padded] gradients of this rank's micro-batches
   size_t grads_seen_ = 0;
-  bool gathered_ = false, pinned_ = false, reduce_ = true;
+  bool gathered_ = false, pinned_ = false, reduce_ = true, replicate_ = true;
   // One rank holds the whole unit (a shard group of one, fp32 compute): the gathered
   // buffer is the shard itself and gradients accumulate straight into the gradient
   // shard, without the copies a gather and a reduction of one rank would make.
@@ -226,8 +250,9 @@ class FsdpModel {
   // when reducing, reduced), and clears the parameters' own .grad.
   void finish_backward();
   ReduceQueue& reduce_queue() { return queue_; }
-  // reduce=false for all but the last micro-batch of a step.
-  void set_reduce(bool reduce);
+  // Before each micro-batch's forward: which of the step's micro-batches it is, so that
+  // gradients are reduced as grad_accumulation says (every micro-batch, or the last).
+  void set_micro_batch(int64_t index, int64_t count);
 
   std::vector<std::unique_ptr<FsdpUnit>>& units() { return units_; }
   std::vector<at::Tensor> shards();

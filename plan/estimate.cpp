@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <stdexcept>
+#include <vector>
 
 #include "model/flow.hpp"
 #include "model/world_model.hpp"
@@ -17,7 +18,7 @@ ModelShape ModelShape::of(const ModelConfig& model) {
   ModelShape s;
   s.depth = static_cast<int64_t>(m->blocks().size());
   int64_t total = 0;
-  for (const auto& p : m->parameters()) total += p.numel();
+  for (const auto& p : m->parameters()) total += p.numel(), s.largest = std::max<int64_t>(s.largest, p.numel());
   if (s.depth > 0) {
     for (const auto& p : m->blocks()[0]->parameters()) s.block += p.numel();
   }
@@ -75,6 +76,9 @@ struct Shape {
   int64_t depth = 0, root_shard = 0, block_shard = 0, recomputed = 0;
   bool raf = true, prefetch = false;        // reshard_after_forward; prefetch resolved for the device
   bool async_reduce = false;              // async_reduce resolved for the device
+  // Reductions per unit per step: M with sharded gradient accumulation, else 1 (the last
+  // micro-batch); root gathers per step likewise (unsharded keeps the root pinned).
+  int64_t reductions = 1;
   bool alias_params = false, alias_grads = false;  // FSDP on one rank (parallel/fsdp.hpp)
   SequenceLayout layout;
   AttentionTraffic attn;                  // per block and micro-batch, rank 0
@@ -118,6 +122,7 @@ Shape resolve_shape(const TrainConfig& c, int world, const Cluster& cluster, con
   s.raf = fsdp.reshard_after_forward;
   s.prefetch = fsdp.prefetches(cluster.gpu ? at::Device(at::kCUDA) : at::Device(at::kCPU));
   s.async_reduce = fsdp.reduces_async(cluster.gpu ? at::Device(at::kCUDA) : at::Device(at::kCPU));
+  s.reductions = fsdp.accumulates_sharded() ? s.M : 1;
   s.alias_params = s.k == 1 && s.pb == 4;
   s.alias_grads = s.k == 1 && s.rb == 4 && s.replicas == 1;
   s.attn = attention_traffic(s.layout, c.model.dim, 0, s.b, s.pb);
@@ -132,11 +137,11 @@ std::map<std::string, int64_t> step_bytes(const Shape& s) {
   };
   const int64_t k = s.k, n = s.replicas, block_gathers = s.depth * s.M * (s.raf ? 2 : 1);
   if (k > 1) {
-    add("shard.all_gather", (k - 1) * s.pb * (s.root_shard + block_gathers * s.block_shard));
-    add("shard.reduce_scatter", (k - 1) * s.rb * (s.root_shard + s.depth * s.block_shard));
+    add("shard.all_gather", (k - 1) * s.pb * (s.reductions * s.root_shard + block_gathers * s.block_shard));
+    add("shard.reduce_scatter", s.reductions * (k - 1) * s.rb * (s.root_shard + s.depth * s.block_shard));
     add("shard.all_reduce", 2 * (k - 1) * 8 / k);  // the gradient norm
   }
-  if (n > 1) {  // per unit, each call rounded down
+  if (n > 1) {  // per unit, once per step (the accumulated shard), each call rounded down
     add("replicate.all_reduce",
         2 * (n - 1) * (s.root_shard * s.rb) / n + s.depth * (2 * (n - 1) * (s.block_shard * s.rb) / n));
   }
@@ -147,7 +152,8 @@ std::map<std::string, int64_t> step_bytes(const Shape& s) {
   return out;
 }
 
-void estimate_memory(const TrainConfig& c, const Shape& s, const Cluster& cluster, Estimate& e) {
+void estimate_memory(const TrainConfig& c, const Shape& s, const ModelShape& shape, const Cluster& cluster,
+                     Estimate& e) {
   const auto& fsdp = c.parallel.fsdp;
   const int64_t root_padded = s.root_shard * s.k, block_padded = s.block_shard * s.k;
   e.persistent = 20.0 * double(s.root_shard + s.depth * s.block_shard);
@@ -156,10 +162,15 @@ void estimate_memory(const TrainConfig& c, const Shape& s, const Cluster& cluste
     e.gathered += double(s.pb) * double(root_padded + in_flight * block_padded);
     if (s.pb != 4) e.gathered += double(s.pb) * double(s.root_shard + in_flight * s.block_shard);
   }
+  // Autograd hands FSDP's hook one parameter's gradient (compute dtype) while the
+  // previous one's .grad still lingers (parallel/fsdp.hpp, GradSink): two of the largest.
+  e.gathered += 2.0 * double(s.pb) * double(shape.largest);
   if (!s.alias_grads) {
     // Unreduced gradients, fp32: the root's all backward and one block's at a time; with
-    // gradient accumulation every unit keeps its whole buffer until the last micro-batch.
-    e.gathered += 4.0 * double(s.M > 1 ? root_padded + s.depth * block_padded : root_padded + block_padded);
+    // unsharded gradient accumulation every unit keeps its whole buffer until the last
+    // micro-batch.
+    const bool whole = s.M > 1 && s.reductions == 1;
+    e.gathered += 4.0 * double(whole ? root_padded + s.depth * block_padded : root_padded + block_padded);
     if (s.rb != 4) e.gathered += double(s.rb) * double(std::max(root_padded, block_padded));  // the cast to reduce
     if (s.async_reduce) {  // block reductions in flight: their send and receive buffers, within the bound
       const double unit = double(s.rb) * double(block_padded + s.block_shard);
@@ -196,6 +207,76 @@ double exposed_gathers(const TrainConfig& c, const Shape& s, double g_block, dou
   return double(s.M) * (pass(block_fwd) + (s.raf ? pass(2 * block_fwd) : 0.0));
 }
 
+// The backward of one micro-batch that reduces, replayed against parallel/fsdp.cpp's
+// asynchronous reduction, on a clock: each block's backward takes `window` seconds of
+// compute; a communicator runs its calls one after another (its timeline), the shard
+// group's prefetched all-gather of the next block first at the start of each backward.
+// When a unit's backward completes: under HSDP the reduce-scatters in flight are waited
+// and their all-reduces issued (on the replicas' timeline: its own link on GPUs; the same
+// progress thread as the shard group's on CPU ranks, share_progress); then the oldest
+// reductions are finished while the bytes in flight exceed the bound; then its own
+// reduce-scatter is issued. The root's backward adds no window. The rest is waited at
+// the end. Returns the seconds the compute waited.
+struct ReducePass {
+  int64_t depth = 0;
+  double window = 0, gather = 0;           // per block: backward compute; prefetch on the shard link
+  double rs_block = 0, rs_root = 0;        // reduce-scatter seconds
+  double ar_block = 0, ar_root = 0;        // all-reduce over the replicas (0: none this pass)
+  double bytes_block = 0, bytes_root = 0;  // buffers a reduce-scatter in flight holds
+  double wire_block = 0, wire_root = 0;    // ... and its all-reduce's, once scattered
+  double bound = 0;                        // reduce_in_flight_mb, bytes
+  bool shared = false;                     // one progress for both communicators (MPI)
+};
+
+int64_t fsdp_bound(const TrainConfig& c) {
+  return std::max<int64_t>(0, c.parallel.fsdp.reduce_in_flight_mb) * (int64_t{1} << 20);
+}
+
+double reduce_pass_stall(const ReducePass& p) {
+  struct Timeline {
+    double free = 0;
+    double run(double at, double seconds) { return free = std::max(free, at) + seconds; }
+  } shard, own;
+  Timeline& replica = p.shared ? shard : own;
+  struct Pending {
+    double rs_done, ar, bytes, wire, ar_done = -1;
+    bool scattered = false;
+  };
+  std::vector<Pending> queue;  // oldest first
+  double t = 0;
+  auto scatter = [&](Pending& u) {
+    if (u.scattered) return;
+    t = std::max(t, u.rs_done), u.scattered = true;
+    if (u.ar > 0) u.ar_done = replica.run(t, u.ar);
+  };
+  auto finish = [&](Pending& u) { scatter(u), t = std::max(t, u.ar_done); };
+  auto held = [&] {
+    double b = 0;
+    for (const auto& u : queue) b += u.scattered ? u.wire : u.bytes;
+    return b;
+  };
+  for (int64_t i = 0; i <= p.depth; ++i) {  // blocks depth-1 .. 0, then the root
+    const bool root = i == p.depth;
+    if (!root) {
+      if (i + 1 < p.depth) shard.run(t, p.gather);
+      t += p.window;
+    }
+    for (auto& u : queue) {
+      if (u.ar > 0) scatter(u);
+    }
+    const double bytes = root ? p.bytes_root : p.bytes_block;
+    while (!queue.empty() && held() > 0 && held() + bytes > p.bound) {
+      finish(queue.front());
+      queue.erase(queue.begin());
+    }
+    queue.push_back({shard.run(t, root ? p.rs_root : p.rs_block), root ? p.ar_root : p.ar_block, bytes,
+                     root ? p.wire_root : p.wire_block});
+  }
+  for (auto& u : queue) scatter(u);
+  for (auto& u : queue) finish(u);
+  return t - double(p.depth) * p.window;
+}
+
 void estimate_time(const TrainConfig& c, const Shape& s, const Cluster& cluster, Estimate& e) {
   const ModelConfig& m = c.model;
   const double rate = cluster.device_flops() * cluster.efficiency;
@@ -206,22 +287,33 @@ void estimate_time(const TrainConfig& c, const Shape& s, const Cluster& cluster,
   const Link world = link(cluster, s.world, s.world), ulysses = link(cluster, s.u, s.u), ring = link(cluster, s.r, s.sp);
   const double g_root = shard.time(double((s.k - 1) * s.pb * s.root_shard), shard.rounds());
   const double g_block = shard.time(double((s.k - 1) * s.pb * s.block_shard), shard.rounds());
-  e.gather_s = g_root + double(s.depth * s.M * (s.raf ? 2 : 1)) * g_block;
-  e.gather_exposed_s = g_root + exposed_gathers(c, s, g_block, block_fwd);
+  e.gather_s = double(s.reductions) * g_root + double(s.depth * s.M * (s.raf ? 2 : 1)) * g_block;
+  e.gather_exposed_s = double(s.reductions) * g_root + exposed_gathers(c, s, g_block, block_fwd);
   const double units = double(s.depth + 1), unit_shard = double(s.root_shard + s.depth * s.block_shard) / units;
   const double hsdp = units * replica.time(2.0 * (s.replicas - 1) * unit_shard * double(s.rb) / s.replicas, 2 * replica.rounds());
-  e.reduce_s = units * shard.time(double((s.k - 1) * s.rb) * unit_shard, shard.rounds()) + hsdp;
+  const double R = double(s.reductions);  // reduce-scatter passes per step
+  e.reduce_s = R * units * shard.time(double((s.k - 1) * s.rb) * unit_shard, shard.rounds()) + hsdp;
   e.reduce_exposed_s = e.reduce_s;
   if (s.async_reduce && s.depth > 0) {
-    // parallel/fsdp.cpp: block k's reduce-scatter is issued when its backward completes,
-    // and hides behind block k-1's backward (2 forwards' FLOPs), less the time the shard
-    // link spends on that backward's prefetched all-gather; block 0's and the root's are
-    // exposed. HSDP's all-reduces run after the backward, not overlapped (yet).
     auto rs = [&](int64_t elems) { return shard.time(double((s.k - 1) * s.rb * elems), shard.rounds()); };
-    const double window = 2 * block_fwd, gather = s.raf && s.prefetch ? g_block : 0.0;
-    const double rs_b = rs(s.block_shard);
-    e.reduce_exposed_s = rs(s.root_shard) + rs_b + hsdp +
-                         double(s.depth - 1) * std::max(0.0, rs_b - std::max(0.0, window - gather));
+    auto ar = [&](int64_t elems) {
+      return replica.time(2.0 * (s.replicas - 1) * double(elems * s.rb) / s.replicas, 2 * replica.rounds());
+    };
+    ReducePass p;
+    p.depth = s.depth;
+    p.window = 2 * block_fwd;
+    p.gather = s.raf && s.prefetch ? g_block : 0.0;
+    p.rs_block = rs(s.block_shard), p.rs_root = rs(s.root_shard);
+    p.bytes_block = double(s.rb * (s.block_shard * (s.k + 1))), p.bytes_root = double(s.rb * (s.root_shard * (s.k + 1)));
+    p.bound = double(fsdp_bound(c));
+    p.shared = !cluster.gpu;
+    // Sharded accumulation reduces every micro-batch; the replicas' all-reduce only on the last.
+    e.reduce_exposed_s = double(s.reductions - 1) * reduce_pass_stall(p);
+    if (s.replicas > 1) {
+      p.ar_block = ar(s.block_shard), p.ar_root = ar(s.root_shard);
+      if (s.rb != 4) p.wire_block = double(s.rb * s.block_shard), p.wire_root = double(s.rb * s.root_shard);
+    }
+    e.reduce_exposed_s += reduce_pass_stall(p);
   }
   const double passes = double(s.M * s.depth), re = double(s.M * s.recomputed);
   const double a2a = ulysses.time(passes * double(s.attn.all_to_all_forward + s.attn.all_to_all_backward) +
@@ -247,7 +339,7 @@ Estimate estimate(const TrainConfig& c, int world, const Cluster& cluster, const
   e.world = world;
   const Shape s = resolve_shape(c, world, cluster, shape);
   e.comm_bytes = step_bytes(s);
-  estimate_memory(c, s, cluster, e);
+  estimate_memory(c, s, shape, cluster, e);
   estimate_time(c, s, cluster, e);
   e.fits = e.total() <= cluster.memory_bytes;
   if (!e.fits) {

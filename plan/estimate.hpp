@@ -4,10 +4,11 @@
 //
 // The bytes follow what reel sends, call for call (dist/traffic.hpp counts the same
 // bytes at run time; the plan test compares them exactly):
-//   FSDP (parallel/fsdp.hpp): the root unit is gathered once per step (pinned across
-//     micro-batches); each block once per micro-batch in forward and, with
-//     reshard_after_forward, again in backward; one reduce-scatter per unit per step
-//     (in reduce_dtype), then an all-reduce over the HSDP replicas.
+//   FSDP (parallel/fsdp.hpp): each block is gathered once per micro-batch in forward and,
+//     with reshard_after_forward, again in backward; each unit is reduce-scattered (in
+//     reduce_dtype) once per micro-batch with sharded gradient accumulation, once per step
+//     with unsharded (the root then stays pinned: gathered once per step, else once per
+//     micro-batch); an all-reduce over the HSDP replicas once per step.
 //   Sequence parallelism: parallel/sequence/layout.hpp's attention_traffic per block and
 //     micro-batch, the forward part again for each recomputed block.
 //   Every step: the loss all-reduce (3 doubles, world) and the gradient-norm all-reduce
@@ -19,8 +20,9 @@
 // peak x efficiency. Communication is bytes over the group's bandwidth (NVLink inside a
 // node, the NIC across nodes) plus a latency per ring step. What reel overlaps is
 // overlapped: prefetched all-gathers hide behind the previous block's compute, ring
-// key/value passes behind attention; reduce-scatters, HSDP all-reduces and Ulysses
-// all-to-alls block the step (reel issues them synchronously) and are added whole.
+// key/value passes behind attention; with async_reduce a block's reduce-scatter behind the
+// next block's backward (less the shard link's time on that backward's prefetch); HSDP
+// all-reduces and Ulysses all-to-alls block the step and are added whole.
 #pragma once
 
 #include <cstdint>
@@ -37,6 +39,7 @@ struct ModelShape {
   int64_t root = 0;   // parameters of the root unit (everything outside the blocks)
   int64_t block = 0;  // parameters of one block
   int64_t depth = 0;
+  int64_t largest = 0;  // elements of the largest single parameter
   int64_t parameters() const { return root + depth * block; }
   static ModelShape of(const ModelConfig& model);
 };

@@ -105,7 +105,8 @@ nlohmann::json plan_json(const Plan& p) {
         {"ulysses", cfg.parallel.sequence.ulysses_degree(sp)},
         {"shard_group", cfg.mesh.shard_group > 0 ? cfg.mesh.shard_group : e.world},
         {"activation_checkpoint", cfg.parallel.activation_checkpoint.mode},
-        {"micro_batches", cfg.data.micro_batches}, {"global_batch", cfg.data.global_batch}};
+        {"micro_batches", cfg.data.micro_batches}, {"grad_accumulation", cfg.parallel.fsdp.grad_accumulation},
+        {"global_batch", cfg.data.global_batch}};
     if (e.reason.empty() || e.reason.rfind("needs ", 0) == 0) {  // estimated (fits, or over memory)
       // persistent = fp32 parameter shard (4 bytes per element) + gradient shard (4) + AdamW
       // moments and decay mask (12).

@@ -55,7 +55,13 @@ void search_micro_batches(TrainConfig c, int dp, int world, const Cluster& clust
   for (int64_t m : counts) {
     if ((c.data.global_batch / m) % dp != 0) continue;
     c.data.micro_batches = m;
+    c.parallel.fsdp.grad_accumulation = "sharded";
     Estimate e = try_estimate(c, world, cluster, plan.shape);
+    if (m > 1) {  // both accumulation modes: the faster of those that fit
+      c.parallel.fsdp.grad_accumulation = "unsharded";
+      Estimate u = try_estimate(c, world, cluster, plan.shape);
+      if (u.fits && (!e.fits || u.step_s < e.step_s)) e = std::move(u);
+    }
     if (e.fits) {
       plan.fitting.push_back(std::move(e));
       return;
@@ -134,6 +140,7 @@ std::string describe_layout(const Estimate& e) {
   const auto& ac = c.parallel.activation_checkpoint;
   out << ", ac " << (ac.mode == "every" ? "every " + std::to_string(ac.every) : ac.mode);
   out << ", " << c.data.micro_batches << " micro";
+  if (c.data.micro_batches > 1) out << " (" << c.parallel.fsdp.grad_accumulation << ")";
   return out.str();
 }
 

@@ -25,6 +25,8 @@ import tempfile
 LAYOUTS = [
     ("1 rank", 1, []),
     ("dp 2, 2 micro-batches", 2, ["--data.micro_batches", "2"]),
+    ("dp 2, 2 micro-batches unsharded", 2, ["--data.micro_batches", "2", "--parallel.grad_accumulation", "unsharded"]),
+    ("dp 4 HSDP 2x2, 2 micro-batches", 4, ["--parallel.shard_group", "2", "--data.micro_batches", "2"]),
     ("sp 2 Ulysses, ac full", 2, ["--parallel.sp", "2", "--parallel.activation_checkpoint", "full"]),
     ("sp 2 ring", 2, ["--parallel.sp", "2", "--parallel.sp_mode", "ring"]),
     ("sp 4 hybrid 2x2", 4, ["--parallel.sp", "4", "--parallel.sp_mode", "hybrid", "--parallel.ulysses", "2"]),

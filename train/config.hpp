@@ -122,6 +122,9 @@ void visit_train_options(TrainConfig& c, Visit&& v) {
     "issue each unit's gradient reduce-scatter when its backward completes, wait before the optimizer: auto (on GPUs, off on CPU ranks) | true | false");
   v("parallel.reduce_in_flight_mb", c.parallel.fsdp.reduce_in_flight_mb,
     "async_reduce: MiB of unreduced gradients in flight at most (one unit always)");
+  v("parallel.grad_accumulation", c.parallel.fsdp.grad_accumulation,
+    "with data.micro_batches > 1: sharded (reduce-scatter every micro-batch; holds 1/N of the gradients) | "
+    "unsharded (keep whole gradients, reduce once per step)");
   v("parallel.param_dtype", c.parallel.fsdp.param_dtype, "gather/compute dtype: auto (bfloat16 on GPU, float32 on CPU) | float32 | bfloat16 | float16");
   v("parallel.reduce_dtype", c.parallel.fsdp.reduce_dtype, "gradient reduce-scatter dtype");
   v("optim.lr", c.schedule.lr, "peak learning rate");

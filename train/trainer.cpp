@@ -121,7 +121,7 @@ double Trainer::forward_backward(int64_t step, double* data_seconds) {
     const auto wait = std::chrono::steady_clock::now();
     auto batch = loader_->next();
     data_s += seconds_since(wait);
-    fsdp_->set_reduce(m == c_.data.micro_batches - 1);  // communicate once per step
+    fsdp_->set_micro_batch(m, c_.data.micro_batches);  // reduce each micro-batch, or only the last
     auto l = micro_loss(batch, step);
     l.backward();
     fsdp_->finish_backward();

@@ -109,7 +109,27 @@ void expect_parity(TrainConfig c) {
 }
 
 TEST(Parity, Fsdp) { expect_parity(parity_config()); }
+// Gradient accumulation: sharded (each micro-batch reduce-scattered into the shard, the
+// default) and unsharded (whole gradients kept, reduced once), with FSDP and HSDP (whose
+// all-reduce over the replicas runs once per step, on the accumulated shard).
 TEST(Parity, GradientAccumulation) { expect_parity(parity_config(2)); }
+TEST(Parity, GradientAccumulationUnsharded) {
+  auto c = parity_config(2);
+  c.parallel.fsdp.grad_accumulation = "unsharded";
+  expect_parity(c);
+}
+TEST(Parity, GradientAccumulationHybridSharding) {
+  const int n = world().size();
+  if (n == 1) GTEST_SKIP() << "HSDP needs replica groups of size > 1: at least 2 ranks";
+  for (const char* mode : {"sharded", "unsharded"}) {
+    SCOPED_TRACE(mode);
+    auto c = parity_config(2);
+    c.mesh.shard_group = n % 2 == 0 ? n / 2 : 1;
+    c.parallel.fsdp.grad_accumulation = mode;
+    c.parallel.fsdp.async_reduce = std::string(mode) == "sharded" ? "true" : "false";
+    expect_parity(c);
+  }
+}
 TEST(Parity, NoReshardAfterForward) {
   auto c = parity_config();
   c.parallel.fsdp.reshard_after_forward = false;
@@ -201,30 +221,32 @@ TEST(AsyncReduce, ABlocksReductionIsInFlightWhileTheBlockBeforeItRunsItsBackward
   EXPECT_EQ(position(events, "finish root") + 1, events.size()) << "the root, reduced last, is finished last";
 }
 
-// HSDP: a unit is finished (its all-reduce over the replicas run) only when every
-// reduce-scatter issued so far has been waited: no collective on the replica communicator
-// runs while one on the shard communicator is in flight on another thread. Shard groups
-// of 1 and, at 4 ranks, of 2; the reductions themselves still overlap the backward.
-TEST(AsyncReduce, HsdpAllReducesRunOnlyWhenNoReduceScatterIsInFlight) {
+// HSDP: block k's reduce-scatter is waited when block k-1's backward completes, and the
+// all-reduce of its shard over the replicas issued right there, before block k-1's own
+// reduce-scatter (one issue order on every rank); that all-reduce is still in flight
+// while the next unit runs its backward. Shard groups of 1 and, at 4 ranks, of 2.
+TEST(AsyncReduce, HsdpAllReduceIsInFlightWhileTheNextUnitRunsItsBackward) {
   const int n = world().size();
   if (n == 1) GTEST_SKIP() << "HSDP needs replicas: at least 2 ranks";
+  const int depth = static_cast<int>(parity_config().model.depth);
+  ASSERT_GE(depth, 2);
   for (const int group : {1, n % 2 == 0 ? n / 2 : 1}) {
     SCOPED_TRACE("shard groups of " + std::to_string(group));
     const auto events = backward_events("true", 512, group);
-    std::set<std::string> issued, scattered;
-    int finished = 0;
-    for (const auto& e : events) {
-      const auto space = e.find(' ');
-      const std::string kind = e.substr(0, space), unit = e.substr(space + 1);
-      if (kind == "issue") issued.insert(unit);
-      if (kind == "scattered") scattered.insert(unit);
-      if (kind == "finish") {
-        ++finished;
-        EXPECT_EQ(issued, scattered) << e << " while a reduce-scatter was in flight";
-      }
+    auto at = [&](const std::string& e) { return position(events, e); };
+    for (int k = 1; k < depth; ++k) {
+      const std::string unit = "block" + std::to_string(k), before = "block" + std::to_string(k - 1);
+      const std::string next = k >= 2 ? "block" + std::to_string(k - 2) : "root";  // after block k-1's backward
+      EXPECT_LT(at("backward " + before), at("scattered " + unit)) << unit;
+      EXPECT_EQ(at("scattered " + unit) + 1, at("replicate " + unit)) << unit;
+      EXPECT_LT(at("replicate " + unit), at("issue " + before)) << unit << ": one issue order over both communicators";
+      EXPECT_LT(at("replicate " + unit), at("backward " + next)) << unit;
+      EXPECT_LT(at("backward " + next), at("finish " + unit)) << unit << "'s all-reduce was waited before " << next
+                                                             << "'s backward";
     }
-    EXPECT_EQ(finished, parity_config().model.depth + 1);
-    EXPECT_LT(position(events, "issue block1"), position(events, "backward block0")) << "no overlap left";
+    int replicated = 0;
+    for (const auto& e : events) replicated += e.rfind("replicate ", 0) == 0;
+    EXPECT_EQ(replicated, depth + 1) << "one all-reduce over the replicas per unit";
   }
 }
 
