@@ -46,6 +46,9 @@ section "FSDP: scaling at 2 cores, prefetch and overlap, activation-checkpoint m
 section "FSDP: asynchronous gradient reduction against the blocking one" \
   "bench/async_reduce.sh: 2 ranks x 1 thread, dim 256, depth 4, global batch 32; 4 alternating pairs, medians over steps 11-40 of each run." \
   bash "$root/bench/async_reduce.sh" 4
+section "FSDP: sharded gradient accumulation against unsharded" \
+  "bench/grad_accumulation.sh: 2 ranks x 1 thread, dim 512, depth 4, global batch 32 in 4 micro-batches; 3 alternating pairs, medians over steps 11-30 of each run; peak RSS above start, rank 0." \
+  bash "$root/bench/grad_accumulation.sh" 3
 section "Sequence parallelism: the longest context per scheme" \
   "bench/sp_bench.sh: 4 ranks, a 128 MiB activation budget per rank; attention bytes against the analytic volume." \
   bash "$root/bench/sp_bench.sh"
