@@ -98,13 +98,14 @@ struct GradSink {
 
 class FsdpUnit;
 
-// The units whose gradient reduce-scatter is in flight, oldest first, with a bound on
-// their bytes: before a reduction is issued, reserve() finishes the oldest until it fits
-// (a unit alone always does).
+// The units whose gradient reduction is in flight (reduce-scatter, then HSDP's
+// all-reduce), oldest first, with a bound on the buffers they hold: before a reduction is
+// issued, reserve() moves the HSDP reductions on to their all-reduce, then finishes the
+// oldest until it fits (a unit alone always does).
 class ReduceQueue {
  public:
   explicit ReduceQueue(int64_t max_bytes) : max_bytes_(max_bytes) {}
-  void reserve(int64_t bytes);  // finishes the oldest reductions until `bytes` more fit
+  void reserve(int64_t bytes);  // the HSDP step above, then the oldest until `bytes` more fit
   void push(FsdpUnit& unit);  // a reduction just issued (unit.reducing() is true)
   void drain();               // finishes every reduction in flight, oldest first
   bool empty() const { return units_.empty(); }
