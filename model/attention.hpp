@@ -20,16 +20,24 @@ struct AttentionInputs {
   at::Tensor q;        // [B, H, Lq, head_dim]
   at::Tensor k;        // [B, H, Lk, head_dim]
   at::Tensor v;        // [B, H, Lk, head_dim]
+  // On the host (their values choose the fused calls; device copies are read back).
   at::Tensor q_group;  // [Lq] int64 frame-group of each query token
   at::Tensor k_group;  // [Lk] int64 frame-group of each key token
   bool causal = false;  // a query sees keys of its own and earlier frame-groups
 };
 
-// On CPU: explicit scores, differentiable through autograd (the reference), or, for more
-// than kKeyChunk keys, the blockwise form (model/attention_blocks.hpp: memory linear in
-// the length; lse not returned). On CUDA tensors it uses LibTorch's fused kernels, which
-// return the lse.
+// Fused kernels without a mask (model/attention_blocks.hpp, "Fused, mask-free"): the
+// frame-causal mask becomes one call per run of queries over the prefix of keys they see,
+// so memory is linear in the length. On CUDA and on CPU, for every length (measured on
+// CPU: attention.cpp). Both out and lse are differentiable. Without a fused kernel for the
+// dtype or head size (fp64 on CUDA), or with groups in too many unordered pieces
+// (query_runs), the explicit reference for up to kKeyChunk keys on CPU, otherwise
+// blockwise attention (memory linear in the length; lse not returned).
 AttentionResult attention(const AttentionInputs& in);
+
+// Explicit scores [B, H, Lq, Lk] (and an [Lq, Lk] bias when causal), differentiable through
+// autograd: the reference the fused and blockwise forms are tested against.
+AttentionResult reference_attention(const AttentionInputs& in);
 
 // What the model calls for attention; sequence parallelism substitutes its own.
 using AttentionFn = std::function<AttentionResult(const AttentionInputs&)>;

@@ -21,14 +21,32 @@
 // tile pair whose keys all lie in later groups than its queries is skipped, not computed
 // and masked: a zigzag ring share (an early and a late piece) does half the work of a
 // block on the pairs that are hidden.
+//
+// Fused, mask-free (where LibTorch has a kernel for the device, dtype and head size:
+// fused_kernel_available()). With the tokens ordered by frame-group, the keys a query of
+// group g sees are a prefix of each sorted piece of the keys (those of groups <= g, found
+// by binary search on host copies of the groups). Queries are cut into runs of one
+// frame-group (neighbouring runs that see the same keys are joined); each run is one call
+// of LibTorch's fused kernel without mask and without its causal flag on (its queries,
+// that prefix of k and v): no [Lq, Lk] tensor exists anywhere, memory is linear in the
+// length, and hidden keys cost nothing. A contiguous piece of the clip is one sorted
+// piece, a zigzag ring share (an early piece, then a late one) too; a hybrid ring share
+// (zigzag pieces of several Ulysses ranks, one after the other) is a few sorted pieces,
+// whose partial results merge through their log-sum-exp. Groups cut into more than
+// kMaxSortedPieces pieces go to the tiles above. The kernels accumulate in fp32 and
+// return 16-bit outputs for 16-bit inputs (widened before partial results merge).
 #pragma once
 
 #include <ATen/ATen.h>
+
+#include <optional>
+#include <vector>
 
 namespace reel {
 
 constexpr int64_t kKeyChunk = 512;            // longest tile (tokens); longer keys go blockwise
 constexpr int64_t kTileElements = int64_t{1} << 18;  // B x H x tile x tile at most (1 MiB fp32)
+constexpr int64_t kMaxSortedPieces = 8;  // more pieces of non-decreasing groups: tiles, not fused runs
 
 struct AttentionBlock {
   at::Tensor q;        // [B, H, Lq, hd]
@@ -47,10 +65,51 @@ struct PartialAttention {
 // skip it. Pass host tensors: this reads their values.
 bool block_visible(const at::Tensor& q_group, const at::Tensor& k_group, bool causal);
 
-// Score elements (query x key pairs, per clip and head) block_forward computes for these
-// groups: the tile pairs not skipped. The work of a block, for measuring load balance.
-// batch_heads: B x H (it sets the tile length).
-int64_t block_work(const at::Tensor& q_group, const at::Tensor& k_group, bool causal, int64_t batch_heads);
+// Keys [start, start + len) of a block.
+struct KeySpan {
+  int64_t start, len;
+};
+// Queries [start, start + len) that all see the same keys: a prefix of each sorted piece
+// of the keys (no span: they see nothing; output 0, lse -inf).
+struct QueryRun {
+  int64_t start, len;
+  std::vector<KeySpan> keys;
+};
+
+// The fused calls for these groups (one run over every key when not causal); nullopt when
+// causal and either group list is cut into more than kMaxSortedPieces non-decreasing
+// pieces. Host or device groups (a device copy is read back).
+std::optional<std::vector<QueryRun>> query_runs(const at::Tensor& q_group, const at::Tensor& k_group, bool causal);
+
+// Whether LibTorch has a fused kernel for q's device, dtype and head size: CPU (fp32,
+// fp64, bf16, fp16: FlashAttention for CPU); CUDA bf16/fp16 (FlashAttention-2, head size
+// a multiple of 8 up to 256) and fp32 (memory-efficient attention).
+bool fused_kernel_available(const at::Tensor& q);
+
+// Whether block_forward and block_backward take the fused runs for this block (`runs`
+// set to them) or the tiles.
+bool use_fused(const AttentionBlock& b, std::vector<QueryRun>& runs);
+
+// Score elements (query x key pairs, per clip and head) block_forward computes for this
+// block: the visible pairs of the fused runs, or the tile pairs not skipped. The work of
+// a block, for measuring load balance (b.q gives dtype, device, B x H; its values are not read).
+int64_t block_work(const AttentionBlock& b);
+
+// The fused runs' forward: out [B, H, Lq, hd] in `out_dtype`, lse [B, H, Lq] fp32 (fp64
+// for fp64 inputs; -inf for runs that see nothing).
+PartialAttention fused_forward(const AttentionBlock& b, const std::vector<QueryRun>& runs, at::ScalarType out_dtype);
+
+struct BlockGrads {
+  at::Tensor dq;      // [B, H, Lq, hd] fp32 (at least): this key block's contribution to dQ
+  at::Tensor dk, dv;  // [B, H, Lk, hd] fp32 (at least): the gradients of this block's keys and values
+};
+
+// The fused runs' backward given the final (merged over every block) out [B, H, Lq, hd]
+// in q's dtype and lse: the kernel computes D = rowsum(dout * out) itself and
+// P = exp(S - lse), so each block gives exactly its share. dlse [B, H, Lq] (optional): a
+// gradient of the lse as well (dS += P * dlse).
+BlockGrads fused_backward(const AttentionBlock& b, const std::vector<QueryRun>& runs, const at::Tensor& dout,
+                          const at::Tensor& out, const at::Tensor& lse, const at::Tensor& dlse = at::Tensor());
 
 // One block's partial attention.
 PartialAttention block_forward(const AttentionBlock& b);
@@ -61,18 +120,13 @@ void merge_partial(PartialAttention& acc, const PartialAttention& part);
 // Exact attention over a whole block, memory O(kTileElements) beyond inputs and output,
 // as one autograd function: forward runs block_forward and saves only q, k, v, out and
 // lse; backward recomputes each key chunk's scores (block_backward). Returns out
-// [B, H, Lq, hd] in q's dtype. What attention() uses on CPU for long sequences.
+// [B, H, Lq, hd] in q's dtype. What attention() falls back to for long sequences.
 at::Tensor blockwise_attention(const AttentionBlock& b);
 
-struct BlockGrads {
-  at::Tensor dq;      // [B, H, Lq, hd] fp32: this key block's contribution to dQ
-  at::Tensor dk, dv;  // [B, H, Lk, hd] fp32: the gradients of this block's keys and values
-};
-
-// dout [B, H, Lq, hd]; out, lse: the final (merged over every block) forward results;
-// d = rowsum(dout * out) [B, H, Lq] (softmax_rowsum).
-BlockGrads block_backward(const AttentionBlock& b, const at::Tensor& dout, const at::Tensor& lse,
-                          const at::Tensor& d);
+// dout [B, H, Lq, hd]; out [B, H, Lq, hd] (q's dtype) and lse [B, H, Lq]: the final
+// (merged over every block) forward results.
+BlockGrads block_backward(const AttentionBlock& b, const at::Tensor& dout, const at::Tensor& out,
+                          const at::Tensor& lse);
 // D = rowsum(dout * out) in fp32 (at least): [B, H, Lq].
 at::Tensor softmax_rowsum(const at::Tensor& dout, const at::Tensor& out);
 

@@ -62,10 +62,11 @@ struct RingAttentionFn : public torch::autograd::Function<RingAttentionFn> {
       WorkPtr work = s + 1 < step.n ? step.pass(kv, incoming, s, kTagKv) : nullptr;
       if (step.visible(s, causal)) {
         const auto t = Clock::now();
-        merge_partial(acc, block_forward(step.block(q, kv, s, causal)));
+        const auto block = step.block(q, kv, s, causal);
+        merge_partial(acc, block_forward(block));
         if (g.stats) {
           g.stats->compute_s += since(t);
-          g.stats->work += block_work(g.groups[step.r], g.groups[step.owner(s)], causal, q.size(0) * q.size(1));
+          g.stats->work += block_work(block);
         }
       }
       if (work) {
@@ -87,10 +88,10 @@ struct RingAttentionFn : public torch::autograd::Function<RingAttentionFn> {
     const auto &q = saved[0], &k = saved[1], &v = saved[2], &out = saved[3], &lse = saved[4];
     const RingStep step{g, g.comm->rank(), g.comm->size()};
     const auto dout = grads[0].contiguous();
-    const auto d = softmax_rowsum(dout, out);
     auto kv = at::stack({k, v});
-    at::Tensor dq = at::zeros(q.sizes(), d.options());
-    at::Tensor grad_acc = at::zeros(kv.sizes(), d.options());  // [2, B, H, n, hd] dK/dV of the block held
+    const auto acc = lse.options();  // fp32 (fp64 for fp64 inputs)
+    at::Tensor dq = at::zeros(q.sizes(), acc);
+    at::Tensor grad_acc = at::zeros(kv.sizes(), acc);  // [2, B, H, n, hd] dK/dV of the block held
     WorkPtr grad_work;
     for (int s = 0; s < step.n; ++s) {
       at::Tensor incoming, grad_in;
@@ -98,7 +99,8 @@ struct RingAttentionFn : public torch::autograd::Function<RingAttentionFn> {
       at::Tensor contribution;
       if (step.visible(s, causal)) {
         const auto t = Clock::now();
-        auto b = block_backward(step.block(q, kv, s, causal), dout, lse, d);
+        // The final out and lse: each block's backward gives exactly its share.
+        auto b = block_backward(step.block(q, kv, s, causal), dout, out, lse);
         dq.add_(b.dq);
         contribution = at::stack({b.dk, b.dv});
         if (g.stats) g.stats->compute_s += since(t);

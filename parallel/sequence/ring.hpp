@@ -13,6 +13,9 @@
 //             of its dK/dV; each rank adds its queries' contribution and passes the
 //             accumulator on with the block; after R steps one more hop brings every
 //             accumulator home. dQ accumulates locally. No forward is recomputed.
+// Each block's maths is LibTorch's fused kernel, once per run of queries over the prefix
+// of the block's keys it sees (block_forward / block_backward: the backward kernel is
+// given the final merged out and lse, so it yields exactly the block's share); no mask.
 #pragma once
 
 #include <ATen/ATen.h>

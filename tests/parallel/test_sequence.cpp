@@ -10,6 +10,7 @@
 #include <numeric>
 
 #include "model/rope.hpp"
+#include "model/attention.hpp"
 #include "model/attention_blocks.hpp"
 #include "parallel/sequence/sequence_parallel.hpp"
 #include "tests/support/test_env.hpp"
@@ -156,6 +157,74 @@ TEST(SequenceParallel, BlockMergeEqualsWholeAttention) {
   }
   EXPECT_TRUE(at::allclose(merged.out, whole.out, 1e-12, 1e-12));
   EXPECT_TRUE(at::allclose(merged.lse, whole.lse, 1e-12, 1e-12));
+}
+
+// One rank's queries against key blocks taken one at a time (what a ring rank does):
+// block_forward merged over the blocks, then block_backward of every block given the final
+// out and lse, against the explicit attention over all keys (fp32, 1e-5). `cuts`: the key
+// blocks [cuts[i], cuts[i + 1]). `fused`: whether the blocks take the fused runs.
+void expect_blocks_match_reference(const at::Tensor& q_group, const at::Tensor& k_group,
+                                   const std::vector<int64_t>& cuts, bool fused, const std::string& what) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(5);
+  auto make = [&](const at::Tensor& g) { return at::empty({2, 3, g.size(0), 8}, at::kFloat).normal_(0, 1, gen); };
+  const auto q = make(q_group), k = make(k_group), v = make(k_group), dout = make(q_group);
+  auto rq = q.clone().requires_grad_(), rk = k.clone().requires_grad_(), rv = v.clone().requires_grad_();
+  const auto ref = reference_attention({rq, rk, rv, q_group, k_group, true});
+  ref.out.backward(dout);
+  auto block = [&](size_t i) {
+    const int64_t a = cuts[i], n = cuts[i + 1] - cuts[i];
+    return AttentionBlock{q, k.narrow(2, a, n), v.narrow(2, a, n), q_group, k_group.narrow(0, a, n), true};
+  };
+  PartialAttention merged;
+  for (size_t i = 0; i + 1 < cuts.size(); ++i) {
+    std::vector<QueryRun> runs;
+    EXPECT_EQ(use_fused(block(i), runs), fused) << what << " block " << i;
+    if (!block_visible(block(i).q_group, block(i).k_group, true)) continue;
+    merge_partial(merged, block_forward(block(i)));
+    if (fused) {  // the work is the visible query x key pairs
+      const auto visible = block(i).k_group.unsqueeze(0).le(q_group.unsqueeze(1)).sum().item<int64_t>();
+      EXPECT_EQ(block_work(block(i)), visible) << what << " block " << i;
+    }
+  }
+  expect_close(merged.out, ref.out.detach(), what + " output");
+  expect_close(merged.lse, ref.lse.detach(), what + " lse");
+  const auto out = merged.out.to(q.scalar_type());
+  auto dq = at::zeros_like(q);
+  std::vector<at::Tensor> dk, dv;
+  for (size_t i = 0; i + 1 < cuts.size(); ++i) {
+    auto g = block_backward(block(i), dout, out, merged.lse);
+    dq += g.dq;
+    dk.push_back(g.dk);
+    dv.push_back(g.dv);
+  }
+  expect_close(dq, rq.grad(), what + " dq");
+  expect_close(at::cat(dk, 2), rk.grad(), what + " dk");
+  expect_close(at::cat(dv, 2), rv.grad(), what + " dv");
+}
+
+at::Tensor groups_of(const std::vector<int64_t>& sizes) {
+  std::vector<at::Tensor> parts;
+  for (size_t i = 0; i < sizes.size(); ++i) parts.push_back(at::full({sizes[i]}, int64_t(i), at::kLong));
+  return at::cat(parts);
+}
+
+TEST(SequenceParallel, BlocksOfKeysMergeAndDifferentiateLikeWholeAttention) {
+  // Uneven frame-groups; key blocks cut inside groups; early queries see nothing of the
+  // later blocks (their rows: lse -inf, zero output, no gradient).
+  const auto g = groups_of({7, 20, 3, 16, 11, 9});  // 66 tokens
+  expect_blocks_match_reference(g, g, {0, 25, 40, 66}, true, "contiguous blocks");
+  // A zigzag ring share (chunks 0 and 3 of 4: two sorted pieces, still in order) against
+  // the whole clip in blocks, the later block first.
+  const auto share = at::cat({g.narrow(0, 0, 16), g.narrow(0, 50, 16)});
+  expect_blocks_match_reference(share, at::cat({g.narrow(0, 33, 33), g.narrow(0, 0, 33)}), {0, 33, 66}, true,
+                                "zigzag share");
+  // Hybrid ring shares: the zigzag pieces of two Ulysses ranks one after the other (not
+  // in order, but few sorted pieces: still fused, merged through the lse).
+  auto hybrid = at::cat({g.narrow(0, 0, 8), g.narrow(0, 58, 8), g.narrow(0, 8, 8), g.narrow(0, 50, 8)});
+  expect_blocks_match_reference(hybrid, at::cat({hybrid, g.narrow(0, 16, 34)}), {0, 32, 66}, true, "hybrid share");
+  // Shuffled groups (more sorted pieces than kMaxSortedPieces): the tiles, same results.
+  auto shuffled = g.index_select(0, at::randperm(66, at::make_generator<at::CPUGeneratorImpl>(2)));
+  expect_blocks_match_reference(shuffled, shuffled, {0, 30, 66}, false, "shuffled");
 }
 
 TEST(SequenceParallel, ShapesThatCannotSplitAreRefusedWithTheNumbers) {
