@@ -37,8 +37,8 @@ at::Tensor BlockImpl::forward(const at::Tensor& x, const at::Tensor& cond, const
   // Attention: pre-norm, adaLN shift/scale, 3-D RoPE on q and k, gated residual.
   auto qkv = qkv_->forward(modulated_norm(x, mod[0], mod[1])).view({b, lc, 3, h, hd}).permute({2, 0, 3, 1, 4});
   RopeTables rope{ctx.rope_cos, ctx.rope_sin};
-  AttentionInputs in{apply_rope(qkv[0], rope), apply_rope(qkv[1], rope), qkv[2], ctx.groups,
-                     ctx.groups, cfg_.attention == "causal"};
+  AttentionInputs in{apply_rope(qkv[0], rope), apply_rope(qkv[1], rope), qkv[2], ctx.host_groups,
+                     ctx.host_groups, cfg_.attention == "causal"};
   auto att = attention_fn(in).out.permute({0, 2, 1, 3}).reshape({b, lc, d});  // [B, Lc, D]
   auto y = x + mod[2] * proj_->forward(att);
   // MLP: pre-norm, adaLN, GELU (fused into fc1's epilogue on CUDA) or SwiGLU, gated residual.
@@ -75,7 +75,8 @@ void WorldModelImpl::set_attention(const AttentionFn& fn) {
 TokenContext WorldModelImpl::context(const at::Tensor& index, const at::Device& device) const {
   const auto cpu_index = index.to(at::kCPU, at::kLong);
   auto rope = rope_tables(token_positions(cfg_, cpu_index), cfg_.head_dim(), cfg_.rope_theta);
-  return {cpu_index.to(device), token_groups(cfg_, cpu_index).to(device), rope.cos.to(device), rope.sin.to(device)};
+  const auto groups = token_groups(cfg_, cpu_index);
+  return {cpu_index.to(device), groups.to(device), rope.cos.to(device), rope.sin.to(device), groups};
 }
 
 // Computation runs in the parameters' dtype (fp32, or bf16 when they are held so).

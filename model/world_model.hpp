@@ -21,6 +21,9 @@ struct TokenContext {
   at::Tensor index;   // [Lc] int64 position of each token in the clip
   at::Tensor groups;  // [Lc] int64 frame-group of each token
   at::Tensor rope_cos, rope_sin;  // [Lc, head_dim / 2]
+  // [Lc] int64 the same groups on the host: attention cuts its fused calls from their
+  // values, which on a GPU would otherwise cost a device-to-host sync in every block.
+  at::Tensor host_groups;
 };
 
 class BlockImpl : public torch::nn::Module {

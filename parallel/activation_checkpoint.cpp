@@ -35,14 +35,14 @@ struct Recompute {
 struct RecomputeFn : public torch::autograd::Function<RecomputeFn> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& cond,
                             const at::Tensor& positions, const at::Tensor& groups, const at::Tensor& cos,
-                            const at::Tensor& sin, int64_t index, int64_t recompute) {
-    ctx->save_for_backward({x, cond, positions, groups, cos, sin});
+                            const at::Tensor& sin, const at::Tensor& host_groups, int64_t index, int64_t recompute) {
+    ctx->save_for_backward({x, cond, positions, groups, cos, sin, host_groups});
     ctx->saved_data["index"] = index;
     // The runner outlives every backward of the model it is installed on.
     ctx->saved_data["recompute"] = recompute;
     at::NoGradGuard no_grad;
     const auto* r = reinterpret_cast<const Recompute*>(recompute);
-    return r->inner(index, x, cond, TokenContext{positions, groups, cos, sin});
+    return r->inner(index, x, cond, TokenContext{positions, groups, cos, sin, host_groups});
   }
 
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
@@ -54,11 +54,11 @@ struct RecomputeFn : public torch::autograd::Function<RecomputeFn> {
     {
       at::AutoGradMode grad_on(true);
       out = r->inner(ctx->saved_data["index"].toInt(), x, cond,
-                     TokenContext{saved[2], saved[3], saved[4], saved[5]});
+                     TokenContext{saved[2], saved[3], saved[4], saved[5], saved[6]});
     }
     // Into every leaf: x and cond here, and the block's parameters (FSDP's hooks see them).
     torch::autograd::backward({out}, {grads[0]});
-    return {x.grad(), cond.grad(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(),
+    return {x.grad(), cond.grad(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(),
             at::Tensor()};
   }
 };
@@ -76,8 +76,8 @@ WorldModelImpl::BlockRunner activation_checkpoint_runner(WorldModelImpl& model, 
   auto recompute = std::make_shared<Recompute>(Recompute{inner});
   return [config, recompute](size_t i, const at::Tensor& x, const at::Tensor& cond, const TokenContext& ctx) {
     if (!config.applies(i) || !at::GradMode::is_enabled()) return recompute->inner(i, x, cond, ctx);
-    return RecomputeFn::apply(x, cond, ctx.index, ctx.groups, ctx.rope_cos, ctx.rope_sin, static_cast<int64_t>(i),
-                               reinterpret_cast<int64_t>(recompute.get()));
+    return RecomputeFn::apply(x, cond, ctx.index, ctx.groups, ctx.rope_cos, ctx.rope_sin, ctx.host_groups,
+                              static_cast<int64_t>(i), reinterpret_cast<int64_t>(recompute.get()));
   };
 }
 

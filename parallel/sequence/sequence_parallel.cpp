@@ -47,8 +47,7 @@ AttentionResult SequenceParallel::operator()(const AttentionInputs& in) {
   if (ring_.comm->size() > 1) {
     out = ring_attention(q, k, v, ring_, in.causal);
   } else {
-    const auto groups = groups_.to(q.device());
-    out = attention({q, k, v, groups, groups, in.causal}).out;
+    out = attention({q, k, v, groups_, groups_, in.causal}).out;  // host groups: no device sync
   }
   if (ulysses) out = gather_heads(out, ulysses_);
   TORCH_CHECK(out.size(0) == b && out.size(2) == lc, "sequence-parallel attention returned ", out.sizes());

@@ -2,16 +2,19 @@
 # A rank stopped with SIGSTOP in the middle of training: the live rank's watchdog notices
 # its wait passing --dist.timeout, writes a dump of its recent collectives to the run
 # directory and aborts the job, which ends with a non-zero exit within seconds (not
-# hours). Usage: test_hang.sh path/to/reel repository-root
+# hours). Usage: test_hang.sh path/to/reel repository-root [TRAIN OPTIONS...] (e.g. with
+# asynchronous reduction, so that the collectives in flight behind the backward are
+# what the live rank waits on)
 set -uo pipefail
 reel=$1 root=$2
+shift 2
 work=$(mktemp -d)
 trap 'pkill -KILL -P "${pid:-0}" 2>/dev/null; rm -rf "$work"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 "$reel" data --out "$work/world.h5" --clips 96 --seed 4 > /dev/null || exit 1
 mpirun --oversubscribe --bind-to none -np 2 "$reel" train --config "$root/configs/tiny.ini" \
   --data.path "$work/world.h5" --run.dir "$work/run" --run.steps 100000 --run.log_every 1000 \
-  --dist.timeout 5 --dist.threads 1 > "$work/out.log" 2>&1 &
+  --dist.timeout 5 --dist.threads 1 "$@" > "$work/out.log" 2>&1 &
 pid=$!
 for _ in $(seq 120); do [ "$(wc -l < "$work/run/metrics.jsonl" 2>/dev/null || echo 0)" -ge 3 ] && break; sleep 0.5; done
 victim=$(pgrep -P "$pid" | tail -n 1)
