@@ -116,6 +116,9 @@ TEST(GpuModel, FusedKernelGradientsMatchFiniteDifferencesInDouble) {
                      at::randn({1, 2, 16, 12}, o), "rope");
 }
 
+// The fused, mask-free runs on the GPU (memory-efficient attention in fp32, FlashAttention-2
+// in bf16) against the explicit reference on the CPU: out, lse and, in fp32, dq/dk/dv
+// through the kernels' own backward.
 TEST(GpuModel, FusedAttentionMatchesReferenceWithLse) {
   REEL_REQUIRE_GPU();
   auto cfg = model_preset("tiny");
@@ -123,15 +126,23 @@ TEST(GpuModel, FusedAttentionMatchesReferenceWithLse) {
     auto o = at::TensorOptions(at::kFloat).device(at::kCUDA);
     const int64_t l = 64;
     auto q = at::randn({2, 4, l, 32}, o), k = at::randn({2, 4, l, 32}, o), v = at::randn({2, 4, l, 32}, o);
-    auto g = token_groups(cfg, at::arange(l, at::kLong)).to(at::kCUDA);
-    auto fused = attention({q, k, v, g, g, causal});
-    auto ref = attention({q.cpu(), k.cpu(), v.cpu(), g.cpu(), g.cpu(), causal});
-    EXPECT_LT(rel_error(fused.out, ref.out), 1e-4) << "causal " << causal;
-    EXPECT_LT(rel_error(fused.lse, ref.lse), 1e-4) << "causal " << causal;
-    // bf16 (FlashAttention when not causal), against the float32 reference.
+    auto w = at::randn({2, 4, l, 32}, o);
+    auto g = token_groups(cfg, at::arange(l, at::kLong));  // host groups, as the model passes them
+    auto grads = [&](const at::Tensor& q0, const at::Tensor& k0, const at::Tensor& v0, bool reference) {
+      auto qg = q0.detach().requires_grad_(true), kg = k0.detach().requires_grad_(true),
+           vg = v0.detach().requires_grad_(true);
+      AttentionInputs in{qg, kg, vg, g, g, causal};
+      auto r = reference ? reference_attention(in) : attention(in);
+      (r.out * w.to(r.out.device())).sum().backward();
+      return std::vector<at::Tensor>{r.out.detach(), r.lse.detach(), qg.grad(), kg.grad(), vg.grad()};
+    };
+    const auto fused = grads(q, k, v, false), ref = grads(q.cpu(), k.cpu(), v.cpu(), true);
+    const char* names[] = {"out", "lse", "dq", "dk", "dv"};
+    for (int i = 0; i < 5; ++i) EXPECT_LT(rel_error(fused[i], ref[i]), 1e-4) << names[i] << ", causal " << causal;
+    // bf16 (FlashAttention-2 per run), against the float32 reference.
     auto b16 = attention({q.to(at::kBFloat16), k.to(at::kBFloat16), v.to(at::kBFloat16), g, g, causal});
-    EXPECT_LT(rel_error(b16.out, ref.out), 3e-2) << "bf16 causal " << causal;
-    EXPECT_LT(rel_error(b16.lse, ref.lse), 3e-2) << "bf16 causal " << causal;
+    EXPECT_LT(rel_error(b16.out, ref[0]), 3e-2) << "bf16 causal " << causal;
+    EXPECT_LT(rel_error(b16.lse, ref[1]), 3e-2) << "bf16 causal " << causal;
   }
 }
 
