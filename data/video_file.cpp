@@ -121,6 +121,22 @@ Clips VideoReader::read(const std::vector<int64_t>& indices) {
   return out;
 }
 
+namespace {
+
+// Why a file cannot be created, in the user's terms: a missing folder, or the system's
+// reason (errno, through HDF5's error stack).
+std::string create_failure(const std::string& path) {
+  const std::string hdf5 = hdf5_error_text();  // first: the next HDF5 call clears it
+  const auto parent = std::filesystem::path(path).parent_path();
+  std::error_code ec;
+  if (!parent.empty() && !std::filesystem::is_directory(parent, ec)) {
+    return "the folder " + parent.string() + " does not exist (create it first)";
+  }
+  return hdf5.empty() ? "HDF5 gave no reason" : hdf5;
+}
+
+}  // namespace
+
 VideoWriter::VideoWriter(const std::string& path, int64_t clips, int64_t frames, int64_t height,
                          int64_t width, int64_t channels, int64_t action_dim, double fps,
                          const std::string& provenance)
@@ -128,7 +144,7 @@ VideoWriter::VideoWriter(const std::string& path, int64_t clips, int64_t frames,
   std::lock_guard<std::mutex> lock(hdf5_mutex());
   hdf5_quiet();
   file_ = H5Id(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
-  if (!file_.valid()) fail(path, "cannot create");
+  if (!file_.valid()) fail(path, "cannot create: " + create_failure(path));
   auto make = [&](const char* name, hid_t type, std::vector<hsize_t> dims) {
     H5Id space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose);
     H5Id plist(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);

@@ -2,6 +2,7 @@
 #include <boost/program_options.hpp>
 
 #include <algorithm>
+#include <filesystem>
 #include <iostream>
 #include <vector>
 
@@ -66,6 +67,11 @@ int run_data(int argc, char** argv) {
   } catch (const std::invalid_argument& e) {
     throw UsageError(e.what());
   }
+  // Like mkdir -p for the file's folder: `reel data --out runs/world.h5` in a fresh clone.
+  const auto folder = std::filesystem::path(out).parent_path();
+  std::error_code ec;
+  if (!folder.empty()) std::filesystem::create_directories(folder, ec);
+  if (ec) throw std::runtime_error("reel data: cannot create the folder " + folder.string() + ": " + ec.message());
   write_physics_world(out, s);
   std::cout << "reel data: wrote " << s.clips << " clips of " << s.frames << "x" << s.height << "x" << s.width
             << " to " << out << " (each clip with its checksum)\n";

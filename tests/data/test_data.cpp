@@ -11,6 +11,7 @@
 #include "model/config.hpp"
 #include "data/loader.hpp"
 #include "data/physics_world.hpp"
+#include "data/video_file.hpp"
 
 namespace reel::test {
 namespace {
@@ -35,6 +36,17 @@ void expect_error(Fn&& fn, const std::vector<std::string>& fragments) {
     ADD_FAILURE() << "no error";
   } catch (const std::exception& e) {
     for (const auto& f : fragments) EXPECT_NE(std::string(e.what()).find(f), std::string::npos) << e.what();
+  }
+}
+
+// A file that cannot be created says why: here, the folder it would go into is missing.
+TEST(Data, AWriterThatCannotCreateItsFileNamesTheMissingFolder) {
+  const std::string path = "/tmp/reel_no_such_folder_" + std::to_string(getpid()) + "/world.h5";
+  try {
+    VideoWriter writer(path, 1, 2, 8, 8, 3, 2, 10.0, "test");
+    FAIL() << "created " << path;
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("does not exist (create it first)"), std::string::npos) << e.what();
   }
 }
 
