@@ -1,6 +1,8 @@
 // Argument checks shared by every backend, and the blocking forms of each call.
 #include "dist/communicator.hpp"
 
+#include <algorithm>
+
 #include "dist/watchdog.hpp"
 
 #include <ATen/ATen.h>
@@ -98,17 +100,38 @@ void Communicator::check_reduce(const std::string& op, const at::Tensor& t, Redu
   }
 }
 
-void Communicator::count(const char* op, int64_t bytes) {
+void Communicator::count(const char* op, int64_t bytes, int64_t internode) {
   if (size_ <= 1 || bytes <= 0) return;
   auto& slot = counters_[op];  // one lookup in a handful of entries; no lock, no allocation
   if (!slot) slot = traffic::counter(label_, op);
   slot->fetch_add(bytes, std::memory_order_relaxed);
+  if (internode <= 0) return;
+  auto& across = internode_counters_[op];
+  if (!across) across = traffic::internode_counter(label_, op);
+  across->fetch_add(internode, std::memory_order_relaxed);
 }
 
 void Communicator::set_label(std::string label) {
   label_ = std::move(label);
   counters_.clear();  // counted under the new label from now on
+  internode_counters_.clear();
 }
+
+void Communicator::set_nodes(std::vector<int> node_of_rank) {
+  if (!node_of_rank.empty() && static_cast<int>(node_of_rank.size()) != size_) {
+    throw_invalid("set_nodes", "one node per rank (" + std::to_string(size_) + "), got " +
+                                   std::to_string(node_of_rank.size()));
+  }
+  nodes_ = std::move(node_of_rank);
+}
+
+int Communicator::node_count() const {
+  std::vector<int> distinct(nodes_);
+  std::sort(distinct.begin(), distinct.end());
+  return std::max<int>(1, static_cast<int>(std::unique(distinct.begin(), distinct.end()) - distinct.begin()));
+}
+
+bool Communicator::remote(int peer) const { return !nodes_.empty() && nodes_[peer] != nodes_[rank_]; }
 
 void Communicator::note(const std::string& op, const at::Tensor& t, bool symmetric) {
   std::ostringstream detail;
@@ -188,7 +211,8 @@ WorkPtr Communicator::all_reduce_async(const at::Tensor& input, const at::Tensor
                                     " differ in numel");
   }
   verify("all_reduce", input, static_cast<int64_t>(op));
-  count("all_reduce", 2 * (size_ - 1) * nbytes(input) / size_);
+  const int64_t bytes = 2 * (size_ - 1) * nbytes(input) / size_;
+  count("all_reduce", bytes, ring_internode(bytes));
   return described(do_all_reduce(input, output, op));
 }
 
@@ -200,7 +224,8 @@ WorkPtr Communicator::all_gather_async(const at::Tensor& input, const at::Tensor
                                     shape_of(input) + ")");
   }
   verify("all_gather", input);
-  count("all_gather", (size_ - 1) * nbytes(input));
+  const int64_t bytes = (size_ - 1) * nbytes(input);
+  count("all_gather", bytes, ring_internode(bytes));
   return described(do_all_gather(input, output));
 }
 
@@ -214,7 +239,8 @@ WorkPtr Communicator::reduce_scatter_async(const at::Tensor& input, const at::Te
                                         shape_of(output) + ")");
   }
   verify("reduce_scatter", output, static_cast<int64_t>(op));
-  count("reduce_scatter", (size_ - 1) * nbytes(output));
+  const int64_t bytes = (size_ - 1) * nbytes(output);
+  count("reduce_scatter", bytes, ring_internode(bytes));
   return described(do_reduce_scatter(input, output, op));
 }
 
@@ -226,7 +252,9 @@ WorkPtr Communicator::all_to_all_async(const at::Tensor& input, const at::Tensor
                                     std::to_string(size_) + " ranks");
   }
   verify("all_to_all", input);
-  count("all_to_all", (size_ - 1) * nbytes(input) / size_);
+  int64_t remote_peers = 0;
+  for (int r = 0; r < size_; ++r) remote_peers += remote(r) ? 1 : 0;
+  count("all_to_all", (size_ - 1) * nbytes(input) / size_, remote_peers * nbytes(input) / size_);
   std::vector<int64_t> counts(size_, input.numel() / size_);
   return described(do_all_to_all(input, output, counts, counts));
 }
@@ -265,7 +293,10 @@ WorkPtr Communicator::all_to_all_async(const at::Tensor& input, const at::Tensor
     send_counts[r] = send_rows[r] * row;
     recv_counts[r] = recv_rows[r] * row;
   }
-  count("all_to_all_v", (in_rows - send_rows[rank_]) * row * input.element_size());
+  int64_t remote_rows = 0;
+  for (int r = 0; r < size_; ++r) remote_rows += remote(r) ? send_rows[r] : 0;
+  count("all_to_all_v", (in_rows - send_rows[rank_]) * row * input.element_size(),
+        remote_rows * row * input.element_size());
   return described(do_all_to_all(input, output, send_counts, recv_counts));
 }
 
@@ -276,7 +307,7 @@ WorkPtr Communicator::broadcast_async(const at::Tensor& tensor, int root) {
                                    std::to_string(size_) + ")");
   }
   verify("broadcast", tensor, root);
-  if (rank_ == root) count("broadcast", nbytes(tensor));
+  if (rank_ == root) count("broadcast", nbytes(tensor), ring_internode(nbytes(tensor)));
   return described(do_broadcast(tensor, root));
 }
 
@@ -293,7 +324,7 @@ WorkPtr Communicator::send_async(const at::Tensor& tensor, int peer, int tag) {
   check_tensor("send", tensor);
   check_peer("send", peer, tag, size_);
   note("send", tensor, false);
-  count("send", nbytes(tensor));
+  count("send", nbytes(tensor), remote(peer) ? nbytes(tensor) : 0);
   return described(do_send(tensor, peer, tag));
 }
 
@@ -314,7 +345,7 @@ WorkPtr Communicator::sendrecv_async(const at::Tensor& send, int dst, const at::
     throw_invalid("sendrecv", "send and recv tensors must not alias");
   }
   note("sendrecv", send, false);
-  count("sendrecv", nbytes(send));
+  count("sendrecv", nbytes(send), remote(dst) ? nbytes(send) : 0);
   return described(do_sendrecv(send, dst, recv, src, tag));
 }
 

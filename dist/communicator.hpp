@@ -57,6 +57,14 @@ class Communicator {
   // A name for messages and hang dumps (ProcessMesh names its axes: "world", "dp", ...).
   void set_label(std::string label);
   const std::string& label() const { return label_; }
+  // Which node each rank of this communicator runs on (index: rank here; value: any
+  // number naming the node). ProcessMesh sets it for every communicator it builds; unset,
+  // every rank counts as on this rank's node. Splits the traffic counters into bytes that
+  // stay inside the node and bytes that cross (dist/traffic.hpp).
+  void set_nodes(std::vector<int> node_of_rank);
+  const std::vector<int>& nodes() const { return nodes_; }
+  // Nodes this communicator's ranks span (1 when unset).
+  int node_count() const;
   // "mpi" or "nccl".
   virtual std::string backend() const = 0;
   // The device on which this communicator prefers tensors (CPU for MPI, the local GPU for
@@ -164,8 +172,13 @@ class Communicator {
   // same_numel = false: ranks may pass different sizes (explicit all-to-all splits,
   // checked by verify_splits); op, dtype and `extra` must still agree.
   void verify(const std::string& op, const at::Tensor& t, int64_t extra = 0, bool same_numel = true);
-  // Adds bytes (dist/traffic.hpp) under this communicator's label; nothing on one rank.
-  void count(const char* op, int64_t bytes);
+  // Adds bytes (dist/traffic.hpp) under this communicator's label, and `internode` of
+  // them to its inter-node counter; nothing on one rank.
+  void count(const char* op, int64_t bytes, int64_t internode);
+  // Whether `peer` (a rank here) runs on another node than this rank.
+  bool remote(int peer) const;
+  // A ring algorithm's bytes: all of them cross when the next rank is on another node.
+  int64_t ring_internode(int64_t bytes) const { return remote((rank_ + 1) % size_) ? bytes : 0; }
   // Numbers the op in the watchdog's history (dist/watchdog.hpp) and remembers it.
   // symmetric: every rank passes the same sizes (folded into the desync fingerprint).
   void note(const std::string& op, const at::Tensor& t, bool symmetric);
@@ -184,7 +197,8 @@ class Communicator {
   std::string label_ = "a communicator";
   // dist/traffic.hpp's counters of this label, by call (the literal's address: two
   // literals of one name share the counter they point to).
-  std::map<const char*, std::atomic<int64_t>*> counters_;
+  std::map<const char*, std::atomic<int64_t>*> counters_, internode_counters_;
+  std::vector<int> nodes_;  // node of each rank; empty: all on one node
   std::string last_op_;  // the last op issued, as the watchdog numbered it
 };
 

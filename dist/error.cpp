@@ -1,5 +1,7 @@
 #include "dist/error.hpp"
 
+#include <cstdlib>
+
 #include <mpi.h>
 #include <unistd.h>
 
@@ -22,6 +24,14 @@ const std::string& host_name() {
     char buf[HOST_NAME_MAX + 1] = {0};
     if (gethostname(buf, sizeof(buf) - 1) != 0) return std::string("unknown-host");
     return std::string(buf);
+  }();
+  return name;
+}
+
+const std::string& node_name() {
+  static const std::string name = [] {
+    const char* given = std::getenv("REEL_NODE_NAME");
+    return given && *given ? std::string(given) : host_name();
   }();
   return name;
 }

@@ -30,6 +30,10 @@ class DistError : public std::runtime_error {
 int world_rank_or_unknown();
 // The host name, cached after the first call.
 const std::string& host_name();
+// The node this process runs on, as placement groups ranks: $REEL_NODE_NAME when set (a
+// container that is one of several on a machine, or tests that emulate nodes on one
+// host), else the host name. Ranks with the same node name share a node.
+const std::string& node_name();
 
 // "op on rank R (host H)": the prefix of every error message about a call's input.
 std::string where(const std::string& op);

@@ -14,6 +14,7 @@
 // reduce-scatters stay inside a host where they fit); replicas span hosts.
 #pragma once
 
+#include <iosfwd>
 #include <string>
 #include <vector>
 
@@ -21,11 +22,24 @@
 
 namespace reel {
 
+// The HSDP shard group as configured: a number of ranks (0: every rank, plain FSDP), or
+// kNode, the ranks of one node (shard inside each node, replicate across nodes), which
+// ProcessMesh resolves from the placement. Reads and writes as text: "0", "4", "node".
+struct ShardGroup {
+  static constexpr int kNode = -1;
+  int ranks = 0;
+  ShardGroup(int r = 0) : ranks(r) {}  // NOLINT: a rank count is a shard group
+  operator int() const { return ranks; }  // NOLINT
+  bool node() const { return ranks == kNode; }
+};
+std::istream& operator>>(std::istream& in, ShardGroup& group);
+std::ostream& operator<<(std::ostream& out, const ShardGroup& group);
+
 // The requested layout; create() resolves and validates it. The defaults live here.
 struct MeshConfig {
   int dp = 0;           // data-parallel degree; 0: world size / sp
   int sp = 1;           // sequence-parallel degree
-  int shard_group = 0;  // HSDP: ranks per shard group (0: shard over every rank, FSDP)
+  ShardGroup shard_group;  // HSDP: ranks per shard group (0: shard over every rank, FSDP; node)
   // Sequence parallelism inside sp: the all-to-all (Ulysses) degree; sp / ulysses is the
   // ring degree. 1: ring only; sp: Ulysses only.
   int ulysses = 1;
@@ -34,7 +48,8 @@ struct MeshConfig {
 class ProcessMesh {
  public:
   // Collective over world. Throws std::invalid_argument naming the numbers unless
-  // dp * sp == world size (both >= 1) and shard_group divides the world size.
+  // dp * sp == world size (both >= 1) and shard_group divides the world size (for
+  // "node": every node runs the same number of ranks).
   static ProcessMesh create(const CommunicatorPtr& world, const MeshConfig& config);
   static ProcessMesh create(const CommunicatorPtr& world, int dp, int sp) {
     return create(world, MeshConfig{dp, sp, 0});
@@ -76,12 +91,27 @@ class ProcessMesh {
   // "mesh dp=2 x sp=2 (world 4), FSDP over 4 ranks, this rank: dp 1, sp 0".
   std::string describe() const;
 
+  // Nodes: ranks that share a host name share a node. Node indices follow placement order.
+  int nodes() const { return static_cast<int>(node_names_.size()); }
+  int node_of(int world_rank) const { return node_of_[world_rank]; }
+  const std::string& node_name(int node) const { return node_names_[node]; }
+  // "2 nodes x 2 ranks: rn1 {0,1}, rn2 {2,3}; across nodes: dp, replicate; inside a node:
+  // sp, shard" (the axes of more than one rank; identical on every rank).
+  std::string placement() const;
+  // Layouts that send more across nodes than they need to (an all-to-all group spanning
+  // nodes where a smaller Ulysses degree would keep it inside one); empty when none.
+  std::vector<std::string> warnings() const;
+
  private:
   ProcessMesh() = default;
 
   int dp_ = 1, sp_ = 1, dp_rank_ = 0, sp_rank_ = 0;
   CommunicatorPtr world_, dp_group_, sp_group_, ulysses_group_, ring_group_, shard_, replicate_;
   std::vector<int> dp_members_, sp_members_;
+  std::vector<int> node_of_;             // by world rank
+  std::vector<std::string> node_names_;  // by node
+  // Per axis (sp, ulysses, ring, dp, shard, replicate): whether some group of it spans nodes.
+  std::vector<std::pair<std::string, bool>> axis_crosses_;
 };
 
 // Placement order: world ranks sorted by (host index, world rank), where host_of[r] is a

@@ -1,5 +1,7 @@
 #include "dist/runtime.hpp"
 
+#include "dist/node_monitor.hpp"
+
 #include <exception>
 
 #include <ATen/ATen.h>
@@ -178,6 +180,8 @@ Runtime::Runtime(const RuntimeConfig& config) {
   world_->set_label("world");
   // Every rank watches its own waits: a rank that stops or hangs ends the job (dist/watchdog.hpp).
   Watchdog::start(std::chrono::seconds(config.timeout_s), info_.world_rank, info_.host);
+  // A node that disappears ends the job naming it, not after the watchdog's timeout.
+  NodeMonitor::start(*world_, std::chrono::seconds(config.node_timeout_s));
 }
 
 Runtime::~Runtime() {

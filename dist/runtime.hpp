@@ -25,6 +25,9 @@ struct RuntimeConfig {
   // Seconds a rank may wait in one communication before it dumps and aborts the job
   // (dist/watchdog.hpp; also NCCL's timeout). 0: wait forever.
   int timeout_s = 60;
+  // Seconds a node may stop answering the others' probes before the job ends naming it
+  // (dist/node_monitor.hpp; jobs on more than one node). 0: only the watchdog.
+  int node_timeout_s = 30;
   // Every N training steps the ranks compare fingerprints of the collectives they issued
   // (Watchdog::fingerprint) and stop with a report before a divergence hangs. 0: never.
   int desync_every = 50;

@@ -16,6 +16,7 @@ void visit_runtime_options(RuntimeConfig& r, LogConfig& l, Visit&& v) {
   v("dist.verify", r.comm.verify_consistency, "check that every rank makes the same call with the same sizes");
   v("dist.desync_every", r.desync_every, "train: every N steps the ranks compare fingerprints of their collectives (0: never)");
   v("dist.timeout", r.timeout_s, "seconds one communication may block before the rank dumps its recent collectives and aborts the job (0: never)");
+  v("dist.node_timeout", r.node_timeout_s, "seconds a node may stop answering before the job ends naming it (more than one node; 0: never)");
   v("log.level", l.level, "trace | debug | info | warn | error | critical | off");
   v("log.all_ranks", l.all_ranks, "every rank prints, not only rank 0");
   v("log.dir", l.dir, "also log every rank to DIR/rank<R>.log");

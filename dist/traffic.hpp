@@ -11,6 +11,14 @@
 //   broadcast       the buffer on the root, nothing elsewhere
 //   send, sendrecv  the send buffer; recv and barrier nothing
 // A communicator of one rank sends nothing. Thread-safe.
+//
+// Each count is also split by where the bytes go (Communicator::set_nodes): the part
+// sent to a rank on another node is counted again as "internode". Ring algorithms
+// (all_gather, reduce_scatter, all_reduce, broadcast) send everything to the next rank of
+// the communicator, so a rank's bytes cross when its successor is on another node (with
+// ranks placed node by node, one rank per node boundary of the ring sends across);
+// all_to_all(_v) counts what goes to each rank on another node; send and sendrecv the
+// destination's node. reel plan predicts the same split (plan/estimate.cpp).
 #pragma once
 
 #include <atomic>
@@ -28,7 +36,10 @@ using Counts = std::map<std::string, int64_t>;
 // The counter of (label, op), created on first use and kept for the life of the process:
 // callers keep the pointer and add to it without a lock (Communicator::count).
 std::atomic<int64_t>* counter(const std::string& label, const std::string& op);
+// The same, for the bytes of (label, op) that crossed to another node.
+std::atomic<int64_t>* internode_counter(const std::string& label, const std::string& op);
 Counts snapshot();
+Counts snapshot_internode();
 // after - before, keeping the keys whose difference is not zero.
 Counts since(const Counts& before, const Counts& after);
 

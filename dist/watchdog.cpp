@@ -1,5 +1,7 @@
 #include "dist/watchdog.hpp"
 
+#include "dist/node_monitor.hpp"
+
 #include <atomic>
 #include <deque>
 #include <fstream>
@@ -70,7 +72,11 @@ std::string dump_locked(State& s) {
   return out.str();
 }
 
-void fire(State& s, const std::string& text) {
+void fire(State& s, std::string text) {
+  // Which nodes still answer: a lost node explains a hang that the sequence numbers
+  // alone would blame on the ranks stuck waiting for it.
+  const std::string unreachable = NodeMonitor::probe_all();
+  if (!unreachable.empty()) text += "nodes that do not answer (the likely cause):\n" + unreachable;
   std::cerr << "reel: hang detected on rank " << s.rank << " (" << s.host << ")\n" << text << std::flush;
   if (!s.dump_dir.empty()) {
     std::ofstream(s.dump_dir + "/hang_rank" + std::to_string(s.rank) + ".txt") << text;

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <thread>
 #include <iostream>
@@ -19,6 +20,7 @@
 #include "launch/options.hpp"
 #include "launch/version.hpp"
 #include "dist/abort_registry.hpp"
+#include "dist/node_monitor.hpp"
 #include "dist/watchdog.hpp"
 
 namespace {
@@ -70,6 +72,20 @@ void on_hang(const std::string&) {
   MPI_Abort(MPI_COMM_WORLD, 1);
 }
 
+// A node stopped answering (dist/node_monitor.hpp): its ranks can take part in no
+// collective again, so end the job now, naming it. MPI_Abort may itself wait on the lost
+// node's processes; a last-resort exit makes sure this process ends either way (srun's
+// --kill-on-bad-exit then ends the rest of the step).
+void on_node_lost(const std::string& report) {
+  std::cerr << "reel: error: " << report << std::endl;
+  std::thread([] {
+    std::this_thread::sleep_for(std::chrono::seconds(10));
+    std::_Exit(1);
+  }).detach();
+  reel::AbortRegistry::process().abort_all(report);
+  MPI_Abort(MPI_COMM_WORLD, 1);
+}
+
 int main(int argc, char** argv) {
 #ifdef __GLIBC__
   // A step frees and re-allocates the same activation-sized buffers (up to tens of MiB on
@@ -81,6 +97,7 @@ int main(int argc, char** argv) {
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
 #endif
   reel::Watchdog::set_hang_handler(on_hang);
+  reel::NodeMonitor::set_loss_handler(on_node_lost);
   // A file-size limit (ulimit -f) then fails the write with EFBIG, which the writer reports
   // like a full disk, instead of killing the process without a word.
   std::signal(SIGXFSZ, SIG_IGN);

@@ -25,10 +25,12 @@ std::string members(const std::vector<int>& ranks) {
 
 }  // namespace
 
-std::string dry_run_report(const TrainConfig& c, const CommunicatorPtr& world) {
+std::string dry_run_report(const TrainConfig& config, const CommunicatorPtr& world) {
+  TrainConfig c = config;
   const VideoFileInfo data = VideoReader(c.data.path).info();
   check_data_geometry(c.model, data.frames, data.height, data.width, data.channels, data.action_dim, c.data.path);
   const auto mesh = ProcessMesh::create(world, c.mesh);
+  c.data.resolve_micro_batches(mesh.dp());
   const int u = c.parallel.sequence.ulysses_degree(mesh.sp());
   check_sequence_split(c.model, mesh.sp() / u, u, c.parallel.sequence);
   const auto layout = SequenceLayout::create(c.model.tokens(), mesh.sp() / u, u, c.parallel.sequence.balance);
@@ -36,11 +38,13 @@ std::string dry_run_report(const TrainConfig& c, const CommunicatorPtr& world) {
   const auto flops = step_flops(c.model, c.data.global_batch, c.parallel.activation_checkpoint);
   // Memory from the planner's model (plan/estimate.hpp), for this world on this machine.
   Cluster here = cluster_preset(mesh.world().device().is_cuda() ? "h100" : "cpu");
-  here.gpus_per_node = mesh.world_size();
+  here.nodes = mesh.nodes();
+  here.gpus_per_node = mesh.world_size() / mesh.nodes();  // the planner places ranks node by node
   const auto mem = estimate(c, mesh.world_size(), here, shape);
   std::ostringstream out;
   out << "reel train --dry-run (nothing trained, no parameters allocated)\n"
       << "  " << mesh.describe() << "\n"
+      << "  placement: " << mesh.placement() << "\n"
       << "  groups of rank " << mesh.world_rank() << ": dp {" << members(mesh.dp_members()) << "}, sp {"
       << members(mesh.sp_members()) << "}, ulysses " << mesh.ulysses() << ", ring " << mesh.ring() << ", shard group "
       << mesh.shard_group().size() << " rank(s), replicas " << mesh.replica_group().size() << "\n"
@@ -55,6 +59,7 @@ std::string dry_run_report(const TrainConfig& c, const CommunicatorPtr& world) {
       << gib(mem.persistent) << ", gathered units " << gib(mem.gathered) << ", activations " << gib(mem.activations)
       << ", sequence buffers " << gib(mem.buffers) << ", total " << gib(mem.total() - mem.reserve) << "\n"
       << "  data: " << c.data.path << ", " << data.clips << " clips\n";
+  for (const auto& w : mesh.warnings()) out << "  warning: " << w << "\n";
   return out.str();
 }
 

@@ -71,6 +71,7 @@ namespace {
 // The numbers of one layout, resolved and checked once.
 struct Shape {
   int world = 1, dp = 1, sp = 1, u = 1, r = 1, k = 1, replicas = 1;
+  int per_node = 1;                       // ranks per node: placement position p runs on node p / per_node
   int64_t M = 1, b = 1;                   // micro-batches; clips per rank and micro-batch
   int64_t pb = 4, rb = 4;                 // bytes of the compute (gather) and reduce dtypes
   int64_t depth = 0, root_shard = 0, block_shard = 0, recomputed = 0;
@@ -91,7 +92,8 @@ Shape resolve_shape(const TrainConfig& c, int world, const Cluster& cluster, con
   s.dp = c.mesh.dp > 0 ? c.mesh.dp : world / s.sp;
   s.u = c.parallel.sequence.ulysses_degree(s.sp);
   s.r = s.sp / s.u;
-  s.k = c.mesh.shard_group > 0 ? c.mesh.shard_group : world;
+  s.k = c.mesh.shard_group.node() ? cluster.gpus_per_node : c.mesh.shard_group > 0 ? int(c.mesh.shard_group) : world;
+  s.per_node = cluster.gpus_per_node;
   if (int64_t(s.dp) * s.sp != world) {
     throw std::invalid_argument("dp=" + std::to_string(s.dp) + " x sp=" + std::to_string(s.sp) + " is not the " +
                                 std::to_string(world) + " devices");
@@ -100,16 +102,16 @@ Shape resolve_shape(const TrainConfig& c, int world, const Cluster& cluster, con
     throw std::invalid_argument("shard group " + std::to_string(s.k) + " does not divide " + std::to_string(world));
   }
   s.replicas = world / s.k;
-  s.M = c.data.micro_batches;
-  if (c.data.micro_clips() % s.dp != 0) {
-    throw std::invalid_argument("a micro-batch of " + std::to_string(c.data.micro_clips()) +
+  s.M = c.data.micro_batches_for(s.dp);
+  if (c.data.global_batch / s.M % s.dp != 0) {
+    throw std::invalid_argument("a micro-batch of " + std::to_string(c.data.global_batch / s.M) +
                                 " clips does not split over dp=" + std::to_string(s.dp));
   }
   if (c.data.eval_clips > 0 && c.data.eval_clips < s.dp) {  // the Trainer's own check
     throw std::invalid_argument("data.eval_clips " + std::to_string(c.data.eval_clips) + " must be 0 or at least dp=" +
                                 std::to_string(s.dp) + " (every data-parallel rank evaluates some held-out clips)");
   }
-  s.b = c.data.micro_clips() / s.dp;
+  s.b = c.data.global_batch / s.M / s.dp;
   check_sequence_split(c.model, s.r, s.u, c.parallel.sequence);
   s.layout = SequenceLayout::create(c.model.tokens(), s.r, s.u, c.parallel.sequence.balance);
   const auto& fsdp = c.parallel.fsdp;
@@ -125,30 +127,38 @@ Shape resolve_shape(const TrainConfig& c, int world, const Cluster& cluster, con
   s.reductions = fsdp.accumulates_sharded() ? s.M : 1;
   s.alias_params = s.k == 1 && s.pb == 4;
   s.alias_grads = s.k == 1 && s.rb == 4 && s.replicas == 1;
-  s.attn = attention_traffic(s.layout, c.model.dim, 0, s.b, s.pb);
+  // Rank 0 is placement position 0 and sp rank 0 of the first sp group: sp rank j sits at position j.
+  s.attn = attention_traffic(s.layout, c.model.dim, 0, s.b, s.pb, [&](int sp_rank) { return sp_rank >= s.per_node; });
   return s;
 }
 
 // Rank 0's bytes per step, as dist/traffic.hpp counts them.
-std::map<std::string, int64_t> step_bytes(const Shape& s) {
+// Rank 0's bytes per step by "group.call"; with `internode`, only those sent to another
+// node (dist/traffic.hpp's split: a ring call's bytes cross when rank 0's next rank in
+// the group, at placement position `next`, is on another node).
+std::map<std::string, int64_t> step_bytes(const Shape& s, bool internode) {
   std::map<std::string, int64_t> out;
-  auto add = [&](const std::string& key, int64_t bytes) {
-    if (bytes > 0) out[key] += bytes;
+  const auto crosses = [&](int next) { return !internode || next / s.per_node != 0; };
+  auto add = [&](const std::string& key, int64_t bytes, bool counted = true) {
+    if (bytes > 0 && counted) out[key] += bytes;
   };
   const int64_t k = s.k, n = s.replicas, block_gathers = s.depth * s.M * (s.raf ? 2 : 1);
   if (k > 1) {
-    add("shard.all_gather", (k - 1) * s.pb * (s.reductions * s.root_shard + block_gathers * s.block_shard));
-    add("shard.reduce_scatter", s.reductions * (k - 1) * s.rb * (s.root_shard + s.depth * s.block_shard));
-    add("shard.all_reduce", 2 * (k - 1) * 8 / k);  // the gradient norm
+    add("shard.all_gather", (k - 1) * s.pb * (s.reductions * s.root_shard + block_gathers * s.block_shard), crosses(1));
+    add("shard.reduce_scatter", s.reductions * (k - 1) * s.rb * (s.root_shard + s.depth * s.block_shard), crosses(1));
+    add("shard.all_reduce", 2 * (k - 1) * 8 / k, crosses(1));  // the gradient norm
   }
   if (n > 1) {  // per unit, once per step (the accumulated shard), each call rounded down
     add("replicate.all_reduce",
-        2 * (n - 1) * (s.root_shard * s.rb) / n + s.depth * (2 * (n - 1) * (s.block_shard * s.rb) / n));
+        2 * (n - 1) * (s.root_shard * s.rb) / n + s.depth * (2 * (n - 1) * (s.block_shard * s.rb) / n), crosses(s.k));
   }
-  if (s.world > 1) add("world.all_reduce", 2 * int64_t(s.world - 1) * 24 / s.world);  // the loss
+  if (s.world > 1) add("world.all_reduce", 2 * int64_t(s.world - 1) * 24 / s.world, crosses(1));  // the loss
   const int64_t passes = s.M * s.depth, forwards = s.M * (s.depth + s.recomputed);
-  add("ulysses.all_to_all_v", passes * s.attn.all_to_all_backward + forwards * s.attn.all_to_all_forward);
-  add("ring.sendrecv", passes * s.attn.ring_backward + forwards * s.attn.ring_forward);
+  const auto& a = s.attn;
+  add("ulysses.all_to_all_v", internode ? passes * a.all_to_all_backward_internode + forwards * a.all_to_all_forward_internode
+                                        : passes * a.all_to_all_backward + forwards * a.all_to_all_forward);
+  add("ring.sendrecv", internode ? passes * a.ring_backward_internode + forwards * a.ring_forward_internode
+                                 : passes * a.ring_backward + forwards * a.ring_forward);
   return out;
 }
 
@@ -338,7 +348,11 @@ Estimate estimate(const TrainConfig& c, int world, const Cluster& cluster, const
   e.config = c;
   e.world = world;
   const Shape s = resolve_shape(c, world, cluster, shape);
-  e.comm_bytes = step_bytes(s);
+  e.config.mesh.shard_group = s.k == world ? 0 : s.k;  // "node" resolved, as the reports show it
+  e.config.data.micro_batches = s.M;                  // data.micro_batch resolved likewise
+  e.config.data.micro_batch = 0;
+  e.comm_bytes = step_bytes(s, false);
+  e.comm_bytes_internode = step_bytes(s, true);
   estimate_memory(c, s, shape, cluster, e);
   estimate_time(c, s, cluster, e);
   e.fits = e.total() <= cluster.memory_bytes;

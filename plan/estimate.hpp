@@ -73,6 +73,9 @@ struct Estimate {
 
   // Rank 0's bytes per step, "group.call" as dist/traffic.hpp counts them.
   std::map<std::string, int64_t> comm_bytes;
+  // Of them, the bytes rank 0 sends to another node (dist/traffic.hpp's split), with
+  // ranks placed node by node, cluster.gpus_per_node to a node.
+  std::map<std::string, int64_t> comm_bytes_internode;
 };
 
 // "12.3 GB" / "456.7 MB" (decimal units, as GPU memory is quoted).

@@ -103,7 +103,8 @@ nlohmann::json plan_json(const Plan& p) {
         {"layout", describe_layout(e)}, {"fits", e.fits}, {"reason", e.reason},
         {"dp", cfg.mesh.dp > 0 ? cfg.mesh.dp : e.world / sp}, {"sp", sp}, {"sp_mode", cfg.parallel.sequence.mode},
         {"ulysses", cfg.parallel.sequence.ulysses_degree(sp)},
-        {"shard_group", cfg.mesh.shard_group > 0 ? cfg.mesh.shard_group : e.world},
+        {"shard_group", cfg.mesh.shard_group.node() ? p.cluster.gpus_per_node
+                        : cfg.mesh.shard_group > 0 ? int(cfg.mesh.shard_group) : e.world},
         {"activation_checkpoint", cfg.parallel.activation_checkpoint.mode},
         {"micro_batches", cfg.data.micro_batches}, {"grad_accumulation", cfg.parallel.fsdp.grad_accumulation},
         {"global_batch", cfg.data.global_batch}};
@@ -120,6 +121,7 @@ nlohmann::json plan_json(const Plan& p) {
       l["tokens_per_s"] = e.tokens_per_s;
       l["mfu"] = e.mfu;
       l["comm_bytes"] = e.comm_bytes;
+      l["comm_bytes_internode"] = e.comm_bytes_internode;
     }
     j["layouts"].push_back(l);
   };

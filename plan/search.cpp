@@ -55,6 +55,7 @@ void search_micro_batches(TrainConfig c, int dp, int world, const Cluster& clust
   for (int64_t m : counts) {
     if ((c.data.global_batch / m) % dp != 0) continue;
     c.data.micro_batches = m;
+    c.data.micro_batch = 0;  // the searched count, not one derived from clips per rank
     c.parallel.fsdp.grad_accumulation = "sharded";
     Estimate e = try_estimate(c, world, cluster, plan.shape);
     if (m > 1) {  // both accumulation modes: the faster of those that fit
@@ -127,7 +128,7 @@ Plan make_plan(const TrainConfig& config, const Cluster& cluster, bool given_onl
 std::string describe_layout(const Estimate& e) {
   const auto& c = e.config;
   const int sp = c.mesh.sp, dp = c.mesh.dp > 0 ? c.mesh.dp : e.world / sp;
-  const int shard = c.mesh.shard_group > 0 ? c.mesh.shard_group : e.world;
+  const int shard = c.mesh.shard_group > 0 ? int(c.mesh.shard_group) : e.world;
   std::ostringstream out;
   out << "dp " << dp << " x sp " << sp;
   if (sp > 1) {

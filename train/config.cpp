@@ -37,8 +37,21 @@ void DataConfig::validate() const {
   need(micro_batches >= 1 && global_batch % micro_batches == 0,
        "data.micro_batches " + std::to_string(micro_batches) + " must divide data.global_batch " +
            std::to_string(global_batch));
+  need(micro_batch >= 0, "data.micro_batch must be >= 0 (0: off)");
+  need(micro_batch == 0 || micro_batches == 1,
+       "give data.micro_batch (clips per rank; the count follows from the world size) or data.micro_batches, not both");
   need(eval_clips >= 0, "data.eval_clips must be >= 0");
   need(prefetch >= 0, "data.prefetch must be >= 0");
+}
+
+int64_t DataConfig::micro_batches_for(int dp) const {
+  if (micro_batch == 0) return micro_batches;
+  const int64_t per_micro = micro_batch * dp;  // clips in one micro-batch over all ranks
+  need(dp >= 1 && global_batch % per_micro == 0,
+       "data.global_batch " + std::to_string(global_batch) + " does not split into micro-batches of data.micro_batch " +
+           std::to_string(micro_batch) + " clip(s) on each of dp=" + std::to_string(dp) + " ranks (" +
+           std::to_string(per_micro) + " clips per micro-batch)");
+  return global_batch / per_micro;
 }
 
 void RunConfig::validate() const {
@@ -66,8 +79,8 @@ void TrainConfig::resolve() {
   data.validate();
   run.validate();
   checkpoint.validate();
-  need(mesh.dp >= 0 && mesh.sp >= 1 && mesh.shard_group >= 0,
-       "parallel.dp must be >= 0, parallel.sp >= 1 and parallel.shard_group >= 0");
+  need(mesh.dp >= 0 && mesh.sp >= 1 && (mesh.shard_group >= 0 || mesh.shard_group.node()),
+       "parallel.dp must be >= 0, parallel.sp >= 1 and parallel.shard_group >= 0 or node");
   parallel.validate();
   mesh.ulysses = parallel.sequence.ulysses_degree(mesh.sp);  // the mesh builds the ulysses and ring axes
   adamw.validate();
@@ -77,6 +90,7 @@ void TrainConfig::resolve() {
   parse_backend(runtime.backend);
   need(runtime.threads >= 0, "dist.threads must be >= 0");
   need(runtime.timeout_s >= 0, "dist.timeout must be >= 0 seconds (0: never)");
+  need(runtime.node_timeout_s >= 0, "dist.node_timeout must be >= 0 seconds (0: never)");
   need(runtime.desync_every >= 0, "dist.desync_every must be >= 0 steps (0: never)");
 }
 

@@ -33,10 +33,20 @@ struct DataConfig {
   std::string path;            // HDF5 video file (reel data writes one)
   int64_t global_batch = 16;   // clips per optimizer step, over all data-parallel ranks
   int64_t micro_batches = 1;   // gradient accumulation: micro-batches per step
+  // Clips per rank in one micro-batch; 0: off. When set, micro_batches follows from the
+  // data-parallel degree (global_batch / (micro_batch x dp)), so that a job restarted on
+  // fewer or more nodes keeps its global batch and each rank's memory (Megatron's
+  // micro_batch_size).
+  int64_t micro_batch = 0;
   int64_t eval_clips = 16;     // the file's last clips, held out for evaluation
   uint64_t seed = 0;           // shuffling seed
   int prefetch = 2;            // batches read ahead by the loader's thread
   void validate() const;
+  // The micro-batch count on dp data-parallel ranks (micro_batches, or derived from
+  // micro_batch); throws std::invalid_argument when the batch does not split so.
+  int64_t micro_batches_for(int dp) const;
+  // Sets micro_batches = micro_batches_for(dp): once, by whoever knows dp (the Trainer).
+  void resolve_micro_batches(int dp) { micro_batches = micro_batches_for(dp); }
   int64_t micro_clips() const { return global_batch / micro_batches; }  // over all dp ranks
 };
 
@@ -104,6 +114,8 @@ void visit_train_options(TrainConfig& c, Visit&& v) {
   v("data.path", c.data.path, "HDF5 video file (reel data writes one)");
   v("data.global_batch", c.data.global_batch, "clips per step over all ranks");
   v("data.micro_batches", c.data.micro_batches, "gradient accumulation steps");
+  v("data.micro_batch", c.data.micro_batch,
+    "clips per rank per micro-batch (0: off); when set, data.micro_batches = global_batch / (this x dp), kept across world sizes");
   v("data.eval_clips", c.data.eval_clips, "last clips of the file held out");
   v("data.seed", c.data.seed, "shuffling seed");
   v("data.prefetch", c.data.prefetch, "batches the loader reads ahead");
@@ -112,7 +124,7 @@ void visit_train_options(TrainConfig& c, Visit&& v) {
   v("parallel.sp_mode", c.parallel.sequence.mode, "ulysses (all-to-all) | ring | hybrid (all-to-all inside, ring across)");
   v("parallel.ulysses", c.parallel.sequence.ulysses, "hybrid: the all-to-all degree (divides parallel.sp)");
   v("parallel.sp_balance", c.parallel.sequence.balance, "zigzag | contiguous: how ring chunks are dealt (zigzag evens frame-causal work)");
-  v("parallel.shard_group", c.mesh.shard_group, "HSDP shard group size (0: FSDP over every rank)");
+  v("parallel.shard_group", c.mesh.shard_group, "HSDP shard group: ranks (0: FSDP over every rank) | node (shard inside each node, replicate across)");
   v("parallel.activation_checkpoint", c.parallel.activation_checkpoint.mode, "none | full | every");
   v("parallel.activation_checkpoint_every", c.parallel.activation_checkpoint.every, "k for 'every': blocks 0, k, 2k, ...");
   v("parallel.reshard_after_forward", c.parallel.fsdp.reshard_after_forward, "ZeRO-3 (true) or keep until backward");

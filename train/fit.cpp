@@ -68,6 +68,8 @@ void Trainer::log_start(double peak, const std::string& source) {
   log_.info(cat("reel train: ", c_.model.preset, " (", fixed(parameter_count() / 1e6, 2), "M parameters), ",
                 mesh_.describe(), ", backend ", mesh_.world().backend(), ", global batch ", c_.data.global_batch,
                 " x ", c_.data.micro_batches, " micro"));
+  log_.info(cat("placement: ", mesh_.placement()));
+  for (const auto& w : mesh_.warnings()) log_.warn(cat("placement: ", w));
   log_.info(cat("peak ", fixed(peak / 1e9, 1), " GFLOP/s per rank (", source, "); MFU counts model FLOPs, HFU ",
                 "adds activation-checkpoint recomputation"));
 }
@@ -107,8 +109,10 @@ bool Trainer::fit() {
     CheckpointEvents ck;
     ck.in_flight = saver_->in_flight();
     const auto traffic_before = traffic::snapshot();
+    const auto internode_before = traffic::snapshot_internode();
     const StepResult r = train_step(step);
     const auto step_traffic = traffic::since(traffic_before, traffic::snapshot());  // this rank's, by group and call
+    const auto step_internode = traffic::since(internode_before, traffic::snapshot_internode());  // of them, to other nodes
     handle_nonfinite(r);  // may stop the run (an error, with the last good state saved)
     if (c_.runtime.desync_every > 0 && r.step % c_.runtime.desync_every == 0) check_desync(r.step);
     const Rates rate{double(c_.data.global_batch * c_.model.tokens()) / r.step_s,
@@ -134,6 +138,7 @@ bool Trainer::fit() {
       auto line = metrics_line(r, rate, ck, *saver_);
       line["persistent_bytes"] = fsdp_->shard_bytes() + opt_.state_bytes();
       line["comm_bytes"] = step_traffic;
+      line["comm_bytes_internode"] = step_internode;
       line["rss_start_bytes"] = rss_start_;
       line["device_peak_bytes"] = device_peak_bytes(dev);
       if (eval_now) line["eval_loss"] = eval;

@@ -13,6 +13,7 @@
 #include "model/flow.hpp"
 #include "optim/clip.hpp"
 #include "optim/weight_decay.hpp"
+#include "dist/node_monitor.hpp"
 
 namespace reel {
 namespace {
@@ -41,6 +42,7 @@ Trainer::Trainer(const TrainConfig& config, const CommunicatorPtr& world)
       log_(c_.log, world->rank()),
       data_(check_data(c_)),
       opt_(c_.adamw) {
+  c_.data.resolve_micro_batches(mesh_.dp());  // data.micro_batch: the count follows this world's dp
   lock_run_dir();  // first: a second run into run.dir is refused before it builds anything
   // Evaluation splits the held-out clips over dp: a rank with none would skip the
   // forward (and its collectives) that the others run.
@@ -86,6 +88,7 @@ Trainer::Trainer(const TrainConfig& config, const CommunicatorPtr& world)
   }
   agree_or_throw(error, "preparing run.dir " + c_.run.dir);
   Watchdog::set_dump_dir(c_.run.dir);  // a hang's dumps go beside the run's metrics
+  NodeMonitor::set_report_dir(c_.run.dir);  // and a lost node's name, for slurm/train.sbatch
 }
 
 Trainer::~Trainer() = default;  // a save in flight is joined by the saver (no communication)

@@ -83,26 +83,41 @@ at::Tensor SequenceLayout::ring_share(int ring_rank) const {
 }
 
 AttentionTraffic attention_traffic(const SequenceLayout& layout, int64_t dim, int sp_rank, int64_t batch,
-                                   int64_t element_size) {
+                                   int64_t element_size, const std::function<bool(int)>& remote) {
   AttentionTraffic t;
   if (layout.size() <= 1) return t;
   const int u = layout.ulysses(), r = layout.ring(), ring_rank = sp_rank / u;
-  const int64_t width = batch * (dim / u);  // elements of one token's head slice, over the batch
+  const int64_t width = batch * (dim / u) * element_size;  // bytes of one token's head slice, over the batch
+  const auto across = [&](int peer) { return remote && remote(peer); };
   if (u > 1) {
-    int64_t share = 0;
-    for (int i = 0; i < u; ++i) share += layout.count(ring_rank * u + i);
-    const int64_t lc = layout.count(sp_rank), mine = lc * (u - 1), theirs = share - lc;  // token x head-slice rows
-    t.all_to_all_forward += (3 * mine + theirs) * width * element_size;
-    t.all_to_all_backward += (mine + 3 * theirs) * width * element_size;
+    // To each peer j: forward q, k, v of this rank's tokens (their heads) and the output of
+    // j's tokens (this rank's heads); backward the reverse.
+    const int64_t lc = layout.count(sp_rank);
+    for (int i = 0; i < u; ++i) {
+      const int peer = ring_rank * u + i;
+      if (peer == sp_rank) continue;
+      const int64_t theirs = layout.count(peer);
+      t.all_to_all_forward += (3 * lc + theirs) * width;
+      t.all_to_all_backward += (lc + 3 * theirs) * width;
+      if (across(peer)) {
+        t.all_to_all_forward_internode += (3 * lc + theirs) * width;
+        t.all_to_all_backward_internode += (lc + 3 * theirs) * width;
+      }
+    }
   }
   if (r > 1) {
-    // Step s holds (and passes on) the key/value block of ring rank (me - s) mod R.
-    auto block = [&](int s) { return 2 * width * layout.ring_share((ring_rank - s + r) % r).size(0); };
+    // Step s holds (and passes on to the next ring rank) the key/value block of ring rank
+    // (me - s) mod R.
+    auto block = [&](int s) { return 2 * (width / element_size) * layout.ring_share((ring_rank - s + r) % r).size(0); };
     for (int s = 0; s + 1 < r; ++s) {
       t.ring_forward += block(s) * element_size;
       t.ring_backward += block(s) * element_size;
     }
     for (int s = 0; s < r; ++s) t.ring_backward += block(s) * 4;  // dK/dV accumulators, fp32
+    if (across((ring_rank + 1) % r * u + sp_rank % u)) {
+      t.ring_forward_internode = t.ring_forward;
+      t.ring_backward_internode = t.ring_backward;
+    }
   }
   return t;
 }

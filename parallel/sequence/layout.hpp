@@ -18,6 +18,7 @@
 #include <ATen/ATen.h>
 
 #include <string>
+#include <functional>
 #include <vector>
 
 #include "model/config.hpp"
@@ -73,13 +74,17 @@ class SequenceLayout {
 //   ring:    forward R-1 key/value blocks; backward R-1 again plus R dK/dV accumulators
 //            (fp32), each block the size of its owner's share.
 // An activation-checkpointed block pays `forward` twice (its recomputation).
+// remote(s): whether sp rank s runs on another node than `sp_rank` (null: none does); the
+// *_internode fields count what goes to those ranks (the ring sends to its next rank).
 struct AttentionTraffic {
   int64_t all_to_all_forward = 0, all_to_all_backward = 0;  // over the ulysses group
   int64_t ring_forward = 0, ring_backward = 0;              // over the ring group
+  int64_t all_to_all_forward_internode = 0, all_to_all_backward_internode = 0;
+  int64_t ring_forward_internode = 0, ring_backward_internode = 0;
   int64_t forward() const { return all_to_all_forward + ring_forward; }
   int64_t backward() const { return all_to_all_backward + ring_backward; }
 };
 AttentionTraffic attention_traffic(const SequenceLayout& layout, int64_t dim, int sp_rank, int64_t batch,
-                                   int64_t element_size);
+                                   int64_t element_size, const std::function<bool(int)>& remote = nullptr);
 
 }  // namespace reel

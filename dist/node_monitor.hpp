@@ -1,0 +1,48 @@
+// NodeMonitor: a node that stops answering ends the job within dist.node_timeout, with a
+// message naming it and its ranks, instead of a silent hang.
+//
+// Why: when a node is cut off or dies mid-step, Open MPI's ranks on the other nodes do not
+// fail — they block in their next collective (a cut link) or hang after "failed to TCP
+// connect" — and srun does not exit on its own. The hang watchdog (dist/watchdog.hpp)
+// ends such a job after dist.timeout, which must be long enough for a checkpoint's slow
+// collectives, and can only say which collective stalled, not why.
+//
+// How: the first rank of every node (ranks sharing a host name share a node) listens on a
+// TCP port of its host's address; every rank learns every node's address at start-up
+// (one all-gather over world). Each node's first rank probes its neighbour nodes in node
+// order (the previous and the next: every node is watched by two, and a job of N nodes
+// makes 2N probes per interval, not N^2) by opening a connection, once per interval. A
+// node none of whose probes has succeeded for the timeout is reported as lost: "refused"
+// (the address answers, the process is gone) or "timed out" (the link is down or the
+// node is gone). The report goes to the loss handler (reel's ends the job: the batch
+// script requeues it and the next start resumes from the newest complete checkpoint).
+// A job on one node starts nothing. The connections carry no data; nothing here touches
+// MPI or the training threads.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+
+#include "dist/communicator.hpp"
+
+namespace reel {
+
+class NodeMonitor {
+ public:
+  // Collective over world. timeout 0: nothing is started (the watchdog alone remains).
+  // Throws std::runtime_error when this node's first rank cannot listen.
+  static void start(Communicator& world, std::chrono::seconds timeout,
+                    std::chrono::milliseconds interval = std::chrono::milliseconds(1000));
+  // Called once, on the monitor's thread, with the report. Library code never ends the
+  // process itself: without a handler the report is printed to stderr and probing stops.
+  static void set_loss_handler(std::function<void(const std::string&)> handler);
+  // Where the report also goes, as DIR/node_lost.txt: the lost node's name on the first
+  // line, the report on the second (slurm/train.sbatch reads it). Empty: stderr only.
+  static void set_report_dir(const std::string& dir);
+  // Probes every other node once (up to ~2 s in all), for the hang watchdog's dump: one
+  // line per node that does not answer, "" when all do or nothing was started.
+  static std::string probe_all();
+};
+
+}  // namespace reel
