@@ -155,7 +155,9 @@ void watch(int listener, std::vector<int> targets, std::chrono::seconds timeout,
         handler = s.on_loss;
         dir = s.report_dir;
       }
-      if (!dir.empty()) std::ofstream(dir + "/node_lost.txt") << s.nodes[t].name << "\n" << report << "\n";
+      // One file per node that noticed: in a partition both sides see the other as lost,
+      // and each side's batch script reads its own node's view.
+      if (!dir.empty()) std::ofstream(dir + "/node_lost." + node_name() + ".txt") << s.nodes[t].name << "\n" << report << "\n";
       if (handler) {
         handler(report);
       } else {

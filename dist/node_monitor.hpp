@@ -37,8 +37,9 @@ class NodeMonitor {
   // Called once, on the monitor's thread, with the report. Library code never ends the
   // process itself: without a handler the report is printed to stderr and probing stops.
   static void set_loss_handler(std::function<void(const std::string&)> handler);
-  // Where the report also goes, as DIR/node_lost.txt: the lost node's name on the first
-  // line, the report on the second (slurm/train.sbatch reads it). Empty: stderr only.
+  // Where the report also goes, as DIR/node_lost.NODE.txt (NODE: this node, which noticed
+  // the loss): the lost node's name on the first line, the report on the second
+  // (slurm/train.sbatch reads its own node's). Empty: stderr only.
   static void set_report_dir(const std::string& dir);
   // Probes every other node once (up to ~2 s in all), for the hang watchdog's dump: one
   // line per node that does not answer, "" when all do or nothing was started.

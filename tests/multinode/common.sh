@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Shared by the multinode tests (sourced): whether this machine can host the emulated
+# cluster (scripts/cluster.sh), and small polling helpers.
+
+# True when the cluster can come up here; otherwise prints why (CTest shows it as the
+# skip reason: the caller exits 77).
+multinode_can_run() {
+  if [ "$(id -u)" != 0 ]; then echo "skipped: the emulated cluster needs root (network namespaces, Slurm daemons)"; return 1; fi
+  local tool
+  for tool in unshare nsenter ip slurmctld slurmd munged srun sbatch; do
+    command -v "$tool" > /dev/null || { echo "skipped: $tool is not installed (scripts/setup.sh installs Slurm and munge)"; return 1; }
+  done
+  unshare --net --uts true 2> /dev/null || { echo "skipped: this machine cannot create network namespaces (unshare --net failed)"; return 1; }
+  return 0
+}
+
+# until_ok SECONDS COMMAND...: polls COMMAND every 0.5 s; false after SECONDS.
+until_ok() {
+  local limit=$1; shift
+  local i
+  for ((i = 0; i < limit * 2; i++)); do "$@" && return 0; sleep 0.5; done
+  return 1
+}
