@@ -20,6 +20,11 @@ ClipLoader::ClipLoader(LoaderConfig config, DataPosition start)
     bad("global batch " + std::to_string(c.global_batch) + " does not divide over " +
         std::to_string(c.shares) + " data-parallel groups");
   }
+  if (c.step_clips == 0) c.step_clips = c.global_batch;
+  if (c.step_clips < c.global_batch || c.step_clips % c.global_batch != 0 || c.step_clips > c.count) {
+    bad("a step of " + std::to_string(c.step_clips) + " clips must be a whole number of " + std::to_string(c.global_batch) +
+        "-clip micro-batches within the " + std::to_string(c.count) + " clips");
+  }
   if (c.global_batch > c.count) bad("global batch " + std::to_string(c.global_batch) + " exceeds the " + std::to_string(c.count) + " clips");
   if (start.cursor < 0 || start.cursor > c.count || start.epoch < 0) bad("invalid start position");
   if (c.prefetch > 0) worker_ = std::thread([this] { prefetch_loop(); });
@@ -49,7 +54,9 @@ std::vector<int64_t> ClipLoader::order(int64_t epoch) const {
 
 // The next batch starts here: a partial global batch at the end of an epoch is dropped.
 DataPosition ClipLoader::advance(DataPosition at) const {
-  if (at.cursor + config_.global_batch > config_.count) return {at.epoch + 1, 0};
+  // A step starting here must fit whole; a micro-batch within a step always does.
+  if (at.cursor % config_.step_clips == 0 && at.cursor + config_.step_clips > config_.count) return {at.epoch + 1, 0};
+  if (at.cursor + config_.global_batch > config_.count) return {at.epoch + 1, 0};  // a position saved by a run with other steps
   return at;
 }
 

@@ -31,6 +31,12 @@ struct LoaderConfig {
   uint64_t seed = 0;
   bool shuffle = true;
   int prefetch = 2;  // batches read ahead by the background thread (0: none)
+  // Clips per optimizer step (a multiple of global_batch, which is one micro-batch's; 0:
+  // global_batch). A step's micro-batches come from one epoch: an epoch ends where the
+  // next whole step would not fit, so the order of the clips does not depend on how a
+  // step is split into micro-batches (a run resumed at another world size, where
+  // data.micro_batch gives another count, sees the same clips).
+  int64_t step_clips = 0;
 };
 
 struct ClipBatch {

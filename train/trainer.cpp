@@ -70,7 +70,7 @@ Trainer::Trainer(const TrainConfig& config, const CommunicatorPtr& world)
   try {
     loader_ = std::make_unique<ClipLoader>(LoaderConfig{c_.data.path, c_.data.micro_clips(), mesh_.dp_rank(),
                                                         mesh_.dp(), 0, data_.clips - c_.data.eval_clips,
-                                                        c_.data.seed, true, c_.data.prefetch},
+                                                        c_.data.seed, true, c_.data.prefetch, c_.data.global_batch},
                                            start);
   } catch (const std::invalid_argument& e) {
     throw std::invalid_argument(std::string(e.what()) + " (data.global_batch " + std::to_string(c_.data.global_batch) +

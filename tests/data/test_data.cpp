@@ -125,6 +125,33 @@ TEST(Data, RestoredPositionContinuesExactlyWhateverTheShares) {
   std::filesystem::remove(path);
 }
 
+// A step of 8 clips read as one micro-batch or as two of 4 sees the same clips, across
+// epoch ends too: 36 clips hold 4 whole steps, so both drop the same last 4 (before, the
+// two-micro-batch reader ended its epochs a micro-batch later, and a run resumed at
+// another world size with data.micro_batch saw other clips from the first epoch end on).
+TEST(Data, AStepSeesTheSameClipsWhateverItsMicroBatches) {
+  const auto path = small_world("steps.h5");
+  LoaderConfig one;
+  one.path = path;
+  one.global_batch = 8;
+  one.count = 36;
+  one.seed = 3;
+  LoaderConfig two = one;
+  two.global_batch = 4;
+  two.step_clips = 8;
+  ClipLoader whole(one), halves(two);
+  for (int step = 0; step < 10; ++step) {  // 4 steps per epoch: two epoch ends
+    auto a = halves.next(), b = halves.next();
+    std::vector<int64_t> joined = a.sample_ids;
+    joined.insert(joined.end(), b.sample_ids.begin(), b.sample_ids.end());
+    EXPECT_EQ(joined, whole.next().sample_ids) << "step " << step;
+    EXPECT_EQ(b.after, whole.position()) << "step " << step;
+  }
+  two.step_clips = 6;  // not a whole number of micro-batches
+  EXPECT_THROW(ClipLoader bad(two), std::invalid_argument);
+  std::filesystem::remove(path);
+}
+
 // Writes an HDF5 file with one dataset of the given type and dims (and the schema attrs).
 void write_bad(const std::string& path, const char* name, hid_t type, std::vector<hsize_t> dims,
                bool with_actions) {

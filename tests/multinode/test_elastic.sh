@@ -2,10 +2,12 @@
 # slurm/train.sbatch on two emulated nodes (scripts/cluster.sh):
 #   1. preemption: `sbatch -N 2`, then `scancel --signal=USR1 --batch`: every rank finishes
 #      its step and checkpoints, the script requeues the job, the next start resumes on 2
-#      nodes; the 16 per-step losses are bitwise those of an uninterrupted 2-node run;
+#      nodes; the 60 per-step losses are bitwise those of an uninterrupted 2-node run;
 #   2. growing back: a run stopped with a checkpoint on 1 node (2 ranks, 2 micro-batches)
 #      resumes on 2 nodes (4 ranks, 1 micro-batch: data.micro_batch keeps the global batch),
-#      and its whole loss curve matches the uninterrupted 2-node run within 1e-5.
+#      and its losses and gradient norms match the uninterrupted 2-node run within 1e-5 up
+#      to 5 steps past the resume (later, training's own chaos amplifies the rounding of
+#      two layouts: measured below).
 # Usage: test_elastic.sh path/to/reel repository-root (77: skipped, with the reason)
 set -uo pipefail
 reel=$1 root=$2
@@ -15,7 +17,7 @@ source "$here/common.sh"
 multinode_can_run || exit 77
 work=$(mktemp -d /tmp/reel-elastic.XXXXXX)
 chmod 755 "$work"
-trap '"${cluster[@]}" down > /dev/null 2>&1; rm -rf "$work"' EXIT
+trap '"${cluster[@]}" down > /dev/null 2>&1; [ -n "${REEL_KEEP:-}" ] || rm -rf "$work"' EXIT
 "${cluster[@]}" up 2 > "$work/up.log" 2>&1 || { cat "$work/up.log"; exit 1; }
 fail=0
 bad() { echo "FAIL: $*"; fail=1; }
@@ -27,7 +29,7 @@ submit() { ctl env REEL="$reel" REEL_MAX_RESTARTS="$1" sbatch --parsable --chdir
 
 "$reel" data --out "$work/world.h5" --clips 40 --seed 6 > /dev/null || exit 1
 common=(--config "$root/configs/tiny.ini" --data.path "$work/world.h5" --data.global_batch 8 --data.micro_batch 2
-        --data.eval_clips 4 --run.eval_every 0 --run.steps 16 --run.log_every 1 --checkpoint.every 0
+        --data.eval_clips 4 --run.eval_every 0 --run.steps 60 --run.log_every 1 --checkpoint.every 0
         --run.plot false --dist.threads 1)
 timeout 300 "${cluster[@]}" exec ctl srun --mpi=pmix -N 2 -n 4 --ntasks-per-node 2 "$reel" train --run.dir "$work/ref" \
   "${common[@]}" > "$work/ref.log" 2>&1 || { tail "$work/ref.log"; bad "the uninterrupted 2-node run failed"; exit 1; }
@@ -46,10 +48,10 @@ log_has "$work/preempt.log" "resumed from .*step_" || bad "the second start did 
 "$root/.venv/bin/python" - "$work/ref/metrics.jsonl" "$work/run/metrics.jsonl" <<'PY' || bad "preemption: see above"
 import json, sys
 ref, run = ([json.loads(l) for l in open(p)] for p in sys.argv[1:])
-assert [r["step"] for r in run] == list(range(1, 17)), [r["step"] for r in run]
+assert [r["step"] for r in run] == list(range(1, 61)), [r["step"] for r in run]
 diff = [(a["step"], a["loss"], b["loss"]) for a, b in zip(ref, run) if a["loss"] != b["loss"]]
 assert not diff, f"losses differ from the uninterrupted 2-node run: {diff[:3]}"
-print("preemption on 2 nodes: 16 per-step losses bitwise equal to the uninterrupted run")
+print("preemption on 2 nodes: 60 per-step losses bitwise equal to the uninterrupted run")
 PY
 
 # 2. Growing back: stopped with a checkpoint on 1 node (not requeued: restart limit 0), resumed on 2.
@@ -62,14 +64,22 @@ job=$(submit 0 -N 2 --ntasks-per-node 2 --output "$work/big.log" "$root/slurm/tr
 until_ok 150 log_has "$work/big.log" "job $job: done" || { tail -n 20 "$work/big.log"; bad "the 2-node resume did not finish"; }
 log_has "$work/big.log" "resumed from .* (saved by 2 rank(s)" || bad "the 2-node job did not resume the 1-node checkpoint"
 log_has "$work/big.log" "global batch 8 x 1 micro" || bad "2 nodes: expected 1 micro-batch of 2 clips on 4 ranks"
-"$root/.venv/bin/python" - "$work/ref/metrics.jsonl" "$work/grow/metrics.jsonl" <<'PY' || bad "growing back: see above"
+grep -o "resumed from .* at step [0-9]*" "$work/big.log" > "$work/resumed.txt"
+"$root/.venv/bin/python" - "$work/ref/metrics.jsonl" "$work/grow/metrics.jsonl" "$work/resumed.txt" <<'PY' || bad "growing back: see above"
 import json, sys
-ref, run = ([json.loads(l) for l in open(p)] for p in sys.argv[1:])
-assert [r["step"] for r in run] == list(range(1, 17)), [r["step"] for r in run]
+ref, run = ([json.loads(l) for l in open(p)] for p in sys.argv[1:3])
+assert [r["step"] for r in run] == list(range(1, 61)), [r["step"] for r in run]
+# 2 ranks with 2 micro-batches and 4 ranks with 1 add the same numbers in another order:
+# rounding apart, the curves agree (the same clips, noise and state), until training's own
+# chaos amplifies it (measured: 1e-6 by step 40, 10% by step 52 with this model's loss
+# spike). So: the steps on 1 node and the first 5 after the resume on 2, within 1e-5.
+stop = int(open(sys.argv[3]).read().split("at step ")[1].split()[0])
 for a, b in zip(ref, run):
+    if a["step"] > stop + 5:
+        break
     for key in ("loss", "grad_norm"):
         assert abs(a[key] - b[key]) <= 1e-5 * max(1.0, abs(a[key])), f"step {a['step']} {key}: {a[key]} vs {b[key]}"
-print("growing back: 1 node then 2 nodes, 16 steps within 1e-5 of the uninterrupted 2-node run")
+print(f"growing back: steps 1-{stop} on 1 node, 60 in all; steps 1-{stop + 5} within 1e-5 of the uninterrupted 2-node run")
 PY
 [ $fail -eq 0 ] && echo "multinode elastic: ok"
 exit $fail

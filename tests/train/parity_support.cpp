@@ -21,7 +21,7 @@ ReferenceRun train_reference(const TrainConfig& c) {
   }
   const int64_t clips = VideoReader(c.data.path).info().clips;
   ClipLoader loader(LoaderConfig{c.data.path, c.data.micro_clips(), 0, 1, 0, clips - c.data.eval_clips, c.data.seed,
-                                 true, 0});
+                                 true, 0, c.data.global_batch});
   for (int64_t step = 0; step < c.run.steps; ++step) {
     for (auto& p : params) p.second.mutable_grad() = at::Tensor();
     ReferenceStep s;
