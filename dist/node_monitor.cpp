@@ -10,6 +10,7 @@
 
 #include <ATen/ATen.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -41,6 +42,7 @@ struct State {
   std::vector<Node> nodes;  // in order of their lowest world rank
   int self = -1;            // this rank's node
   bool started = false;
+  std::atomic<bool> stopped{false};
 };
 
 State& state() {
@@ -131,7 +133,7 @@ void watch(int listener, std::vector<int> targets, std::chrono::seconds timeout,
   std::map<int, std::string> last_error;
   for (int t : targets) last_answer[t] = Clock::now();
   auto next_probe = Clock::now();
-  for (;;) {
+  while (!s.stopped.load()) {
     pollfd p{listener, POLLIN, 0};
     if (::poll(&p, 1, 100) > 0) {
       for (int fd; (fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC)) >= 0;) ::close(fd);
@@ -152,6 +154,7 @@ void watch(int listener, std::vector<int> targets, std::chrono::seconds timeout,
       std::string dir;
       {
         std::lock_guard<std::mutex> lock(s.mutex);
+        if (s.stopped.load()) return;  // the job ended while this probe ran
         handler = s.on_loss;
         dir = s.report_dir;
       }
@@ -225,6 +228,11 @@ void NodeMonitor::start(Communicator& world, std::chrono::seconds timeout, std::
     return;
   }
   std::thread(watch, fd, targets, timeout, interval).detach();  // lives as long as the process
+}
+
+void NodeMonitor::stop() {
+  std::lock_guard<std::mutex> lock(state().mutex);  // a report in progress finishes first
+  state().stopped = true;
 }
 
 void NodeMonitor::set_report_dir(const std::string& dir) {

@@ -41,6 +41,10 @@ class NodeMonitor {
   // the loss): the lost node's name on the first line, the report on the second
   // (slurm/train.sbatch reads its own node's). Empty: stderr only.
   static void set_report_dir(const std::string& dir);
+  // Ends probing (no report after this returns): call it once the job's last collective
+  // is done, before ranks leave at different times (a node whose ranks have exited would
+  // look lost to one still writing its plot). Idempotent; thread-safe.
+  static void stop();
   // Probes every other node once (up to ~2 s in all), for the hang watchdog's dump: one
   // line per node that does not answer, "" when all do or nothing was started.
   static std::string probe_all();

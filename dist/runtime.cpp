@@ -190,6 +190,7 @@ Runtime::~Runtime() {
   // other ranks waiting forever in their next collective, and this rank inside
   // MPI_Finalize, waiting for them.
   if (std::uncaught_exceptions() > 0) return;
+  NodeMonitor::stop();  // ranks leave from here on; none of them is lost
   world_.reset();
   int finalized = 0;
   MPI_Finalized(&finalized);

@@ -15,6 +15,7 @@
 #include "launch/command.hpp"
 #include "launch/plot.hpp"
 #include "launch/options.hpp"
+#include "dist/node_monitor.hpp"
 #include "plan/dry_run.hpp"
 #include "train/trainer.hpp"
 
@@ -75,6 +76,8 @@ int run_train(int argc, char** argv) {
   } registered(&trainer);
   if (g_signal != 0) trainer.request_stop();  // arrived while the Trainer was being built
   const bool finished = trainer.fit();
+  // Every rank is past the run's last collective: from here ranks leave at their own pace.
+  NodeMonitor::stop();
   if (finished) {
     if (runtime.world()->rank() == 0 && c.run.plot) {
       // The run is done and saved: a plot that cannot be drawn is a warning, not a failure.

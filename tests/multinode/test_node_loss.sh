@@ -21,6 +21,7 @@ multinode_can_run || exit 77
 work=$(mktemp -d /tmp/reel-node-loss.XXXXXX)
 chmod 755 "$work"
 trap '"${cluster[@]}" down > /dev/null 2>&1; [ -n "${REEL_KEEP:-}" ] || rm -rf "$work"' EXIT
+"${cluster[@]}" down > /dev/null 2>&1  # what a test killed at its timeout may have left
 "${cluster[@]}" up 2 > "$work/up.log" 2>&1 || { cat "$work/up.log"; exit 1; }
 fail=0
 bad() { echo "FAIL: $*"; fail=1; }
