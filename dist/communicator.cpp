@@ -1,8 +1,6 @@
 // Argument checks shared by every backend, and the blocking forms of each call.
 #include "dist/communicator.hpp"
 
-#include <algorithm>
-
 #include "dist/watchdog.hpp"
 
 #include <ATen/ATen.h>
@@ -123,12 +121,6 @@ void Communicator::set_nodes(std::vector<int> node_of_rank) {
                                    std::to_string(node_of_rank.size()));
   }
   nodes_ = std::move(node_of_rank);
-}
-
-int Communicator::node_count() const {
-  std::vector<int> distinct(nodes_);
-  std::sort(distinct.begin(), distinct.end());
-  return std::max<int>(1, static_cast<int>(std::unique(distinct.begin(), distinct.end()) - distinct.begin()));
 }
 
 bool Communicator::remote(int peer) const { return !nodes_.empty() && nodes_[peer] != nodes_[rank_]; }

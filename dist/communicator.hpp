@@ -63,8 +63,6 @@ class Communicator {
   // stay inside the node and bytes that cross (dist/traffic.hpp).
   void set_nodes(std::vector<int> node_of_rank);
   const std::vector<int>& nodes() const { return nodes_; }
-  // Nodes this communicator's ranks span (1 when unset).
-  int node_count() const;
   // "mpi" or "nccl".
   virtual std::string backend() const = 0;
   // The device on which this communicator prefers tensors (CPU for MPI, the local GPU for

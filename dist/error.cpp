@@ -30,8 +30,11 @@ const std::string& host_name() {
 
 const std::string& node_name() {
   static const std::string name = [] {
-    const char* given = std::getenv("REEL_NODE_NAME");
-    return given && *given ? std::string(given) : host_name();
+    for (const char* variable : {"REEL_NODE_NAME", "SLURMD_NODENAME"}) {
+      const char* given = std::getenv(variable);
+      if (given && *given) return std::string(given);
+    }
+    return host_name();
   }();
   return name;
 }

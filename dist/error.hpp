@@ -32,7 +32,8 @@ int world_rank_or_unknown();
 const std::string& host_name();
 // The node this process runs on, as placement groups ranks: $REEL_NODE_NAME when set (a
 // container that is one of several on a machine, or tests that emulate nodes on one
-// host), else the host name. Ranks with the same node name share a node.
+// host), else Slurm's name for it ($SLURMD_NODENAME: what srun --exclude takes, which
+// may differ from the host name), else the host name. Ranks with one node name share a node.
 const std::string& node_name();
 
 // "op on rank R (host H)": the prefix of every error message about a call's input.

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <ifaddrs.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -41,18 +43,27 @@ struct State {
   std::string report_dir;
   std::vector<Node> nodes;  // in order of their lowest world rank
   int self = -1;            // this rank's node
+  std::vector<int> targets; // the neighbour nodes it watches
   bool started = false;
   std::atomic<bool> stopped{false};
 };
 
 State& state() {
-  static State s;
-  return s;
+  static State* s = new State;  // never destroyed: the detached thread may outlive main()
+  return *s;
 }
 
-// This host's IPv4 address as its name resolves (the address other nodes reach it at:
-// /etc/hosts or DNS, as Slurm's NodeAddr and Open MPI's TCP use); loopback when it does not.
+bool loopback(uint32_t address) { return (ntohl(address) >> 24) == 127; }
+
+// This host's IPv4 address as other nodes reach it: $REEL_NODE_ADDRESS when set; else the
+// host name's address (/etc/hosts or DNS, as Slurm's NodeAddr and Open MPI's TCP use),
+// unless that is loopback (Debian's 127.0.1.1 line), then the first non-loopback
+// interface's. start() checks that the neighbours answer at it before relying on it.
 uint32_t host_address() {
+  in_addr given{};
+  if (const char* text = std::getenv("REEL_NODE_ADDRESS"); text && ::inet_pton(AF_INET, text, &given) == 1) {
+    return given.s_addr;
+  }
   addrinfo hints{};
   hints.ai_family = AF_INET;
   hints.ai_socktype = SOCK_STREAM;
@@ -62,6 +73,18 @@ uint32_t host_address() {
     address = reinterpret_cast<sockaddr_in*>(found->ai_addr)->sin_addr.s_addr;
   }
   if (found) freeaddrinfo(found);
+  ifaddrs* interfaces = nullptr;
+  if (loopback(address) && ::getifaddrs(&interfaces) == 0) {
+    for (ifaddrs* i = interfaces; i; i = i->ifa_next) {
+      if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET) continue;
+      const uint32_t a = reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr.s_addr;
+      if (!loopback(a)) {
+        address = a;
+        break;
+      }
+    }
+    ::freeifaddrs(interfaces);
+  }
   return address;
 }
 
@@ -126,18 +149,43 @@ std::string loss_report(const Node& node, std::chrono::seconds silent, const std
          ". Ending the job: the ranks there cannot take part in any collective again";
 }
 
+// Ends the job over node `t`: the report to the run directory and the handler, holding the
+// lock throughout so that stop() cannot return in between (the handler does not return).
+void report_loss(State& s, int t, std::chrono::seconds silent, const std::string& why) {
+  std::lock_guard<std::mutex> lock(s.mutex);
+  if (s.stopped.load()) return;  // the job ended while this probe ran
+  const std::string report = loss_report(s.nodes[t], silent, why);
+  // One file per node that noticed: in a partition both sides see the other as lost; the
+  // batch script trusts its own node's view first.
+  if (!s.report_dir.empty()) {
+    std::ofstream(s.report_dir + "/node_lost." + node_name() + ".txt") << s.nodes[t].name << "\n" << report << "\n";
+  }
+  if (s.on_loss) {
+    s.on_loss(report);
+  } else {
+    std::cerr << "reel: " << report << std::endl;
+  }
+}
+
 // The probing thread of a node's first rank: accepts the neighbours' probes and probes them.
 void watch(int listener, std::vector<int> targets, std::chrono::seconds timeout, std::chrono::milliseconds interval) {
   State& s = state();
   std::map<int, Clock::time_point> last_answer;
-  std::map<int, std::string> last_error;
   for (int t : targets) last_answer[t] = Clock::now();
-  auto next_probe = Clock::now();
+  auto next_probe = Clock::now(), last_turn = Clock::now();
   while (!s.stopped.load()) {
     pollfd p{listener, POLLIN, 0};
     if (::poll(&p, 1, 100) > 0) {
-      for (int fd; (fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC)) >= 0;) ::close(fd);
+      int fd;
+      while ((fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC)) >= 0) ::close(fd);
+      if (errno != EAGAIN && errno != EWOULDBLOCK) std::this_thread::sleep_for(std::chrono::milliseconds(100));  // EMFILE: back off
     }
+    // A turn far longer than the interval: this process was stopped (scontrol suspend) or
+    // starved. Its clocks start again, like the watchdog's: silence it slept through is not a loss.
+    if (Clock::now() - last_turn > interval + std::chrono::seconds(3)) {
+      for (auto& [t, at] : last_answer) at = Clock::now();
+    }
+    last_turn = Clock::now();
     if (Clock::now() < next_probe) continue;
     next_probe = Clock::now() + interval;
     for (int t : targets) {
@@ -146,29 +194,14 @@ void watch(int listener, std::vector<int> targets, std::chrono::seconds timeout,
         last_answer[t] = Clock::now();
         continue;
       }
-      last_error[t] = why;
       const auto silent = std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - last_answer[t]);
       if (silent < timeout) continue;
-      const std::string report = loss_report(s.nodes[t], silent, why);
-      std::function<void(const std::string&)> handler;
-      std::string dir;
-      {
-        std::lock_guard<std::mutex> lock(s.mutex);
-        if (s.stopped.load()) return;  // the job ended while this probe ran
-        handler = s.on_loss;
-        dir = s.report_dir;
-      }
-      // One file per node that noticed: in a partition both sides see the other as lost,
-      // and each side's batch script reads its own node's view.
-      if (!dir.empty()) std::ofstream(dir + "/node_lost." + node_name() + ".txt") << s.nodes[t].name << "\n" << report << "\n";
-      if (handler) {
-        handler(report);
-      } else {
-        std::cerr << "reel: " << report << std::endl;
-      }
+      report_loss(s, t, silent, why);
+      ::close(listener);
       return;  // one report per process
     }
   }
+  ::close(listener);
 }
 
 // Every rank's (host name, address, port) over world: the node table, in placement order.
@@ -203,6 +236,40 @@ std::vector<Node> gather_nodes(Communicator& world, uint32_t address, uint16_t p
 
 }  // namespace
 
+namespace {
+
+// The previous and the next node of `self` in node order, once each.
+std::vector<int> neighbours(int self, int n) {
+  std::vector<int> targets;
+  for (int t : {(self + 1) % n, (self + n - 1) % n}) {
+    if (t != self && (targets.empty() || targets.front() != t)) targets.push_back(t);
+  }
+  return targets;
+}
+
+// Collective: true when every node's first rank reached its neighbours at their advertised
+// addresses. A monitor that cannot reach a healthy node would end every job as "node
+// lost"; one that is off leaves the watchdog as the bound. first: this rank leads its node.
+bool neighbours_answer(Communicator& world, const std::vector<Node>& nodes, const std::vector<int>& targets,
+                       bool first) {
+  int32_t ok = 1;
+  for (int t : targets) {
+    if (!first) break;
+    const std::string why = probe(nodes[t], std::chrono::milliseconds(2000));
+    if (why.empty()) continue;
+    ok = 0;
+    std::cerr << "reel: warning on rank " << world.rank() << " (" << host_name() << "): the node monitor is off "
+              << "(dist.node_timeout): " << describe(nodes[t]) << " did not answer at start-up (" << why
+              << "); a lost node then ends the job only through the watchdog (dist.timeout). Set REEL_NODE_ADDRESS "
+              << "on every node to the address the others reach it at" << std::endl;
+  }
+  auto flag = at::full({1}, ok, at::TensorOptions(at::kInt).device(world.device()));
+  world.all_reduce(flag, ReduceOp::kSum);
+  return flag.cpu().item<int32_t>() == world.size();
+}
+
+}  // namespace
+
 void NodeMonitor::start(Communicator& world, std::chrono::seconds timeout, std::chrono::milliseconds interval) {
   State& s = state();
   if (timeout.count() <= 0 || s.started) return;
@@ -213,17 +280,19 @@ void NodeMonitor::start(Communicator& world, std::chrono::seconds timeout, std::
   std::vector<Node> nodes = gather_nodes(world, host_address(), port, &self);
   const bool first = nodes[self].ranks.front() == world.rank();
   const int n = static_cast<int>(nodes.size());
-  std::vector<int> targets;  // the previous and the next node, once each
-  for (int t : {(self + 1) % n, (self + n - 1) % n}) {
-    if (t != self && (targets.empty() || targets.front() != t)) targets.push_back(t);
+  const std::vector<int> targets = neighbours(self, n);
+  if (n < 2 || !neighbours_answer(world, nodes, targets, first)) {
+    ::close(fd);
+    return;
   }
   {
     std::lock_guard<std::mutex> lock(s.mutex);
-    if (n > 1) s.nodes = std::move(nodes);  // every rank can probe for a hang dump
+    s.nodes = std::move(nodes);  // every rank can probe its neighbours for a hang dump
     s.self = self;
+    s.targets = targets;
     s.started = true;
   }
-  if (n < 2 || !first) {
+  if (!first) {
     ::close(fd);
     return;
   }
@@ -248,18 +317,16 @@ void NodeMonitor::set_loss_handler(std::function<void(const std::string&)> handl
 std::string NodeMonitor::probe_all() {
   State& s = state();
   std::vector<Node> nodes;
-  int self = -1;
+  std::vector<int> targets;
   {
     std::lock_guard<std::mutex> lock(s.mutex);
     nodes = s.nodes;
-    self = s.self;
+    targets = s.targets;
   }
-  std::string out;
-  const auto per_node = std::chrono::milliseconds(std::max<int>(100, 2000 / std::max<int>(1, nodes.size())));
-  for (int i = 0; i < static_cast<int>(nodes.size()); ++i) {
-    if (i == self) continue;
-    const std::string why = probe(nodes[i], per_node);
-    if (!why.empty()) out += "unreachable: " + describe(nodes[i]) + ": " + why + "\n";
+  std::string out;  // the neighbours only: bounded (2 x 1 s), and no storm of probes at a job-wide hang
+  for (int t : targets) {
+    const std::string why = probe(nodes[t], std::chrono::milliseconds(1000));
+    if (!why.empty()) out += "unreachable: " + describe(nodes[t]) + ": " + why + "\n";
   }
   return out;
 }

@@ -124,6 +124,33 @@ int shard_ranks(const MeshConfig& config, int n, const std::vector<int>& node_of
   return per_node;
 }
 
+// This rank's group on axis `a` (collective over world), labelled with the axis's name and
+// told which node each of its ranks runs on.
+CommunicatorPtr split_axis(Communicator& world, const Axis& a, const std::vector<int>& order, int position,
+                           const std::vector<int>& node_of) {
+  auto group = world.split(a.color(position), a.key(position));
+  group->set_label(a.name);
+  std::vector<std::pair<int, int>> mine;  // (key, world rank) of this rank's group
+  for (int p = 0; p < static_cast<int>(order.size()); ++p) {
+    if (a.color(p) == a.color(position)) mine.emplace_back(a.key(p), order[p]);
+  }
+  std::sort(mine.begin(), mine.end());
+  std::vector<int> nodes;
+  for (const auto& member : mine) nodes.push_back(node_of[member.second]);
+  group->set_nodes(nodes);
+  return group;
+}
+
+// Whether some group of axis `a` has ranks on two nodes (the same answer on every rank).
+bool axis_crosses(const Axis& a, const std::vector<int>& order, const std::vector<int>& node_of) {
+  std::map<int, int> node_of_color;  // the node of each group's first rank seen
+  for (int p = 0; p < static_cast<int>(order.size()); ++p) {
+    const int node = node_of[order[p]];
+    if (node_of_color.emplace(a.color(p), node).first->second != node) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 ProcessMesh ProcessMesh::create(const CommunicatorPtr& world, const MeshConfig& config) {
@@ -165,21 +192,8 @@ ProcessMesh ProcessMesh::create(const CommunicatorPtr& world, const MeshConfig& 
   };
   std::vector<CommunicatorPtr> groups;
   for (const Axis& a : axes) {  // splits are collective over world: every rank makes all six, in this order
-    groups.push_back(world->split(a.color(position), a.key(position)));
-    groups.back()->set_label(a.name);
-    std::vector<std::pair<int, int>> mine;  // (key, world rank) of this rank's group
-    std::map<int, int> node_of_color;       // the node of each group's first rank seen
-    bool crosses = false;
-    for (int p = 0; p < n; ++p) {
-      if (a.color(p) == a.color(position)) mine.emplace_back(a.key(p), order[p]);
-      const int node = mesh.node_of_[order[p]];
-      crosses = crosses || node_of_color.emplace(a.color(p), node).first->second != node;
-    }
-    std::sort(mine.begin(), mine.end());
-    std::vector<int> nodes;
-    for (const auto& member : mine) nodes.push_back(mesh.node_of_[member.second]);
-    groups.back()->set_nodes(nodes);
-    mesh.axis_crosses_.emplace_back(a.name, crosses);
+    groups.push_back(split_axis(*world, a, order, position, mesh.node_of_));
+    mesh.axis_crosses_.emplace_back(a.name, axis_crosses(a, order, mesh.node_of_));
   }
   mesh.sp_group_ = groups[0];
   mesh.ulysses_group_ = groups[1];
@@ -187,8 +201,7 @@ ProcessMesh ProcessMesh::create(const CommunicatorPtr& world, const MeshConfig& 
   mesh.dp_group_ = groups[3];
   mesh.shard_ = groups[4];
   mesh.replicate_ = groups[5];
-  std::vector<int> world_nodes(mesh.node_of_);
-  world->set_nodes(world_nodes);
+  world->set_nodes(mesh.node_of_);
   // HSDP chains each gradient reduce-scatter (shard) with an all-reduce (replicate), both
   // in flight behind the backward: one issue order over the two (Communicator::share_progress).
   mesh.replicate_->share_progress(*mesh.shard_);

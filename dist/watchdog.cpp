@@ -76,7 +76,7 @@ void fire(State& s, std::string text) {
   // Which nodes still answer: a lost node explains a hang that the sequence numbers
   // alone would blame on the ranks stuck waiting for it.
   const std::string unreachable = NodeMonitor::probe_all();
-  if (!unreachable.empty()) text += "nodes that do not answer (the likely cause):\n" + unreachable;
+  if (!unreachable.empty()) text += "neighbour nodes that do not answer (the likely cause):\n" + unreachable;
   std::cerr << "reel: hang detected on rank " << s.rank << " (" << s.host << ")\n" << text << std::flush;
   if (!s.dump_dir.empty()) {
     std::ofstream(s.dump_dir + "/hang_rank" + std::to_string(s.rank) + ".txt") << text;

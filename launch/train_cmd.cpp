@@ -69,6 +69,8 @@ int run_train(int argc, char** argv) {
     return 0;
   }
   Runtime runtime(c.runtime);
+  // A node lost while the Trainer starts (loading a large checkpoint) is reported too.
+  NodeMonitor::set_report_dir(c.run.dir);
   Trainer trainer(c, runtime.world());
   struct Registered {  // the handler never sees a Trainer that is gone, however fit() ends
     explicit Registered(Trainer* t) { g_trainer = t; }

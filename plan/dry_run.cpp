@@ -39,7 +39,8 @@ std::string dry_run_report(const TrainConfig& config, const CommunicatorPtr& wor
   // Memory from the planner's model (plan/estimate.hpp), for this world on this machine.
   Cluster here = cluster_preset(mesh.world().device().is_cuda() ? "h100" : "cpu");
   here.nodes = mesh.nodes();
-  here.gpus_per_node = mesh.world_size() / mesh.nodes();  // the planner places ranks node by node
+  // The planner places ranks node by node, as many on each: the largest node's count.
+  here.gpus_per_node = (mesh.world_size() + mesh.nodes() - 1) / mesh.nodes();
   const auto mem = estimate(c, mesh.world_size(), here, shape);
   std::ostringstream out;
   out << "reel train --dry-run (nothing trained, no parameters allocated)\n"

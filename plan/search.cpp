@@ -128,7 +128,9 @@ Plan make_plan(const TrainConfig& config, const Cluster& cluster, bool given_onl
 std::string describe_layout(const Estimate& e) {
   const auto& c = e.config;
   const int sp = c.mesh.sp, dp = c.mesh.dp > 0 ? c.mesh.dp : e.world / sp;
+  // "node" stays unresolved only in a layout estimate() refused: named as given.
   const int shard = c.mesh.shard_group > 0 ? int(c.mesh.shard_group) : e.world;
+  if (c.mesh.shard_group.node()) return "dp " + std::to_string(dp) + " x sp " + std::to_string(sp) + ", HSDP by node";
   std::ostringstream out;
   out << "dp " << dp << " x sp " << sp;
   if (sp > 1) {

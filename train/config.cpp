@@ -100,6 +100,7 @@ std::string config_ini(const TrainConfig& config) {
   out << std::setprecision(std::numeric_limits<double>::max_digits10) << std::boolalpha;
   std::string section;
   TrainConfig c = config;
+  if (c.data.micro_batch > 0) c.data.micro_batches = 1;  // derived from micro_batch again when read back
   visit_train_options(c, [&](const std::string& key, const auto& field, const char*) {
     const auto dot = key.find('.');
     if (key.substr(0, dot) != section) {

@@ -13,7 +13,6 @@
 #include "model/flow.hpp"
 #include "optim/clip.hpp"
 #include "optim/weight_decay.hpp"
-#include "dist/node_monitor.hpp"
 
 namespace reel {
 namespace {
@@ -88,7 +87,6 @@ Trainer::Trainer(const TrainConfig& config, const CommunicatorPtr& world)
   }
   agree_or_throw(error, "preparing run.dir " + c_.run.dir);
   Watchdog::set_dump_dir(c_.run.dir);  // a hang's dumps go beside the run's metrics
-  NodeMonitor::set_report_dir(c_.run.dir);  // and a lost node's name, for slurm/train.sbatch
 }
 
 Trainer::~Trainer() = default;  // a save in flight is joined by the saver (no communication)

@@ -2,6 +2,10 @@
 # Shared by the multinode tests (sourced): whether this machine can host the emulated
 # cluster (scripts/cluster.sh), and small polling helpers.
 
+# A state directory of the tests' own: a cluster a developer brought up (the default
+# /tmp/reel-cluster) is never taken down by a test run.
+export REEL_CLUSTER_DIR=/tmp/reel-cluster-ctest
+
 # True when the cluster can come up here; otherwise prints why (CTest shows it as the
 # skip reason: the caller exits 77).
 multinode_can_run() {

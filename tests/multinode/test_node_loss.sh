@@ -38,6 +38,8 @@ common=(--config "$root/configs/tiny.ini" --data.path "$work/world.h5" --data.gl
 job=$("${cluster[@]}" exec ctl env REEL="$reel" sbatch --parsable --chdir "$root" --nodes 1-2 --ntasks-per-node 2 \
       --output "$work/job.log" "$root/slurm/train.sbatch" "$work/run" "${common[@]}") || { bad "sbatch failed"; exit 1; }
 until_ok 120 lines_at_least "$work/run/metrics.jsonl" 9 || { cat "$work/job.log"; bad "the job did not start training"; exit 1; }
+complete() { compgen -G "$work/run/checkpoints/step_*" > /dev/null; }  # something to resume from
+until_ok 60 complete || { bad "no complete checkpoint"; exit 1; }
 log_has "$work/job.log" "on 2 node(s) x 4 task(s)" || bad "the first start did not run on 2 nodes x 4 tasks"
 partial=""
 if [ "$mode" = checkpoint ]; then  # the moment a checkpoint is being written
