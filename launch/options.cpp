@@ -1,6 +1,7 @@
 #include "launch/options.hpp"
 
 #include <cctype>
+#include <charconv>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -23,6 +24,12 @@ uint64_t parse_unsigned_option(const std::string& key, const std::string& text, 
     throw UsageError("--" + key + " must be a whole number in [0, " + std::to_string(max) + "], got '" + text + "'");
   }
   return value;
+}
+
+std::string shortest_text(double value) {
+  char buf[32];  // general: 0.0003 rather than 3e-04, 1e-08 where it is shorter
+  const auto end = std::to_chars(buf, buf + sizeof(buf), value, std::chars_format::general).ptr;
+  return std::string(buf, end);
 }
 
 namespace {

@@ -20,6 +20,9 @@ struct UsageError : std::invalid_argument {
 // words or a value past T's range is a UsageError (Boost would wrap -1 around to 2^64 - 1).
 uint64_t parse_unsigned_option(const std::string& key, const std::string& text, uint64_t max);
 
+// The shortest text that reads back as the same double: "0.0003", not 0.00029999999999999997.
+std::string shortest_text(double value);
+
 // Adds options to a description from a visitor over (key, field, help) — e.g.
 // visit_runtime_options — with each field's current value as its default. Booleans may
 // be given alone (--dist.verify) or with a value (--dist.verify false).
@@ -39,6 +42,10 @@ class OptionAdder {
     } else {
       desc_.add_options()(key.c_str(), boost::program_options::value<T>(&field)->default_value(field), help);
     }
+  }
+  void operator()(const std::string& key, double& field, const char* help) const {  // --help shows 0.0003
+    desc_.add_options()(key.c_str(), boost::program_options::value<double>(&field)->default_value(field, shortest_text(field)),
+                        help);
   }
   void operator()(const std::string& key, bool& field, const char* help) const {
     desc_.add_options()(key.c_str(),

@@ -1,5 +1,6 @@
 #include "plan/dry_run.hpp"
 
+#include <filesystem>
 #include <sstream>
 
 #include "data/video_file.hpp"
@@ -27,8 +28,15 @@ std::string members(const std::vector<int>& ranks) {
 
 std::string dry_run_report(const TrainConfig& config, const CommunicatorPtr& world) {
   TrainConfig c = config;
-  const VideoFileInfo data = VideoReader(c.data.path).info();
-  check_data_geometry(c.model, data.frames, data.height, data.width, data.channels, data.action_dim, c.data.path);
+  // The layout needs no data: a file not written yet is said, not an error; one that is
+  // there is checked against the model as training would.
+  const bool have_data = std::filesystem::exists(c.data.path);
+  std::string data_line = c.data.path + " (not there yet: reel data --out " + c.data.path + " writes it; not checked)";
+  if (have_data) {
+    const VideoFileInfo data = VideoReader(c.data.path).info();
+    check_data_geometry(c.model, data.frames, data.height, data.width, data.channels, data.action_dim, c.data.path);
+    data_line = c.data.path + ", " + std::to_string(data.clips) + " clips";
+  }
   const auto mesh = ProcessMesh::create(world, c.mesh);
   c.data.resolve_micro_batches(mesh.dp());
   const int u = c.parallel.sequence.ulysses_degree(mesh.sp());
@@ -59,7 +67,7 @@ std::string dry_run_report(const TrainConfig& config, const CommunicatorPtr& wor
       << "  memory per rank (estimated from shapes, not measured; reel plan has the model): shards + AdamW "
       << gib(mem.persistent) << ", gathered units " << gib(mem.gathered) << ", activations " << gib(mem.activations)
       << ", sequence buffers " << gib(mem.buffers) << ", total " << gib(mem.total() - mem.reserve) << "\n"
-      << "  data: " << c.data.path << ", " << data.clips << " clips\n";
+      << "  data: " << data_line << "\n";
   for (const auto& w : mesh.warnings()) out << "  warning: " << w << "\n";
   return out.str();
 }
