@@ -25,3 +25,19 @@ until_ok() {
   for ((i = 0; i < limit * 2; i++)); do "$@" && return 0; sleep 0.5; done
   return 1
 }
+
+# multinode_up NAME NODES: a work directory ($work, removed at exit unless REEL_KEEP is
+# set) and a cluster of NODES nodes, taken down at exit, also when the test fails; first
+# takes down what a test killed at its timeout may have left. Needs $cluster.
+multinode_up() {
+  work=$(mktemp -d "/tmp/reel-$1.XXXXXX")
+  chmod 755 "$work"
+  trap '"${cluster[@]}" down > /dev/null 2>&1; [ -n "${REEL_KEEP:-}" ] || rm -rf "$work"' EXIT
+  "${cluster[@]}" down > /dev/null 2>&1
+  "${cluster[@]}" up "$2" > "$work/up.log" 2>&1 || { cat "$work/up.log"; exit 1; }
+}
+
+fail=0
+bad() { echo "FAIL: $*"; fail=1; }
+log_has() { grep -q -- "$2" "$1" 2> /dev/null; }
+lines_at_least() { [ -f "$1" ] && [ "$(wc -l < "$1")" -ge "$2" ]; }

@@ -15,15 +15,7 @@ cluster=(bash "$root/scripts/cluster.sh")
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/common.sh"
 multinode_can_run || exit 77
-work=$(mktemp -d /tmp/reel-elastic.XXXXXX)
-chmod 755 "$work"
-trap '"${cluster[@]}" down > /dev/null 2>&1; [ -n "${REEL_KEEP:-}" ] || rm -rf "$work"' EXIT
-"${cluster[@]}" down > /dev/null 2>&1  # what a test killed at its timeout may have left
-"${cluster[@]}" up 2 > "$work/up.log" 2>&1 || { cat "$work/up.log"; exit 1; }
-fail=0
-bad() { echo "FAIL: $*"; fail=1; }
-log_has() { grep -q -- "$2" "$1" 2> /dev/null; }
-lines_at_least() { [ -f "$1" ] && [ "$(wc -l < "$1")" -ge "$2" ]; }
+multinode_up elastic 2
 job_pending() { "${cluster[@]}" exec ctl squeue -h -j "$1" -o %T 2> /dev/null | grep -q PENDING; }
 ctl() { "${cluster[@]}" exec ctl "$@"; }
 submit() { ctl env REEL="$reel" REEL_MAX_RESTARTS="$1" sbatch --parsable --chdir "$root" "${@:2}"; }

@@ -15,13 +15,7 @@ cluster=(bash "$root/scripts/cluster.sh")
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/common.sh"
 multinode_can_run || exit 77
-work=$(mktemp -d /tmp/reel-layouts.XXXXXX)
-chmod 755 "$work"
-trap '"${cluster[@]}" down > /dev/null 2>&1; rm -rf "$work"' EXIT
-"${cluster[@]}" down > /dev/null 2>&1  # what a test killed at its timeout may have left
-"${cluster[@]}" up 2 > "$work/up.log" 2>&1 || { cat "$work/up.log"; exit 1; }
-fail=0
-bad() { echo "FAIL: $*"; fail=1; }
+multinode_up layouts 2
 
 "$reel" data --out "$work/world.h5" --clips 40 --seed 3 > /dev/null || exit 1
 common=(--config "$root/configs/tiny.ini" --data.path "$work/world.h5" --data.global_batch 8 --data.eval_clips 4

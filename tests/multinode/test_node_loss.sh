@@ -21,10 +21,6 @@ cluster=(bash "$root/scripts/cluster.sh")
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/common.sh"
 multinode_can_run || exit 77
-work=$(mktemp -d /tmp/reel-node-loss.XXXXXX)
-chmod 755 "$work"
-trap '"${cluster[@]}" down > /dev/null 2>&1; [ -n "${REEL_KEEP:-}" ] || rm -rf "$work"' EXIT
-"${cluster[@]}" down > /dev/null 2>&1  # what a test killed at its timeout may have left
 # The layout before and after the loss of `victim` (reel's message names its ranks).
 nodes=2 per_node=2 victim=rn2 victim_ranks="ranks 2,3" address=10.213.7.12 batch=(--data.global_batch 8 --data.micro_batch 2)
 after="1 node(s) x 2 task(s)" after_micro="global batch 8 x 2 micro" after_ranks=2 request=1-2
@@ -33,12 +29,8 @@ if [ "$mode" = middle ]; then
   # Exactly 4: with 1 task per node, Slurm meets a range's task count on its first node.
   after="3 node(s) x 3 task(s)" after_micro="global batch 12 x 4 micro" after_ranks=3 request=4
 fi
-"${cluster[@]}" up $nodes > "$work/up.log" 2>&1 || { cat "$work/up.log"; exit 1; }
-fail=0
-bad() { echo "FAIL: $*"; fail=1; }
+multinode_up node-loss $nodes
 now() { date +%s.%N; }
-log_has() { grep -q -- "$2" "$1" 2> /dev/null; }
-lines_at_least() { [ -f "$1" ] && [ "$(wc -l < "$1")" -ge "$2" ]; }
 
 "$reel" data --out "$work/world.h5" --clips 48 --seed 5 > /dev/null || exit 1
 every=10 steps=120
