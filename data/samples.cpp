@@ -8,6 +8,16 @@
 
 namespace reel {
 
+std::string sample_path(const std::string& out_dir, int64_t clip) {
+  // Rebuilt from its components: repeated and trailing separators go, "." and ".." stay
+  // (resolving them lexically could name another folder than a symlink leads to).
+  std::filesystem::path dir;
+  for (const auto& part : std::filesystem::path(out_dir)) {
+    if (!part.empty()) dir /= part;
+  }
+  return (dir / ("sample_" + std::to_string(clip) + ".png")).string();
+}
+
 SampleReport write_samples(WorldModelImpl& model, const std::string& data_path, int64_t first, int64_t count,
                            const std::string& out_dir, const SampleOptions& options) {
   const auto& cfg = model.config();
@@ -22,7 +32,7 @@ SampleReport write_samples(WorldModelImpl& model, const std::string& data_path, 
     throw std::invalid_argument(data_path + ": the rollout metrics need the physics world's 2 action dimensions, not " +
                                 std::to_string(info.action_dim));
   }
-  if (options.pictures > 0) std::filesystem::create_directories(out_dir);
+  if (options.pictures > 0 && !out_dir.empty()) std::filesystem::create_directories(out_dir);
   RolloutSpec spec = options.rollout;
   spec.from_group = cfg.context_groups;
   spec.groups = cfg.groups() - cfg.context_groups;
@@ -39,10 +49,14 @@ SampleReport write_samples(WorldModelImpl& model, const std::string& data_path, 
     auto predicted_rev = unpatchify(rollout(model, tokens, reversed, ids, spec), cfg).clamp(-1, 1);
     report.metrics.add(video, predicted, predicted_rev, clips.actions, c);
     for (size_t b = 0; b < ids.size() && ids[b] < first + options.pictures; ++b) {
-      const auto future = [&](const at::Tensor& v) { return video_to_frames(v[b].narrow(0, c, cfg.frames - c)); };
-      auto grid = frame_grid({video_to_frames(video[b].narrow(0, 0, c)), future(predicted), future(video),
-                              future(predicted_rev)}, 2, options.zoom);
-      const std::string file = out_dir + "/sample_" + std::to_string(ids[b]) + ".png";
+      // Columns are frame numbers: the context in 0..c-1, the three futures under c..T-1.
+      const auto future = [&](const char* label, const at::Tensor& v) {
+        return GridRow{label, video_to_frames(v[b].narrow(0, c, cfg.frames - c)), c};
+      };
+      auto grid = labelled_grid({GridRow{"context", video_to_frames(video[b].narrow(0, 0, c)), 0},
+                                 future("predicted", predicted), future("truth", video),
+                                 future("reversed", predicted_rev)}, 2, options.zoom);
+      const std::string file = sample_path(out_dir, ids[b]);
       write_png(file, grid);
       report.files.push_back(file);
     }

@@ -23,10 +23,16 @@ struct SampleReport {
   std::vector<std::string> files;
 };
 
+// out_dir/sample_<clip>.png with one separator between them whatever out_dir ends with:
+// "samples/" and "samples" both give "samples/sample_7.png"; "" gives "sample_7.png".
+std::string sample_path(const std::string& out_dir, int64_t clip);
+
 // Rolls the model out on clips [first, first + count) of a video file, under the true and
-// under reversed actions, and measures them; writes out_dir/sample_<index>.png for the
-// first `pictures` clips: rows context | predicted | ground truth | predicted under
-// reversed actions, columns time.
+// under reversed actions, and measures them; writes sample_path(out_dir, clip) for the
+// first `pictures` clips (report.files, in clip order): a labelled grid (data/image.hpp) of
+// rows "context" | "predicted" | "truth" | "reversed" (predicted under reversed actions),
+// columns the frame numbers 0..T-1 - the context row fills the first c = context frames,
+// the other three the rest.
 SampleReport write_samples(WorldModelImpl& model, const std::string& data_path, int64_t first, int64_t count,
                            const std::string& out_dir, const SampleOptions& options);
 

@@ -1,8 +1,9 @@
 // `reel sample`: rolls a trained model out on held-out clips, prints the world-model
 // metrics (rollout MSE against copying the last frame, the agent's position error, how the
-// agent follows reversed actions) and writes PNG grids — rows context | predicted | ground
-// truth | predicted under reversed actions, columns time. The model's architecture comes
-// from the weights file itself.
+// agent follows reversed actions) and writes PNG grids that label themselves: rows
+// "context" | "predicted" | "truth" | "reversed" (predicted under reversed actions) named
+// in a left margin, columns numbered by frame (data/samples.hpp). The model's architecture
+// comes from the weights file itself.
 #include <boost/program_options.hpp>
 
 #include <algorithm>
@@ -36,7 +37,7 @@ int run_sample(int argc, char** argv) {
       "zoom", po::value(&opt.zoom)->default_value(opt.zoom), "pixel zoom of the pictures")(
       "seed", po::value(&opt.rollout.seed)->default_value(opt.rollout.seed), "noise seed")(
       "json", po::bool_switch(&json), "print the metrics as one JSON object")(
-      "out", po::value(&out)->default_value(out), "output directory");
+      "out", po::value(&out)->default_value(out), "output directory (OUT/sample_<clip>.png)");
   if (!parse_options(argc, argv, desc)) return 0;
   if (opt.rollout.steps < 1) throw std::invalid_argument("--steps must be >= 1");
   if (count < 1) throw std::invalid_argument("--count must be >= 1");
