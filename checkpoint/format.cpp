@@ -68,7 +68,8 @@ nlohmann::json to_json(const Manifest& m) {
   return {{"format", "reel-checkpoint"}, {"format_version", m.format_version}, {"reel_version", m.reel_version},
           {"world_size", m.world_size},
           {"train", {{"step", s.step}, {"optimizer_steps", s.optimizer_steps}, {"data_epoch", s.data.epoch},
-                     {"data_cursor", s.data.cursor}, {"seed", s.seed}, {"data_seed", s.data_seed}}},
+                     {"data_cursor", s.data.cursor}, {"seed", s.seed}, {"data_seed", s.data_seed},
+                     {"data_clips", s.data_clips}, {"data_sha256", s.data_sha256}}},
           {"mesh", {{"dp", s.dp}, {"sp", s.sp}, {"shard_group", s.shard_group}}},
           {"config_ini", s.config_ini}, {"files", files}};
 }
@@ -90,6 +91,9 @@ Manifest manifest_from_json(const nlohmann::json& j, const std::string& path) {
     m.state.data = {t.at("data_epoch").get<int64_t>(), t.at("data_cursor").get<int64_t>()};
     m.state.seed = t.at("seed").get<uint64_t>();
     m.state.data_seed = t.at("data_seed").get<uint64_t>();
+    // Absent in checkpoints saved before reel recorded the data file's identity.
+    m.state.data_clips = t.value("data_clips", int64_t{-1});
+    m.state.data_sha256 = t.value("data_sha256", std::string());
     m.state.config_ini = j.at("config_ini").get<std::string>();
     const auto& mesh = j.at("mesh");
     m.state.dp = mesh.at("dp").get<int>();

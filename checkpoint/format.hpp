@@ -9,6 +9,7 @@
 //                      configuration; /config: the whole training configuration (INI)
 //     manifest.json    written last, by rank 0, once every rank has confirmed: every
 //                      file with its size, every dataset with its range and CRC-32
+//                      (zlib's CRC-32 of the dataset's float32 little-endian bytes)
 //   RUN_DIR/checkpoints/latest                the newest complete checkpoint's name
 //   RUN_DIR/checkpoints/.tmp_step_00000100/   a checkpoint being written (or a partial
 //                                             one a crash left: ignored and reported)
@@ -43,6 +44,10 @@ struct TrainState {
   ModelConfig model;
   // The layout that saved it (loading reshards to any other).
   int dp = 1, sp = 1, shard_group = 1;  // shard_group: ranks sharing one copy of the parameters
+  // The data file's identity (docs/data.md, content hash): its clip count and the SHA-256
+  // of its clips; -1 and "" in checkpoints saved before reel recorded them.
+  int64_t data_clips = -1;
+  std::string data_sha256;
 };
 
 // One dataset of a rank file: a slice of one parameter's flat values.

@@ -56,7 +56,9 @@ void write_state(hid_t file, const RankSnapshot& s, const std::string& path) {
        write_attribute(train.get(), "data_seed", static_cast<int64_t>(t.data_seed)) &&
        write_attribute(train.get(), "config_ini", t.config_ini) &&
        write_attribute(train.get(), "mesh_dp", int64_t{t.dp}) && write_attribute(train.get(), "mesh_sp", int64_t{t.sp}) &&
-       write_attribute(train.get(), "mesh_shard_group", int64_t{t.shard_group});
+       write_attribute(train.get(), "mesh_shard_group", int64_t{t.shard_group}) &&
+       write_attribute(train.get(), "data_clips", t.data_clips) &&
+       write_attribute(train.get(), "data_sha256", t.data_sha256);
   H5Id model(H5Gcreate2(file, "model", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
   ok = ok && model.valid() && write_model_config(model.get(), t.model);
   if (!ok) fail(path, "cannot write the training state (disk full?)");
@@ -147,6 +149,9 @@ TrainState read_rank_state(const std::string& path) {
                   read_attribute(train.get(), "mesh_dp", dp) && read_attribute(train.get(), "mesh_sp", sp) &&
                   read_attribute(train.get(), "mesh_shard_group", shard_group);
   if (!ok) fail(path, "incomplete training state in /train");
+  // Optional: absent in checkpoints saved before reel recorded the data file's identity.
+  if (!read_attribute(train.get(), "data_clips", t.data_clips)) t.data_clips = -1;
+  if (!read_attribute(train.get(), "data_sha256", t.data_sha256)) t.data_sha256.clear();
   t.dp = static_cast<int>(dp);
   t.sp = static_cast<int>(sp);
   t.shard_group = static_cast<int>(shard_group);

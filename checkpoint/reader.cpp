@@ -63,7 +63,8 @@ TrainState CheckpointReader::state() const {
   const TrainState file = read_rank_state(path), &m = manifest_.state;
   const bool same = file.step == m.step && file.optimizer_steps == m.optimizer_steps && file.data == m.data &&
                     file.seed == m.seed && file.data_seed == m.data_seed && file.config_ini == m.config_ini &&
-                    file.dp == m.dp && file.sp == m.sp && file.shard_group == m.shard_group;
+                    file.dp == m.dp && file.sp == m.sp && file.shard_group == m.shard_group &&
+                    file.data_clips == m.data_clips && file.data_sha256 == m.data_sha256;
   if (!same) fail(dir_ + "/manifest.json", "its training state differs from " + path + "'s /train (edited?)");
   return file;
 }

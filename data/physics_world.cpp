@@ -132,6 +132,7 @@ void write_physics_world(const std::string& path, const PhysicsWorldSpec& s) {
     auto clip = simulate_clip(s, i);
     writer.write(i, clip.frames, clip.actions);
   }
+  writer.close();  // with the content hash of the clips just written
 }
 
 }  // namespace reel

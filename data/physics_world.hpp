@@ -33,7 +33,8 @@ struct PhysicsClip {
 // world under other actions, for measuring how a model follows them.
 PhysicsClip simulate_clip(const PhysicsWorldSpec& spec, int64_t index, const at::Tensor& actions = {});
 
-// Writes spec.clips clips to path in reel's video schema. Throws on bad specs.
+// Writes spec.clips clips to path in reel's video schema, with its content hash
+// (content_sha256, docs/data.md). Throws on bad specs.
 void write_physics_world(const std::string& path, const PhysicsWorldSpec& spec);
 
 }  // namespace reel

@@ -6,6 +6,7 @@ non-overlapping clips of FRAMES frames (the tail is dropped) and appended to /fr
 Actions: VIDEO_STEM.npy beside the video ([frames, A] float) when it exists, else A = 0.
 """
 import argparse
+import hashlib
 import pathlib
 import sys
 
@@ -41,6 +42,16 @@ def clips_of(path, frames, height, width):
         yield clip, actions[start:start + frames]
 
 
+def content_sha256(frames, actions):
+    """reel's content hash (docs/data.md): SHA-256 over the clips in index order, each
+    clip's frames (uint8, row-major) then its actions (float32 little-endian, row-major)."""
+    h = hashlib.sha256()
+    for n in range(len(frames)):
+        h.update(np.ascontiguousarray(frames[n], dtype=np.uint8).tobytes())
+        h.update(np.ascontiguousarray(actions[n], dtype="<f4").tobytes())
+    return h.hexdigest()
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", required=True)
@@ -73,6 +84,7 @@ def main(argv=None):
         f.attrs["schema_version"] = np.int32(1)
         f.attrs["fps"] = float(args.fps)
         f.attrs["provenance"] = "converted by reel scripts/convert_videos.py from " + ", ".join(args.videos)
+        f.attrs["content_sha256"] = content_sha256(frames.astype(np.uint8), acts)
     print(f"wrote {len(clips)} clips {frames.shape[1:]} to {args.out}")
 
 

@@ -4,8 +4,11 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
+#include <mutex>
 #include <sstream>
 
+#include "checkpoint/changes.hpp"
 #include "checkpoint/reader.hpp"
 #include "data/weights.hpp"
 #include "train/trainer.hpp"
@@ -38,6 +41,48 @@ std::vector<std::string> complete_checkpoints(const std::string& root, const Log
   return out;
 }
 
+// The data identity each data.path had when a Trainer on it started (resume_or_start sets
+// it on every rank, from rank 0's view), for the checkpoints it saves. Keyed by path: a
+// Trainer always sets it before its first save, so a file rewritten between two Trainers
+// of one process is hashed again.
+std::mutex identity_mutex;
+std::map<std::string, DataIdentity>& identities() {
+  static std::map<std::string, DataIdentity> known;
+  return known;
+}
+
+DataIdentity known_identity(const std::string& path) {
+  std::lock_guard<std::mutex> lock(identity_mutex);
+  const auto it = identities().find(path);
+  return it == identities().end() ? DataIdentity{path, -1, ""} : it->second;
+}
+
+void remember_identity(const DataIdentity& identity) {
+  std::lock_guard<std::mutex> lock(identity_mutex);
+  identities()[identity.path] = identity;
+}
+
+// The content hash of the data file: its content_sha256 attribute, or (a file without one,
+// written by an older reel or another tool) every clip read and hashed, which is said with
+// the time it took. A failure (a damaged clip) is returned in `error`.
+std::string data_sha256(const std::string& path, const Logger& log, std::string& error) try {
+  VideoReader reader(path);
+  if (!reader.info().content_sha256.empty()) return reader.info().content_sha256;
+  const auto start = std::chrono::steady_clock::now();
+  std::string sha = reader.compute_content_sha256();
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const auto& i = reader.info();
+  const double mb = double(i.clips) * i.frames * (i.height * i.width * i.channels + 4.0 * i.action_dim) / 1e6;
+  log.info(cat("data file ", path, " has no content hash (", kContentHashAttribute, ": written by an older reel or "
+               "another tool): hashed its ", i.clips, " clips (", fixed(mb, 1), " MB) in ", fixed(s, 3),
+               " s for the checkpoints' data identity; rewriting it with reel data or scripts/convert_videos.py "
+               "stores the hash"));
+  return sha;
+} catch (const std::exception& e) {
+  error = e.what();
+  return "";
+}
+
 }  // namespace
 
 std::vector<UnitShard> Trainer::unit_shards() {
@@ -58,6 +103,9 @@ double Trainer::save_checkpoint(int64_t completed) {
   TrainState state{completed,   opt_.steps(),       loader_->position(), c_.run.seed,
                    c_.data.seed, config_ini(c_),     c_.model,            mesh_.dp(),
                    mesh_.sp(),   mesh_.shard_group().size()};
+  const DataIdentity data = known_identity(c_.data.path);
+  state.data_clips = data.clips;
+  state.data_sha256 = data.sha256;
   // HSDP replicas hold identical shards: the first replica of each shard group saves them.
   const bool holds = mesh_.replica_group().rank() == 0;
   auto snapshot = take_snapshot(unit_shards(), state, mesh_.world_rank(), mesh_.world_size(), holds);
@@ -78,14 +126,38 @@ void Trainer::settle_checkpoints(bool wait) {
 
 namespace {
 
-// Settings that shape the trajectory: a resumed run that changes them is no longer the
-// same run (allowed, and said).
-void warn_about_changes(const TrainState& saved, const TrainConfig& c, const Logger& log) {
-  auto differs = [&](const char* key, uint64_t was, uint64_t now) {
-    if (was != now) log.warn(cat("resuming with ", key, " ", now, " where the checkpoint's run had ", was));
-  };
-  differs("run.seed", saved.seed, c.run.seed);
-  differs("data.seed", saved.data_seed, c.data.seed);
+// Says what a resumed run changed against the checkpoint's configuration, one line per
+// key: a warning where the run's trajectory changes, info otherwise (the model's keys
+// were refused before anything was loaded).
+void log_changes(const std::vector<ConfigChange>& changes, const Logger& log) {
+  for (const auto& c : changes) {
+    const std::string line = "changed since the checkpoint: " + c.text() + (c.why.empty() ? "" : " (" + c.why + ")");
+    if (c.kind == ChangeClass::kTrajectory) {
+      log.warn(line + (c.why.empty() ? " (the run no longer follows the saved one's trajectory)" : ""));
+    } else {
+      log.info(line);
+    }
+  }
+}
+
+// Why `state` cannot be resumed with this configuration and data file ("" when it can),
+// and what to log if it is: model changes and a changed data file are refused here,
+// before any rank loads a tensor.
+std::string resume_refusal(const TrainState& state, const TrainConfig& c, const std::string& dir,
+                           std::vector<ConfigChange>& changes, DataVerdict& data) {
+  changes = config_changes(state.config_ini, config_ini(c));
+  std::string refusal = model_change_refusal(changes, dir);
+  if (!refusal.empty()) return refusal;
+  try {  // what the configuration does not name: the stored architecture itself
+    check_same_model(state.model, c.model, "checkpoint", dir);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  const auto saved = parse_config_ini(state.config_ini);
+  const auto path = saved.find("data.path");
+  data = check_data_identity(state, path == saved.end() ? "(not recorded)" : path->second, known_identity(c.data.path),
+                             c.run.allow_data_change, dir);
+  return data.refusal;
 }
 
 // The candidates of `auto`: what `latest` names first (the last committed save), then the
@@ -106,22 +178,41 @@ std::string Trainer::try_resume(const std::string& dir) {
   Watchdog::SlowPhase io;  // uneven shard loads
   std::string error;
   TrainState state;
+  std::unique_ptr<CheckpointReader> reader;
   try {
-    CheckpointReader reader(dir);
-    state = reader.state();
-    check_same_model(state.model, c_.model, "checkpoint", dir);
-    load_shards(reader, unit_shards());
+    reader = std::make_unique<CheckpointReader>(dir);
+    state = reader->state();
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  std::string reason = first_error(error);
+  if (!reason.empty()) return reason;  // unreadable: auto tries an older one
+  // A refusal is the same for every checkpoint of the run: no falling back, on any rank.
+  std::vector<ConfigChange> changes;
+  DataVerdict data;
+  reason = first_error(resume_refusal(state, c_, dir, changes, data));
+  if (!reason.empty()) throw std::invalid_argument(reason);
+  try {
+    load_shards(*reader, unit_shards());
   } catch (const std::exception& e) {
     error = e.what();
   }
   // Every rank must agree: one rank's corrupt range makes the whole checkpoint unusable.
-  const std::string reason = first_error(error);
+  reason = first_error(error);
   if (!reason.empty()) return reason;
-  warn_about_changes(state, c_, log_);
+  if (!data.info.empty()) log_.info(data.info);
+  if (!data.warning.empty()) log_.warn(data.warning);
+  log_changes(changes, log_);
   opt_.set_steps(state.optimizer_steps);
   start_step_ = last_checkpoint_ = state.step;
   resumed_position_ = state.data;
-  log_.info(cat("resumed from ", dir, " at step ", state.step, " (saved by ", CheckpointReader(dir).manifest().world_size,
+  const int64_t training_clips = data_.clips - c_.data.eval_clips;
+  if (resumed_position_.cursor > training_clips) {  // other data (run.allow_data_change), fewer clips
+    log_.warn(cat("the saved data position (epoch ", state.data.epoch, ", cursor ", state.data.cursor, ") is past the ",
+                  training_clips, " training clips of ", c_.data.path, ": continuing at the start of the next epoch"));
+    resumed_position_ = {state.data.epoch + 1, 0};
+  }
+  log_.info(cat("resumed from ", dir, " at step ", state.step, " (saved by ", reader->manifest().world_size,
                 " rank(s) as dp=", state.dp, " x sp=", state.sp, ", shard groups of ", state.shard_group, "; data epoch ",
                 state.data.epoch, ", cursor ", state.data.cursor, ")"));
   return "";
@@ -196,6 +287,12 @@ DataPosition Trainer::resume_or_start() {
   }
   const RunDirView view = RunDirView::parse(from_rank0(seen));
   const auto& complete = view.complete;
+  // The data file's identity as rank 0 reads it, for the checks of try_resume and for the
+  // checkpoints this run saves.
+  std::string error;
+  const std::string sha = mesh_.world_rank() == 0 ? data_sha256(c_.data.path, log_, error) : "";
+  agree_or_throw(error, "hashing data.path " + c_.data.path);
+  remember_identity({c_.data.path, data_.clips, from_rank0(sha)});
   if (mode == "auto" && complete.empty()) {
     // A finished run whose checkpoints are gone has nothing to resume: never retrain it silently.
     if (view.finished && !c_.run.overwrite) {

@@ -12,9 +12,12 @@
 #include <filesystem>
 #include <fstream>
 
+#include "checkpoint/changes.hpp"
 #include "checkpoint/reader.hpp"
 #include "data/hdf5.hpp"
 #include "data/physics_world.hpp"
+#include "data/video_file.hpp"
+#include "model/flow.hpp"
 #include "tests/support/scratch.hpp"
 #include "tests/support/test_env.hpp"
 #include "train/trainer.hpp"
@@ -362,6 +365,83 @@ TEST(Checkpoint, ARequestOnOneRankSavesOnAll) {
 }
 
 const auto* const kRemoveScratch = remove_at_end(scratch);
+
+// docs/checkpoint.md's recipe for the held-out noise, run in Python (torch.Generator seeded
+// with the splitmix64 mix_seed of run.seed 7, step 2**64 - 1 and the clip, then the normal
+// draws in order), gave these values for clips 36 and 37 of the tiny model with x0 = 0.
+TEST(Checkpoint, HeldOutNoiseFollowsTheDocumentedRecipe) {
+  const ModelConfig cfg;
+  const auto b = make_flow_batch(at::zeros({2, cfg.tokens(), cfg.patch_dim()}), {36, 37}, -1, 7, cfg);
+  EXPECT_FLOAT_EQ(b.t[0][2].item<float>(), 0.295043766f);
+  EXPECT_FLOAT_EQ(b.t[1][3].item<float>(), 0.335975915f);
+  EXPECT_FLOAT_EQ(b.x_t[0][40][5].item<float>(), 0.135385737f);
+  EXPECT_FLOAT_EQ(b.x_t[1][63][95].item<float>(), 0.235643253f);
+}
+
+// The data identity's hash: SHA-256 itself (FIPS 180-2's examples, the long one fed in
+// uneven pieces), and what the writer stores equals a reading of every clip.
+TEST(Checkpoint, ContentHashIsSha256OfTheClips) {
+  auto sha = [](const std::string& text, size_t piece) {
+    Sha256 h;
+    for (size_t i = 0; i < text.size(); i += piece) h.update(text.data() + i, std::min(piece, text.size() - i));
+    return h.hex_digest();
+  };
+  EXPECT_EQ(sha("", 1), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(sha("abc", 1), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(sha("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", 7),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  EXPECT_EQ(sha(std::string(1000000, 'a'), 997), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+  if (world().rank() != 0) return;
+  VideoReader reader(scratch() + "/world.h5");
+  ASSERT_EQ(reader.info().content_sha256.size(), 64u);
+  EXPECT_EQ(reader.compute_content_sha256(), reader.info().content_sha256);
+  // Clips written out of order: no hash stored (reel computes one when it trains).
+  const std::string path = scratch() + "/unordered.h5";
+  {
+    VideoWriter w(path, 2, 2, 8, 8, 3, 2, 10.0, "test");
+    w.write(1, at::zeros({2, 8, 8, 3}, at::kByte), at::zeros({2, 2}));
+    w.write(0, at::ones({2, 8, 8, 3}, at::kByte), at::zeros({2, 2}));
+    w.close();
+  }
+  EXPECT_EQ(VideoReader(path).info().content_sha256, "");
+}
+
+// The classes of docs/checkpoint.md: model keys refused (all named), trajectory keys
+// warned, layout and bookkeeping keys informed; a data file with other clips refused
+// unless allowed, a moved one followed.
+TEST(Checkpoint, ResumeChangesAreClassified) {
+  TrainConfig a = config(scratch() + "/a"), b = a;
+  b.schedule.lr = 1e-3;
+  b.run.dir = scratch() + "/b";
+  b.mesh.sp = 2;
+  b.model_choice.dim = 32;
+  b.model_choice.depth = 1;
+  std::map<std::string, ChangeClass> kinds;
+  const auto changes = config_changes(config_ini(a), config_ini(b));
+  for (const auto& c : changes) kinds[c.key] = c.kind;
+  EXPECT_EQ(kinds.at("optim.lr"), ChangeClass::kTrajectory);
+  EXPECT_EQ(kinds.at("run.dir"), ChangeClass::kInfo);
+  EXPECT_EQ(kinds.at("parallel.sp"), ChangeClass::kInfo);
+  EXPECT_EQ(kinds.at("model.dim"), ChangeClass::kRefused);
+  EXPECT_EQ(kinds.size(), 5u);
+  const std::string refusal = model_change_refusal(changes, "CKPT");
+  EXPECT_NE(refusal.find("model.depth is 2 in the file, 1 in the model"), std::string::npos) << refusal;
+  EXPECT_NE(refusal.find("model.dim is 64 in the file, 32 in the model"), std::string::npos) << refusal;
+  EXPECT_EQ(refusal.find("overwrite"), std::string::npos) << refusal;
+
+  TrainState saved;
+  saved.data_clips = 40;
+  saved.data_sha256 = std::string(64, 'a');
+  const DataIdentity same{"/new/w.h5", 40, saved.data_sha256}, other{"/new/w.h5", 40, std::string(64, 'b')};
+  EXPECT_NE(check_data_identity(saved, "/old/w.h5", same, false, "CKPT").info.find("data file moved: /old/w.h5 -> /new/w.h5"),
+            std::string::npos);
+  const auto refused = check_data_identity(saved, "/old/w.h5", other, false, "CKPT");
+  EXPECT_NE(refused.refusal.find(std::string(64, 'b')), std::string::npos) << refused.refusal;
+  EXPECT_NE(refused.refusal.find("--run.allow_data_change true"), std::string::npos) << refused.refusal;
+  const auto allowed = check_data_identity(saved, "/old/w.h5", other, true, "CKPT");
+  EXPECT_TRUE(allowed.refusal.empty());
+  EXPECT_FALSE(allowed.warning.empty());
+}
 
 }  // namespace
 }  // namespace reel::test

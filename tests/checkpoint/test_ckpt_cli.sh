@@ -7,6 +7,8 @@
 #  - `reel ckpt list | verify | inspect | export`; a flipped byte fails verify (exit 1);
 #  - the exported model opens in h5py and in the safetensors reader with the names,
 #    shapes and values of the checkpoint's parameters;
+#  - docs/checkpoint.md's h5py recipe: every manifest checksum recomputed, string
+#    attributes decoded, the data file's content hash recomputed and equal to the stored one;
 #  - truncated or text "weights" are refused with the file named and exit 1.
 # Usage: test_ckpt_cli.sh path/to/reel path/to/python
 set -euo pipefail
@@ -62,6 +64,35 @@ with h5py.File(f"{d}/export.h5") as h, h5py.File(f"{d}/run/model.h5") as final:
                            if "block0.qkv.weight" in h5py.File(f"{last}/rank{r}.h5")["params"]])
     assert np.array_equal(flat, h["params"]["block0.qkv.weight"][...].reshape(-1)), "shards differ from the export"
 print(f"exported {len(names)} parameters: h5py and safetensors agree")
+PY
+# docs/checkpoint.md's recipe, with h5py and the standard library only: every manifest
+# checksum recomputed (zlib CRC-32 of the float32 little-endian bytes), string attributes
+# decoded from bytes, the data file's content hash recomputed and equal to the stored one.
+"$python" - "$last" "$dir/world.h5" <<'PY'
+import hashlib, json, sys, zlib
+import h5py
+ckpt, data = sys.argv[1], sys.argv[2]
+m = json.load(open(f"{ckpt}/manifest.json"))
+checked = 0
+for rec in m["files"]:
+    with h5py.File(f"{ckpt}/{rec['name']}") as f:
+        assert isinstance(f.attrs["format"], bytes) and f.attrs["format"].decode() == "reel-checkpoint"
+        assert f["train"].attrs["config_ini"].decode() == m["config_ini"], "config_ini differs from the manifest's"
+        assert f["train"].attrs["data_sha256"].decode() == m["train"]["data_sha256"]
+        for d in rec["datasets"]:
+            raw = f[d["kind"]][d["param"]][...].astype("<f4").tobytes()
+            assert len(raw) == 4 * (d["end"] - d["begin"]), d
+            assert zlib.crc32(raw) == d["crc32"], f"{rec['name']} {d['kind']}/{d['param']}: crc32 differs"
+            checked += 1
+h = hashlib.sha256()
+with h5py.File(data) as f:
+    clips = f["frames"].shape[0]
+    for n in range(clips):
+        h.update(f["frames"][n].astype("u1").tobytes())
+        h.update(f["actions"][n].astype("<f4").tobytes())
+assert m["train"]["data_clips"] == clips, (m["train"]["data_clips"], clips)
+assert m["train"]["data_sha256"] == h.hexdigest(), "the data file's content hash differs from the checkpoint's"
+print(f"docs recipe: {checked} checksums, string attributes and the data hash ({clips} clips) check")
 PY
 # Weights that are not weights: one line naming the file, exit 1, no stack trace.
 head -c 2000 "$dir/run/model.h5" > "$dir/truncated.h5"
