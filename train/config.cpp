@@ -76,6 +76,8 @@ void TrainConfig::resolve() {
   model_choice.depth = model.depth;  // what the written configuration records
   model_choice.dim = model.dim;
   schedule.total_steps = run.steps;
+  // runs/tiny/ and runs/tiny are one directory: every path built from it reads runs/tiny/x.
+  while (run.dir.size() > 1 && run.dir.back() == '/') run.dir.pop_back();
   data.validate();
   run.validate();
   checkpoint.validate();

@@ -56,9 +56,13 @@ struct RunConfig {
   uint64_t seed = 0;           // initialisation and noise seed
   int64_t log_every = 10;      // progress line every N steps
   int64_t eval_every = 50;     // held-out evaluation every N steps (0: off)
+  // Each evaluation that lowers the held-out loss writes the weights to dir/model_best.h5
+  // (one full gather and write per improvement; off by default so large runs pay nothing).
+  bool keep_best = false;
   double peak_flops = 0;       // per rank, for MFU; 0: measured (CPU) or the card's (GPU)
   std::string resume = "auto"; // auto: the newest complete checkpoint in dir, if any | never | a checkpoint's path
   bool overwrite = false;      // a run directory that holds a run may be started afresh
+  bool allow_data_change = false;  // resume although the data file's content differs (docs/checkpoint.md)
   bool lock = true;            // hold run.dir/reel.lock while running (train/run_lock.hpp)
   // A step whose loss or gradient norm is NaN or Inf: skip (no update; stop after
   // max_skips such steps in a row) | stop (at once). Stopping keeps the last good state
@@ -153,9 +157,12 @@ void visit_train_options(TrainConfig& c, Visit&& v) {
   v("run.seed", c.run.seed, "initialisation and noise seed");
   v("run.log_every", c.run.log_every, "progress line every N steps");
   v("run.eval_every", c.run.eval_every, "held-out evaluation every N steps (0: off)");
+  v("run.keep_best", c.run.keep_best, "write the weights of each evaluation that lowers the held-out loss to RUN_DIR/model_best.h5 (model.h5 stays the last)");
   v("run.peak_flops", c.run.peak_flops, "peak FLOP/s per rank for MFU (0: measured on CPU, the card's on GPU)");
   v("run.resume", c.run.resume, "auto (the run directory's newest complete checkpoint, if any) | never | PATH of a checkpoint");
   v("run.overwrite", c.run.overwrite, "start afresh in a run directory that holds a run (its checkpoints and metrics are removed)");
+  v("run.allow_data_change", c.run.allow_data_change,
+    "resume although data.path's clips differ from the checkpoint's data file (clip count or content hash)");
   v("run.lock", c.run.lock, "refuse a second run into run.dir while this one runs (false: only where the filesystem holds no locks)");
   v("run.nonfinite", c.run.nonfinite, "a NaN/Inf loss or gradient norm: skip (drop the update) | stop (checkpoint the last good state, fail)");
   v("run.max_skips", c.run.max_skips, "skip: stop after this many non-finite steps in a row");

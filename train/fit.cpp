@@ -83,11 +83,13 @@ void Trainer::log_progress(const StepResult& r, double mfu, double tokens_per_s,
 
 bool Trainer::fit() {
   const auto dev = mesh_.world().device();
-  mesh_.world().barrier();  // every rank measures its peak at the same moment (shared cores)
-  const auto peak = peak_flops(c_.model, c_.data.micro_clips() / mesh_.dp() * c_.model.tokens(),
+  // Collective: on CPU each node's first rank reads its host's recorded peak or measures it
+  // (train/throughput.hpp) while the node's other ranks wait.
+  const auto peak = peak_flops(mesh_, c_.model, c_.data.micro_clips() / mesh_.dp() * c_.model.tokens(),
                                c_.parallel.fsdp.param_type(dev), dev, c_.run.peak_flops);
   const auto flops = step_flops(c_.model, c_.data.global_batch, c_.parallel.activation_checkpoint);
   log_start(peak.per_rank, peak.source);
+  for (const auto& w : peak.warnings) log_.warn(w);
   std::unique_ptr<MetricsWriter> metrics;
   std::string error;
   if (mesh_.world_rank() == 0) {
@@ -102,7 +104,7 @@ bool Trainer::fit() {
     }
   }
   agree_or_throw(error, "opening the metrics");
-  const double machine_peak = peak.per_rank * mesh_.world_size();
+  const double machine_peak = peak.world;  // the sum of the ranks' peaks (nodes may differ)
   bool warned = false;
   const auto run_start = std::chrono::steady_clock::now();
   for (int64_t step = start_step_; step < c_.run.steps; ++step) {
@@ -114,6 +116,7 @@ bool Trainer::fit() {
     const auto step_traffic = traffic::since(traffic_before, traffic::snapshot());  // this rank's, by group and call
     const auto step_internode = traffic::since(internode_before, traffic::snapshot_internode());  // of them, to other nodes
     handle_nonfinite(r);  // may stop the run (an error, with the last good state saved)
+    if (!r.skipped) train_loss_sum_ += r.loss, ++train_loss_steps_;  // an evaluation's training loss
     if (c_.runtime.desync_every > 0 && r.step % c_.runtime.desync_every == 0) check_desync(r.step);
     const Rates rate{double(c_.data.global_batch * c_.model.tokens()) / r.step_s,
                      flops.model / r.step_s / machine_peak, flops.hardware / r.step_s / machine_peak};
@@ -156,6 +159,7 @@ bool Trainer::fit() {
       log_progress(r, rate.mfu, rate.tokens_per_s, eval,
                    seconds_since(run_start) / double(r.step - start_step_) * double(c_.run.steps - r.step));
     }
+    if (eval_now) note_evaluation(r.step, eval);  // run.keep_best: model_best.h5 when it is the best
     for (auto& hook : hooks_) hook(r);
     log_.check();  // a log that cannot be written ends the run (its last checkpoint stays)
     if (stop_requested_ && !last) {
@@ -172,10 +176,14 @@ bool Trainer::fit() {
   if (last_checkpoint_ != c_.run.steps) save_checkpoint(c_.run.steps);
   settle_checkpoints(true);  // exit waits for the last save
   save_weights(c_.run.dir + "/model.h5");
+  report_held_out();  // the held-out trend: the best and the last evaluation, overfitting said
   log_.flush();
   log_.check();  // never report success with a log that lost lines
   log_.info(cat("reel train: done in ", fixed(seconds_since(run_start), 1), " s; metrics in ", c_.run.dir,
-                "/metrics.jsonl, checkpoints in ", checkpoints_dir(), ", weights in ", c_.run.dir, "/model.h5"));
+                "/metrics.jsonl, checkpoints in ", checkpoints_dir(), ", weights in ", c_.run.dir, "/model.h5",
+                c_.run.keep_best && held_out_.best_step >= 0
+                    ? cat(" (the best held-out: ", best_weights_path(), ", step ", held_out_.best_step, ")")
+                    : std::string()));
   log_.flush();
   log_.check();
   return true;

@@ -86,6 +86,7 @@ Trainer::Trainer(const TrainConfig& config, const CommunicatorPtr& world)
     }
   }
   agree_or_throw(error, "preparing run.dir " + c_.run.dir);
+  restore_best();  // after resume_or_start: a resumed run carries on from its best evaluation
   Watchdog::set_dump_dir(c_.run.dir);  // a hang's dumps go beside the run's metrics
 }
 

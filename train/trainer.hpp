@@ -7,7 +7,8 @@
 //   step      forward_backward(): the step's micro-batches, gradients reduced into each
 //             FSDP unit's fp32 gradient shard; optimizer_step(): clip by the global norm,
 //             AdamW at the schedule's learning rate; train_step(): both, timed
-//   evaluate  the held-out loss
+//   evaluate  the held-out loss; the best one's weights in run.dir/model_best.h5
+//             (run.keep_best) and the held-out trend at the end of the run
 //   fit       the loop: steps, evaluation, metrics.jsonl, progress, step hooks (where
 //             state checkpoints plug in), the final weights
 //
@@ -21,6 +22,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "checkpoint/saver.hpp"
@@ -45,6 +47,29 @@ struct StepResult {
   double step_s = 0, comm_s = 0, data_s = 0;  // wall time; exposed communication; data wait
   bool skipped = false;  // the loss or the gradient norm was NaN/Inf: no update was applied
 };
+
+// The held-out losses of a run, for run.keep_best and the end-of-run report. An
+// evaluation's training loss is the mean over the steps since the previous evaluation (or
+// since the start), so that the two trends compare like with like.
+struct HeldOutTrend {
+  int64_t best_step = -1;  // -1: no evaluation yet
+  double best_loss = 0, best_train = 0;
+  int64_t last_step = -1;
+  double last_loss = 0, last_train = 0;
+  // Whether an evaluation at `step` becomes the best: a finite loss below the best so far,
+  // or the step the best came from evaluated again (a resume that re-runs steps past its
+  // checkpoint: the weights kept then are those of a discarded continuation).
+  bool improves(int64_t step, double loss) const;
+  void note(int64_t step, double loss, double train);  // an evaluation: the last, maybe the best
+  // The held-out loss rose since the best while the training loss fell.
+  bool overfits() const;
+};
+
+// The end-of-run line about the held-out trend ("" with no evaluation): the best and the
+// last evaluation, and, when the last is worse, by how much and whether the training loss
+// fell meanwhile (overfitting its train_clips clips, in epochs of steps x global_batch);
+// which weights model_best.h5 holds when keeps_best. Never alarming when the last is best.
+std::string held_out_report(const HeldOutTrend& t, int64_t train_clips, int64_t global_batch, bool keeps_best);
 
 class Trainer {
  public:
@@ -105,6 +130,9 @@ class Trainer {
   // early on request (request_stop): the checkpoint of the last step is then complete on
   // disk and resuming continues the run; no weights are written.
   bool fit();
+  // The held-out losses so far (the best carried over a resume: restore_best()).
+  const HeldOutTrend& held_out() const { return held_out_; }
+  std::string best_weights_path() const { return c_.run.dir + "/model_best.h5"; }
   // Called after every step of fit() with its result (on every rank).
   void add_step_hook(std::function<void(const StepResult&)> hook) { hooks_.push_back(std::move(hook)); }
 
@@ -140,6 +168,17 @@ class Trainer {
   // Collective: throws on every rank when `error` is set on any, with the first failing
   // rank's reason: "`what` failed: reason" (just the reason when `what` is empty).
   void agree_or_throw(const std::string& error, const std::string& what);
+  // Collective, after resume_or_start(): a fresh run removes a model_best.h5 of an earlier
+  // attempt; a resumed one carries on from its best (model_best.h5's attributes with
+  // run.keep_best, else the best eval_loss of metrics.jsonl up to the resumed step).
+  void restore_best();
+  // Collective: records an evaluation of step `step` (training loss: the mean since the
+  // previous one) and, with run.keep_best, writes model_best.h5 when it is the best.
+  void note_evaluation(int64_t step, double eval);
+  // Collective: the weights to model_best.h5 with attributes step, eval_loss and
+  // train_loss, written beside it and renamed into place (a crash never leaves half a file).
+  void save_best(int64_t step, double eval, double train);
+  void report_held_out();
   void log_start(double peak, const std::string& source);
   void log_progress(const StepResult& r, double mfu, double tokens_per_s, double eval, double eta);
   // run.nonfinite for a skipped step: counts it, and throws (after checkpointing the
@@ -165,6 +204,9 @@ class Trainer {
   int64_t start_step_ = 0, last_checkpoint_ = -1;
   int64_t rss_start_ = 0;  // resident bytes before the model was built (metrics: rss_start_bytes)
   int64_t skips_in_row_ = 0;  // non-finite steps in a row (run.nonfinite skip)
+  HeldOutTrend held_out_;
+  double train_loss_sum_ = 0;  // finite step losses since the last evaluation, and their count
+  int64_t train_loss_steps_ = 0;
   DataPosition resumed_position_;
   double last_save_wait_s_ = 0;
   std::atomic<bool> save_request_{false};  // this rank was asked (request_checkpoint)
