@@ -19,12 +19,15 @@ Mirrors, op for op, the C++ reference path reel takes on CPU:
   optim/                 AdamW (lr 3e-3, betas 0.9/0.99, eps 1e-8, weight decay 0 as in
                          configs/tiny.ini; warm-up 50 then cosine to 0.1 x).
 Not mirrored: reel's FSDP bookkeeping (1 rank: gathers are copies) and its prefetching loader.
+PyTorch gets its best CPU settings by default: fused AdamW and foreach clipping (reel's
+optimizer and clip are one kernel each over its flat shard); --adamw and --clip choose others.
 
-Compare at the same thread count (2-core machine: serialise timing runs with flock):
-  flock /tmp/reel.lock .venv/bin/python bench/torch_eager.py --threads 2 --steps 30 --warmup 5 --batch 16
+Compare at the same thread count, warm-up and number of timed steps (2-core machine:
+serialise timing runs with flock; bench/vs_torch.sh does all of this in alternating pairs):
+  flock /tmp/reel.lock .venv/bin/python bench/torch_eager.py --threads 2 --steps 30 --warmup 10 --batch 16
   flock /tmp/reel.lock build/launch/reel train --config configs/tiny.ini --data.path runs/world.h5 \
-      --run.dir /tmp/eager_cmp_run --run.overwrite true --run.steps 60 --run.eval_every 0 \
-      --run.plot false --run.log_every 20 --dist.threads 2
+      --run.dir /tmp/eager_cmp_run --run.overwrite true --run.steps 40 --run.eval_every 0 \
+      --run.plot false --run.log_every 20 --dist.threads 2 --data.global_batch 16
 reel logs "step X ms" (one step) every log_every steps; step_time_s of every step is in
 RUN_DIR/metrics.jsonl (take the median after the first 10). --verify RUN_DIR loads a reel
 run's model.h5 and recomputes its last eval_loss (an end-to-end check of the model's math).
@@ -182,6 +185,15 @@ def lr_at(step, total, lr=3e-3, warmup=50, min_ratio=0.1):  # optim/schedule.cpp
     return lr * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def make_adamw(params, impl):  # reel's AdamW settings (configs/tiny.ini); impl: default | foreach | fused
+    kwargs = {"default": {}, "foreach": {"foreach": True}, "fused": {"fused": True}}[impl]
+    return torch.optim.AdamW(params, lr=3e-3, betas=(0.9, 0.99), eps=1e-8, weight_decay=0.0, **kwargs)
+
+
+def clip(params, impl):  # global-norm clip at 1.0; impl: default | foreach. Returns the norm before clipping.
+    return torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True if impl == "foreach" else None)
+
+
 def verify(run_dir, root):
     """Loads a reel run's model.h5 and recomputes its last eval_loss (held-out clips, step -1 noise)."""
     import h5py
@@ -210,8 +222,11 @@ def main():
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--compile", action="store_true", help="torch.compile the model (off: eager)")
     ap.add_argument("--sdpa", action="store_true", help="F.scaled_dot_product_attention, not reel's explicit scores")
-    ap.add_argument("--adamw", choices=["default", "foreach", "fused"], default="default",
-                    help="torch.optim.AdamW implementation (default: PyTorch's choice, a per-tensor loop on CPU)")
+    ap.add_argument("--adamw", choices=["default", "foreach", "fused"], default="fused",
+                    help="torch.optim.AdamW implementation: fused (here: one kernel over every tensor, the closest "
+                         "to reel's one flat-shard step), foreach, or default (PyTorch's choice: a per-tensor loop on CPU)")
+    ap.add_argument("--clip", choices=["default", "foreach"], default="foreach",
+                    help="clip_grad_norm_: foreach (here: multi-tensor norm and scale) or default (a per-tensor loop on CPU)")
     ap.add_argument("--verify", metavar="RUN_DIR", help="check against a reel run's model.h5 and eval_loss, then exit")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -222,8 +237,7 @@ def main():
     for block in model.blocks():
         block.sdpa = args.sdpa
     params, fwd = sum(p.numel() for p in model.parameters()), torch.compile(model) if args.compile else model
-    impl = {"default": {}, "foreach": {"foreach": True}, "fused": {"fused": True}}[args.adamw]
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, betas=(0.9, 0.99), eps=1e-8, weight_decay=0.0, **impl)
+    opt = make_adamw(model.parameters(), args.adamw)
     b, total = args.batch, args.warmup + args.steps
     # Random clips, made before timing (reel's loader prefetches): uint8 frames, actions in [-1, 1].
     data = [(torch.randint(0, 256, (b, FRAMES, H, W, CH), dtype=torch.uint8),
@@ -236,7 +250,7 @@ def main():
         x_t, t, target, weight = flow_batch(patchify(frames), range(step * b, step * b + b), step, args.seed)
         loss = flow_loss(fwd(x_t, t, actions), target, weight, b)
         loss.backward()
-        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        norm = clip(model.parameters(), args.clip)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, total)
         opt.step()
@@ -248,7 +262,7 @@ def main():
            "torch": torch.__version__, "threads": args.threads, "batch": b, "params": params,
            "steps": args.steps, "warmup": args.warmup, "median_step_ms": round(ms, 2),
            "min_step_ms": round(1e3 * min(times), 2), "tokens_per_s": round(b * L / (ms / 1e3), 1),
-           "adamw": args.adamw, "last_loss": round(losses[-1], 5), "last_grad_norm": round(float(norm), 4)}
+           "adamw": args.adamw, "clip": args.clip, "last_loss": round(losses[-1], 5), "last_grad_norm": round(float(norm), 4)}
     if args.json:
         print(json.dumps(out))
     else:
