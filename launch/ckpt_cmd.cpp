@@ -84,14 +84,36 @@ int inspect(const std::string& dir) {
   return 0;
 }
 
+// verify, inspect and export take a checkpoint directory, or a run directory (or its
+// checkpoints/) for its newest complete checkpoint, which is then named: a reader need
+// not know the step a run ended at. A directory holding neither is an error naming both.
+std::string checkpoint_dir(const std::string& where) {
+  if (fs::exists(fs::path(where) / "manifest.json")) return where;
+  const fs::path root = fs::is_directory(fs::path(where) / "checkpoints") ? fs::path(where) / "checkpoints" : fs::path(where);
+  if (!fs::is_directory(root)) throw std::invalid_argument(where + ": no such directory");
+  int64_t newest = -1;
+  fs::path found;
+  for (const auto& e : fs::directory_iterator(root)) {
+    const int64_t step = checkpoint_step(e.path().filename().string());
+    if (step > newest && fs::exists(e.path() / "manifest.json")) newest = step, found = e.path();
+  }
+  if (newest < 0) {
+    throw std::invalid_argument(where + " is neither a checkpoint (no manifest.json) nor a run directory with a "
+                                "complete checkpoint (reel ckpt list " + where + " shows what it holds)");
+  }
+  std::cerr << "reel ckpt: " << where << ": its newest complete checkpoint, " << found.string() << "\n";
+  return found.string();
+}
+
 }  // namespace
 
 int run_ckpt(int argc, char** argv) {
   std::string action, path, out;
   po::options_description desc(
-      "reel ckpt list RUN_DIR | verify CKPT_DIR | inspect CKPT_DIR | export CKPT_DIR --out FILE.h5|FILE.safetensors");
+      "reel ckpt list RUN_DIR | verify CKPT | inspect CKPT | export CKPT --out FILE.h5|FILE.safetensors\n"
+      "CKPT: a checkpoint directory (RUN_DIR/checkpoints/step_N), or a run directory for its newest complete one");
   desc.add_options()("help,h", "show this help")("action", po::value(&action), "list | verify | inspect | export")(
-      "path", po::value(&path), "a run directory (list) or a checkpoint directory")(
+      "path", po::value(&path), "a run directory, or (verify, inspect, export) a checkpoint directory")(
       "out", po::value(&out), "export: the file to write (.h5: reel weights; .safetensors)");
   po::positional_options_description positional;
   positional.add("action", 1).add("path", 1);
@@ -108,9 +130,12 @@ int run_ckpt(int argc, char** argv) {
   }
   if (path.empty()) throw UsageError("reel ckpt " + action + ": a directory is required");
   if (action == "list") return list(path);
+  if (action != "verify" && action != "inspect" && action != "export") {
+    throw UsageError("unknown reel ckpt action '" + action + "' (list, verify, inspect, export)");
+  }
+  path = checkpoint_dir(path);
   if (action == "verify") return verify(path);
   if (action == "inspect") return inspect(path);
-  if (action != "export") throw UsageError("unknown reel ckpt action '" + action + "' (list, verify, inspect, export)");
   CheckpointReader reader(path);
   if (out.size() > 12 && out.substr(out.size() - 12) == ".safetensors") {
     export_safetensors(reader, out);

@@ -1,7 +1,9 @@
 #include "launch/options.hpp"
 
 #include <cctype>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -60,7 +62,7 @@ po::variables_map parse_command_line(int argc, char** argv, const po::options_de
 void read_config_file(const std::string& path, const po::options_description& desc, po::variables_map& vm) {
   if (std::filesystem::is_directory(path)) throw UsageError("configuration file " + path + " is a directory");
   std::ifstream in(path);
-  if (!in) throw UsageError("cannot read configuration file " + path);
+  if (!in) throw UsageError("cannot read configuration file " + path + ": " + std::strerror(errno));
   try {
     po::store(po::parse_config_file(in, desc), vm);
   } catch (const po::error& e) {
@@ -70,10 +72,11 @@ void read_config_file(const std::string& path, const po::options_description& de
 
 }  // namespace
 
-bool parse_options(int argc, char** argv, const po::options_description& desc, const char* config_option) {
+bool parse_options(int argc, char** argv, const po::options_description& desc, const char* config_option,
+                   const po::options_description* help) {
   po::variables_map vm = parse_command_line(argc, argv, desc, config_option);
   if (vm.count("help")) {
-    std::cout << desc << "\n";
+    std::cout << (help ? *help : desc) << "\n";
     return false;
   }
   if (config_option && vm.count(config_option)) read_config_file(vm[config_option].as<std::string>(), desc, vm);

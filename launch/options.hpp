@@ -63,8 +63,11 @@ class OptionAdder {
 // given (the command then exits 0); throws UsageError on unknown, repeated, missing or
 // malformed options and on stray words. With `config_option` (e.g. "config"), one positional word is taken as that
 // option's value, and the INI file it names is read after the command line (whose values
-// win); its sections are the part of each key before the dot.
+// win); its sections are the part of each key before the dot. `help`, when given, is what
+// --help prints instead of desc (a command that accepts keys it does not use lists only
+// the ones it does).
 bool parse_options(int argc, char** argv, const boost::program_options::options_description& desc,
-                   const char* config_option = nullptr);
+                   const char* config_option = nullptr,
+                   const boost::program_options::options_description* help = nullptr);
 
 }  // namespace reel

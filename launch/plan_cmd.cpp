@@ -87,6 +87,14 @@ void add_cluster_options(po::options_description& desc, ClusterOptions& k) {
       "efficiency", checked(&k.efficiency, "efficiency"), "fraction of the peak a step's FLOPs run at, (0, 1]");
 }
 
+// The training keys the estimate depends on: the model, the batch and its split, the
+// layout. data.path is not read (a plan needs no data).
+bool plan_uses(const std::string& key) {
+  auto starts = [&](const char* prefix) { return key.rfind(prefix, 0) == 0; };
+  return starts("model.") || starts("parallel.") || key == "data.global_batch" || key == "data.micro_batches" ||
+         key == "data.micro_batch" || key == "data.eval_clips";
+}
+
 }  // namespace
 
 int run_plan(int argc, char** argv) {
@@ -97,15 +105,22 @@ int run_plan(int argc, char** argv) {
   int top = 10;
   po::options_description desc(
       "reel plan [CONFIG.ini] [--key value ...] [--cluster h100|h200|cpu] [--gpus N]\n"
-      "The training options are reel train's (the model, data.global_batch, parallel.*): by default every layout\n"
-      "of that job on the cluster is estimated; --given estimates the configuration's own layout");
+      "Reads reel train's configuration (its INI file, or the same command line) and estimates from the model,\n"
+      "the batch and the layout: by default every layout of that job on the cluster; --given the configuration's\n"
+      "own. Training keys that do not change the estimate (optim.*, run.*, checkpoint.*, dist.*, log.*) are\n"
+      "accepted and ignored, and not listed here");
   desc.add_options()("help,h", "show this help")("config", po::value(&config_file), "INI configuration file");
   add_cluster_options(desc, k);
   desc.add_options()("given", po::bool_switch(&given), "estimate the configuration's layout only")(
       "top", checked(&top, "top")->default_value(top), "layouts listed (text output)")(
       "json", po::bool_switch(&json), "print JSON (every layout, with its memory, times and bytes)");
-  visit_train_options(c, OptionAdder(desc));
-  if (!parse_options(argc, argv, desc, "config")) return 0;
+  po::options_description ignored;  // parsed (a train INI file reads as it is), never listed
+  visit_train_options(c, [&](const std::string& key, auto& field, const char* help) {
+    plan_uses(key) ? OptionAdder(desc)(key, field, help) : OptionAdder(ignored)(key, field, help);
+  });
+  po::options_description all;
+  all.add(desc).add(ignored);
+  if (!parse_options(argc, argv, all, "config", &desc)) return 0;
   if (c.data.path.empty()) c.data.path = "(not read by reel plan)";
   c.resolve();
   const Cluster cluster = k.resolve();

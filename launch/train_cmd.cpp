@@ -7,7 +7,11 @@
 // exits with kExitStopped. A second SIGINT (Ctrl-C) ends it at once.
 #include <boost/program_options.hpp>
 
+#include <unistd.h>
+
 #include <atomic>
+#include <cerrno>
+#include <filesystem>
 #include <csignal>
 #include <cstring>
 #include <iostream>
@@ -42,6 +46,21 @@ void install_stop_handlers() {
   }
 }
 
+// The data file must be readable before any rank starts: a missing one is the first
+// thing a new user meets (the README's commands train on the demo's runs/world.h5), so
+// it is a usage error naming the reason and the command that writes it, once per rank
+// and without an MPI abort.
+void require_data_file(const std::string& path) {
+  if (::access(path.c_str(), R_OK) == 0) return;
+  const std::string reason = std::strerror(errno);
+  const auto folder = std::filesystem::path(path).parent_path();
+  const bool no_folder = !folder.empty() && !std::filesystem::exists(folder);
+  throw UsageError(cat("data.path ", path, ": ", reason, no_folder ? cat(" (the folder ", folder.string(), " does not exist)") : "",
+                       "; write the physics world there first: reel data --out ", path,
+                       " (scripts/demo.sh writes runs/world.h5), or convert your videos with "
+                       "scripts/convert_videos.py (docs/data.md)"));
+}
+
 }  // namespace
 
 int run_train(int argc, char** argv) {
@@ -62,6 +81,7 @@ int run_train(int argc, char** argv) {
   } catch (const std::invalid_argument& e) {
     throw UsageError(e.what());
   }
+  if (!dry_run) require_data_file(c.data.path);  // the dry run needs no data
   if (dry_run) {
     Runtime runtime(c.runtime);
     const std::string report = dry_run_report(c, runtime.world());

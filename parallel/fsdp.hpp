@@ -61,7 +61,7 @@ struct FsdpConfig {
   bool reshard_after_forward = true;
   // Start the next unit's all-gather while the current one computes: "auto" (on GPUs,
   // where NCCL runs on its own stream; off on CPU ranks, which have no idle core to
-  // overlap into: on 2 cores it cost 2%, docs/benchmarks.md) | "true" | "false".
+  // overlap into: on 2 cores it cost 2%, docs/bench-train.md) | "true" | "false".
   std::string prefetch = "auto";
   int max_gathered = 2;  // bound on block units gathered or being gathered at once (memory)
   // Mixed precision: the dtype parameters are gathered (and computed) in, and the dtype

@@ -53,7 +53,7 @@ Cluster cluster_preset(const std::string& name) {
   if (name == "cpu") {
     // A node like reel's CI machine: 2 cores, 23 GiB, ranks in one node over shared
     // memory. Measured there: about 3 GB/s of bus bandwidth for MiB-sized collectives
-    // (docs/bench-comm.md); 187 GFLOP/s of fp32 GEMM at the tiny model's shapes on both
+    // (docs/benchmarks.md, collectives); 187 GFLOP/s of fp32 GEMM at the tiny model's shapes on both
     // cores, shared by the node's ranks; the tiny step at 1 rank runs at 35% of it
     // (docs/plan.md). Calibrated at 1 rank; every other layout is predicted.
     c.gpu = false;
