@@ -36,7 +36,7 @@ PY
 ratio() { python3 -c "print(f'{$1 / $2:.3f}')"; }
 mib() { python3 -c "print(f'{$1 / 2**20:.1f}')"; }
 
-echo "Machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc --all) cores; tiny preset, global batch 16, $steps steps, $(date -u +%F)."
+echo "Machine: $(lscpu | sed -n 's/^Model name: *//p'), $(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc) cores; tiny preset, global batch 16, $steps steps, $(date -u +%F)."
 echo
 run r1t2 1 2
 run r2t1 2 1

@@ -74,7 +74,7 @@ PY
 }
 
 torch_version=$("$python" -c 'import torch; print(torch.__version__)')
-echo "Machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc --all) cores; torch $torch_version; tiny preset (1.30 M parameters), global batch 16; $(date -u +%F)."
+echo "Machine: $(lscpu | sed -n 's/^Model name: *//p'), $(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc) cores; torch $torch_version; tiny preset (1.30 M parameters), global batch 16; $(date -u +%F)."
 echo
 echo "Both sides, one rule: a step's time is the slowest rank's (reel: every rank's \`step X ms\` line"
 echo "from \`--log.dir\`, the maximum over ranks per step; PyTorch: an all-reduce MAX after each step,"

@@ -22,7 +22,8 @@ bool is_info_key(const std::string& key) {
       "data.prefetch",        "data.micro_batches",  "data.micro_batch",     "run.dir",
       "run.log_every",        "run.eval_every",      "run.peak_flops",       "run.resume",
       "run.overwrite",        "run.allow_data_change", "run.lock",           "run.nonfinite",
-      "run.max_skips",        "run.plot",            "run.rollout_steps",    "run.rollout_context_t"};
+      "run.max_skips",        "run.plot",            "run.rollout_steps",    "run.rollout_context_t",
+      "run.keep_best"};
   if (keys.count(key)) return true;
   // parallel.* is the layout, except the dtypes, which change every step's numerics.
   if (starts_with(key, "parallel.")) return key != "parallel.param_dtype" && key != "parallel.reduce_dtype";
@@ -92,7 +93,7 @@ std::string model_change_refusal(const std::vector<ConfigChange>& changes, const
   std::string fields;
   for (const auto& c : changes) {
     if (c.kind != ChangeClass::kRefused) continue;
-    fields += (fields.empty() ? "" : "; ") + c.key + " is " + c.old_value + " in the file, " + c.new_value + " in the model";
+    fields += (fields.empty() ? "" : "; ") + c.key + " is " + c.old_value + " in the checkpoint, " + c.new_value + " in this configuration";
   }
   if (fields.empty()) return "";
   // The changed keys come last: they are what the user acts on.

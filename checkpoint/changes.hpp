@@ -39,7 +39,7 @@ std::map<std::string, std::string> parse_config_ini(const std::string& text);
 std::vector<ConfigChange> config_changes(const std::string& saved_ini, const std::string& current_ini);
 
 // "" when no model.* key changed; otherwise why `checkpoint` cannot be resumed, naming
-// every changed key with both values ("model.dim is 128 in the file, 64 in the model") and
+// every changed key with both values ("model.dim is 128 in the checkpoint, 64 in this configuration") and
 // the ways forward, none of them destructive.
 std::string model_change_refusal(const std::vector<ConfigChange>& changes, const std::string& checkpoint);
 

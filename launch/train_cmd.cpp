@@ -48,17 +48,30 @@ void install_stop_handlers() {
 
 // The data file must be readable before any rank starts: a missing one is the first
 // thing a new user meets (the README's commands train on the demo's runs/world.h5), so
-// it is a usage error naming the reason and the command that writes it, once per rank
-// and without an MPI abort.
-void require_data_file(const std::string& path) {
+// it is a usage error naming the reason and the command that writes data of the model's
+// shape (the physics world has 3 channels and 2 action dims; other shapes are videos),
+// once per rank and without an MPI abort.
+void require_data_file(const TrainConfig& c) {
+  const std::string& path = c.data.path;
   if (::access(path.c_str(), R_OK) == 0) return;
   const std::string reason = std::strerror(errno);
   const auto folder = std::filesystem::path(path).parent_path();
   const bool no_folder = !folder.empty() && !std::filesystem::exists(folder);
-  throw UsageError(cat("data.path ", path, ": ", reason, no_folder ? cat(" (the folder ", folder.string(), " does not exist)") : "",
-                       "; write the physics world there first: reel data --out ", path,
-                       " (scripts/demo.sh writes runs/world.h5), or convert your videos with "
-                       "scripts/convert_videos.py (docs/data.md)"));
+  const auto& m = c.model;
+  const std::string shape = cat(m.frames, "x", m.height, "x", m.width);
+  std::string how;
+  if (m.channels == 3 && m.action_dim == 2) {
+    // As many clips as the held-out ones plus 64 steps' worth: the demo's 1,088 for tiny.
+    how = cat("write the physics world there first: reel data --out ", path, " --clips ",
+              c.data.eval_clips + 64 * c.data.global_batch, " --frames ", m.frames, " --height ", m.height, " --width ",
+              m.width, " (scripts/demo.sh writes runs/world.h5), or convert your videos (", shape,
+              ") with scripts/convert_videos.py (docs/data.md)");
+  } else {
+    how = cat("the model expects videos of ", shape, " (T x H x W) with ", m.action_dim,
+              " action dims per frame: convert yours with scripts/convert_videos.py (docs/data.md)");
+  }
+  throw UsageError(cat("data.path ", path, ": ", reason,
+                       no_folder ? cat(" (the folder ", folder.string(), " does not exist)") : "", "; ", how));
 }
 
 }  // namespace
@@ -81,7 +94,7 @@ int run_train(int argc, char** argv) {
   } catch (const std::invalid_argument& e) {
     throw UsageError(e.what());
   }
-  if (!dry_run) require_data_file(c.data.path);  // the dry run needs no data
+  if (!dry_run) require_data_file(c);  // the dry run needs no data
   if (dry_run) {
     Runtime runtime(c.runtime);
     const std::string report = dry_run_report(c, runtime.world());

@@ -63,7 +63,7 @@ section "reel plan against measured runs" \
   echo "# Benchmarks"
   echo
   echo "Written by \`scripts/bench.sh\` on $(date -u +%F) at commit $(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet || echo ' (with uncommitted changes)')."
-  echo "Machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc --all) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(. /etc/os-release; echo "$PRETTY_NAME"); no GPU."
+  echo "Machine: $(lscpu | sed -n 's/^Model name: *//p'), $(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(. /etc/os-release; echo "$PRETTY_NAME"); no GPU."
   echo "Every figure below comes from this one run. The machine is a shared 2-core VM: run-to-run noise"
   echo "of ±10% in step times is common, so each comparison alternates its two sides or runs them back to back."
   echo "Earlier dedicated findings (A/B pairs and a profile behind defaults), each with its date: docs/bench-train.md."

@@ -39,7 +39,7 @@ echo "demo: trained on $ranks ranks in $trained s"
 echo "demo: sampled     $weights ($drawn)"
 [ -z "$trend" ] || echo "demo: $trend"
 echo "demo: curves      $run_dir/curves.png (reel plot $run_dir redraws them)"
-echo "demo: pictures    $run_dir/samples/sample_*.png (rows: context | predicted | truth | predicted, reversed actions)"
+echo "demo: pictures    $run_dir/samples/sample_*.png (labelled rows: context, predicted, truth, predicted under reversed actions)"
 echo "demo: metrics     $run_dir/metrics.jsonl (rollout_*, agent_err_*, action_* at each evaluation)"
 echo "demo: the model on 64 held-out clips against copying the last context frame:"
 grep -E "^(rollout MSE|agent position|action following)" "$run_dir/sample.txt" | sed 's/^/  /'

@@ -14,6 +14,7 @@
 #include "data/hdf5.hpp"
 #include "model/flow.hpp"
 #include "model/rollout.hpp"
+#include "dist/watchdog.hpp"
 #include "train/trainer.hpp"
 
 namespace reel {
@@ -194,6 +195,7 @@ void mark_best(const std::string& path, int64_t step, double eval, double train)
 
 void Trainer::restore_best() {
   namespace fs = std::filesystem;
+  Watchdog::SlowPhase io;  // rank 0 reads model_best.h5 or a long metrics.jsonl while the others wait
   const std::string path = best_weights_path();
   const bool evaluates = c_.run.eval_every > 0 && c_.data.eval_clips > 0;
   if (c_.run.keep_best && !evaluates) {
@@ -208,6 +210,15 @@ void Trainer::restore_best() {
     } else if (c_.run.keep_best && evaluates) {
       std::string problem = "none written before the resumed step";
       if (fs::exists(path)) text = best_in_weights(path, &problem);
+      // Written by an evaluation past the resumed checkpoint (a continuation that crashed
+      // before its next save): weights no checkpoint reproduces, and a loss of that other
+      // trajectory. Dropped.
+      if (!text.empty() && std::strtoll(text.c_str(), nullptr, 10) > start_step_) {
+        problem = cat("it holds step ", std::strtoll(text.c_str(), nullptr, 10), ", past the resumed step ", start_step_,
+                      " (a continuation that ended before its next checkpoint): removed");
+        fs::remove(path, ignored);
+        text.clear();
+      }
       if (text.empty()) {
         log_.warn(cat(path, ": ", problem, "; the best held-out weights are kept from the next evaluation"));
       }

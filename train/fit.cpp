@@ -62,6 +62,30 @@ nlohmann::json metrics_line(const StepResult& r, const Rates& rate, const Checkp
   return line;
 }
 
+// Rank 0's metrics.jsonl, continued after `resume_from` (-1: a fresh file); `error` says
+// why it could not be opened.
+std::unique_ptr<MetricsWriter> open_metrics(const std::string& dir, int64_t resume_from, const Logger& log,
+                                            std::string& error) {
+  try {
+    auto metrics = std::make_unique<MetricsWriter>(dir + "/metrics.jsonl", resume_from);
+    if (metrics->dropped() > 0) {
+      log.warn(cat(dir, "/metrics.jsonl: dropped ", metrics->dropped(), " line(s) that were not whole JSON "
+                   "(a crash in the middle of a write, by an earlier run)"));
+    }
+    return metrics;
+  } catch (const std::exception& e) {
+    error = e.what();
+    return nullptr;
+  }
+}
+
+void log_rollouts(const Logger& log, int64_t step, const RolloutMetrics& m) {
+  log.info(cat("step ", step, " rollouts of ", m.clips(), " held-out clips: MSE ", fixed(m.mse(), 4), " vs copy-last ",
+               fixed(m.mse_copy(), 4), " (", fixed(m.mse() / m.mse_copy(), 2), "x); agent error ",
+               fixed(m.agent_error(), 2), " vs ", fixed(m.agent_error_copy(), 2), " px (",
+               fixed(m.agent_error() / m.agent_error_copy(), 2), "x); action gain ", fixed(m.action_gain(), 2)));
+}
+
 }  // namespace
 
 void Trainer::log_start(double peak, const std::string& source) {
@@ -92,17 +116,7 @@ bool Trainer::fit() {
   for (const auto& w : peak.warnings) log_.warn(w);
   std::unique_ptr<MetricsWriter> metrics;
   std::string error;
-  if (mesh_.world_rank() == 0) {
-    try {
-      metrics = std::make_unique<MetricsWriter>(c_.run.dir + "/metrics.jsonl", last_checkpoint_ >= 0 ? start_step_ : -1);
-      if (metrics->dropped() > 0) {
-        log_.warn(cat(c_.run.dir, "/metrics.jsonl: dropped ", metrics->dropped(), " line(s) that were not whole JSON "
-                      "(a crash in the middle of a write, by an earlier run)"));
-      }
-    } catch (const std::exception& e) {
-      error = e.what();
-    }
-  }
+  if (mesh_.world_rank() == 0) metrics = open_metrics(c_.run.dir, last_checkpoint_ >= 0 ? start_step_ : -1, log_, error);
   agree_or_throw(error, "opening the metrics");
   const double machine_peak = peak.world;  // the sum of the ranks' peaks (nodes may differ)
   bool warned = false;
@@ -148,13 +162,7 @@ bool Trainer::fit() {
       if (rollouts) line.update(nlohmann::json::parse("{" + rollouts->json_fields() + "}"));
       metrics->write(line);
     }
-    if (rollouts) {
-      const auto& m = *rollouts;
-      log_.info(cat("step ", r.step, " rollouts of ", m.clips(), " held-out clips: MSE ", fixed(m.mse(), 4),
-                    " vs copy-last ", fixed(m.mse_copy(), 4), " (", fixed(m.mse() / m.mse_copy(), 2), "x); agent error ",
-                    fixed(m.agent_error(), 2), " vs ", fixed(m.agent_error_copy(), 2), " px (",
-                    fixed(m.agent_error() / m.agent_error_copy(), 2), "x); action gain ", fixed(m.action_gain(), 2)));
-    }
+    if (rollouts) log_rollouts(log_, r.step, *rollouts);
     if (r.step % c_.run.log_every == 0 || last || eval_now) {
       log_progress(r, rate.mfu, rate.tokens_per_s, eval,
                    seconds_since(run_start) / double(r.step - start_step_) * double(c_.run.steps - r.step));
@@ -163,30 +171,38 @@ bool Trainer::fit() {
     for (auto& hook : hooks_) hook(r);
     log_.check();  // a log that cannot be written ends the run (its last checkpoint stays)
     if (stop_requested_ && !last) {
-      settle_checkpoints(true);  // the stop is only safe once the checkpoint is complete
-      if (saver_->last_complete() != r.step) {
-        throw std::runtime_error(cat("stopped on request after step ", r.step, " but its checkpoint failed (the "
-                                     "reason is above); the newest complete one is step ", saver_->last_complete()));
-      }
-      log_.warn(cat("stopped on request after step ", r.step, " of ", c_.run.steps, ": checkpoint in ",
-                    checkpoints_dir(), "; the same command resumes the run (--run.resume auto)"));
+      stop_with_checkpoint(r.step);
       return false;
     }
   }
+  finish_fit(seconds_since(run_start));
+  return true;
+}
+
+void Trainer::stop_with_checkpoint(int64_t step) {
+  settle_checkpoints(true);  // the stop is only safe once the checkpoint is complete
+  if (saver_->last_complete() != step) {
+    throw std::runtime_error(cat("stopped on request after step ", step, " but its checkpoint failed (the "
+                                 "reason is above); the newest complete one is step ", saver_->last_complete()));
+  }
+  log_.warn(cat("stopped on request after step ", step, " of ", c_.run.steps, ": checkpoint in ", checkpoints_dir(),
+                "; the same command resumes the run (--run.resume auto)"));
+}
+
+void Trainer::finish_fit(double seconds) {
   if (last_checkpoint_ != c_.run.steps) save_checkpoint(c_.run.steps);
   settle_checkpoints(true);  // exit waits for the last save
   save_weights(c_.run.dir + "/model.h5");
   report_held_out();  // the held-out trend: the best and the last evaluation, overfitting said
   log_.flush();
   log_.check();  // never report success with a log that lost lines
-  log_.info(cat("reel train: done in ", fixed(seconds_since(run_start), 1), " s; metrics in ", c_.run.dir,
+  log_.info(cat("reel train: done in ", fixed(seconds, 1), " s; metrics in ", c_.run.dir,
                 "/metrics.jsonl, checkpoints in ", checkpoints_dir(), ", weights in ", c_.run.dir, "/model.h5",
                 c_.run.keep_best && held_out_.best_step >= 0
                     ? cat(" (the best held-out: ", best_weights_path(), ", step ", held_out_.best_step, ")")
                     : std::string()));
   log_.flush();
   log_.check();
-  return true;
 }
 
 }  // namespace reel

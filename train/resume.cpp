@@ -272,6 +272,17 @@ struct RunDirView {
 
 }  // namespace
 
+// The data file's identity as rank 0 reads it, for the checks of try_resume and for the
+// checkpoints this run saves. A file without a stored hash is read whole by rank 0 while
+// the others wait: an uneven phase, not a hang (a large file takes minutes).
+void Trainer::remember_data_identity() {
+  Watchdog::SlowPhase io;
+  std::string error;
+  const std::string sha = mesh_.world_rank() == 0 ? data_sha256(c_.data.path, log_, error) : "";
+  agree_or_throw(error, "hashing data.path " + c_.data.path);
+  remember_identity({c_.data.path, data_.clips, from_rank0(sha)});
+}
+
 DataPosition Trainer::resume_or_start() {
   const std::string& mode = c_.run.resume;
   // Rank 0 looks, every rank follows: ranks on other nodes may see a shared filesystem a
@@ -287,12 +298,7 @@ DataPosition Trainer::resume_or_start() {
   }
   const RunDirView view = RunDirView::parse(from_rank0(seen));
   const auto& complete = view.complete;
-  // The data file's identity as rank 0 reads it, for the checks of try_resume and for the
-  // checkpoints this run saves.
-  std::string error;
-  const std::string sha = mesh_.world_rank() == 0 ? data_sha256(c_.data.path, log_, error) : "";
-  agree_or_throw(error, "hashing data.path " + c_.data.path);
-  remember_identity({c_.data.path, data_.clips, from_rank0(sha)});
+  remember_data_identity();
   if (mode == "auto" && complete.empty()) {
     // A finished run whose checkpoints are gone has nothing to resume: never retrain it silently.
     if (view.finished && !c_.run.overwrite) {

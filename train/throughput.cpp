@@ -1,6 +1,8 @@
 #include "train/throughput.hpp"
 
+#include <fcntl.h>
 #include <sched.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -87,13 +89,21 @@ double measure_host(const Shapes& shapes, at::ScalarType dtype, int cores) {
   return cores * flops / seconds;
 }
 
-// The cores this process may run on (its affinity mask: all of the host's under
-// --bind-to none).
-int usable_cores() {
+// The cores this process may run on, as a 0/1 tensor over CPU ids [CPU_SETSIZE] (its
+// affinity mask: all of the host's under --bind-to none; one core's when the launcher
+// binds ranks to cores).
+at::Tensor affinity_mask() {
+  at::Tensor mask = at::zeros({CPU_SETSIZE}, at::kDouble);
   cpu_set_t set;
   CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
-  return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) {
+    const int n = std::min<int>(CPU_SETSIZE, std::max(1u, std::thread::hardware_concurrency()));
+    mask.narrow(0, 0, n).fill_(1);
+    return mask;
+  }
+  auto* m = mask.data_ptr<double>();
+  for (int c = 0; c < CPU_SETSIZE; ++c) m[c] = CPU_ISSET(c, &set) ? 1 : 0;
+  return mask;
 }
 
 // /proc/cpuinfo's first "model name" (x86), else "unknown CPU".
@@ -194,6 +204,25 @@ std::string write_cache(const std::string& path, const std::vector<Entry>& entri
   return "";
 }
 
+// Adds (or replaces) one entry of the cache file, holding an flock on PATH.lock from the
+// read to the rename so that concurrent writers keep each other's entries. Returns why it
+// could not be written ("" when it was).
+std::string add_to_cache(const std::string& path, const Entry& entry) {
+  std::error_code ec;
+  const auto folder = fs::path(path).parent_path();
+  if (!folder.empty()) fs::create_directories(folder, ec);
+  const int fd = ::open((path + ".lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+  if (fd >= 0) ::flock(fd, LOCK_EX);  // no lock file (read-only folder): the write below says why
+  std::vector<std::string> ignored;  // read_cache's complaints were reported at the first read
+  auto entries = read_cache(path, ignored);
+  entries.erase(std::remove_if(entries.begin(), entries.end(), [&](const Entry& e) { return e.key == entry.key; }),
+                entries.end());
+  entries.push_back(entry);
+  const std::string why = write_cache(path, entries);
+  if (fd >= 0) ::close(fd);  // releases the lock
+  return why;
+}
+
 std::string gflops(double flops) {
   std::ostringstream s;
   s.setf(std::ios::fixed);
@@ -227,18 +256,37 @@ PeakFlops cpu_peak(const ProcessMesh& mesh, const ModelConfig& cfg, int64_t rows
   at::Tensor host = at::zeros({1}, at::kDouble);
   PeakFlops p;
   if (me == node_ranks.front()) {
+    // The host's cores are those of all its ranks: bound ranks each hold one or a few.
+    at::Tensor cores_mask = affinity_mask();
+    for (size_t i = 1; i < node_ranks.size(); ++i) {
+      at::Tensor theirs = at::empty_like(cores_mask);
+      world.recv_async(theirs, node_ranks[i], kTag + 1)->wait();
+      cores_mask = at::maximum(cores_mask, theirs);
+    }
+    const int cores = std::max(1, static_cast<int>(cores_mask.sum().item<double>()));
     const Shapes shapes = block_gemms(cfg, rows);
-    const int cores = usable_cores();
-    const auto h = cached_host_peak(cpu_peak_cache_path(), cpu_peak_key(cpu_model_name(), cores, dtype, shapes),
-                                    cores, [&] { return measure_host(shapes, dtype, cores); });
-    host.fill_(h.flops);
+    std::string error;
+    try {
+      const auto h = cached_host_peak(cpu_peak_cache_path(), cpu_peak_key(cpu_model_name(), cores, dtype, shapes),
+                                      cores, [&] { return measure_host(shapes, dtype, cores); });
+      host.fill_(h.flops);
+      p.source = describe(h, ranks);
+      p.warnings = h.warnings;
+    } catch (const std::exception& e) {
+      error = e.what();
+      host.fill_(std::nan(""));  // the node's other ranks, waiting for the figure, fail with it
+    }
     for (size_t i = 1; i < node_ranks.size(); ++i) world.send(host, node_ranks[i], kTag);
-    p.source = describe(h, ranks);
-    p.warnings = h.warnings;
+    if (!error.empty()) throw std::runtime_error("measuring this host's CPU peak for MFU: " + error);
   } else {
+    world.send(affinity_mask(), node_ranks.front(), kTag + 1);
     auto work = world.recv_async(host, node_ranks.front(), kTag);
     while (!work->completed()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     work->wait();
+    if (std::isnan(host.item<double>())) {
+      throw std::runtime_error("rank " + std::to_string(node_ranks.front()) + " (this node's first) could not "
+                               "measure the host's CPU peak for MFU (its error says why); --run.peak_flops states one");
+    }
     p.source = "host " + gflops(host.item<double>()) + " over " + std::to_string(ranks) + " ranks, from rank " +
                std::to_string(node_ranks.front()) + " (this node's first)";
   }
@@ -300,8 +348,10 @@ HostPeak cached_host_peak(const std::string& path, const std::string& key, int c
   flops.precision(6);
   flops << h.flops;
   h.flops = std::strtod(flops.str().c_str(), nullptr);  // as recorded: this run and later ones divide by one figure
-  entries.push_back({key, {{"flops", flops.str()}, {"measured", h.measured}, {"cores", std::to_string(cores)}}});
-  h.not_recorded = write_cache(path, entries);
+  // Written under a lock, from the file as it is now: the ranks of other nodes sharing
+  // this home directory may have added their own hosts' entries meanwhile.
+  const Entry entry{key, {{"flops", flops.str()}, {"measured", h.measured}, {"cores", std::to_string(cores)}}};
+  h.not_recorded = add_to_cache(path, entry);
   if (!h.not_recorded.empty()) {
     h.warnings.push_back("the CPU peak was measured but not recorded: " + h.not_recorded +
                          "; the next run measures it again (set REEL_CPU_PEAK_CACHE to a writable file)");

@@ -151,6 +151,9 @@ class Trainer {
   // Resolves run.resume against the run directory, loads the checkpoint (falling back to
   // older complete ones under auto), and returns where the data continues.
   DataPosition resume_or_start();
+  void stop_with_checkpoint(int64_t step);  // collective: a requested stop, once step's checkpoint is complete
+  void finish_fit(double seconds);  // collective: the last checkpoint and the weights, then the run's summary
+  void remember_data_identity();  // collective: the data file's hash and clip count, from rank 0
   // Collective: loads checkpoint `dir` into the shards; "" when every rank loaded it,
   // else the reason (the same on every rank: the lowest failing rank's).
   std::string try_resume(const std::string& dir);

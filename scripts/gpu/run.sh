@@ -10,7 +10,7 @@ deps=/tmp/deps
 mkdir -p "$out" "$deps"
 {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-  nproc --all
+  env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc
 } > "$out/machine.txt" 2>&1
 for deb in "$root"/.gpu-deps/*.deb; do dpkg -x "$deb" "$deps"; done
 lib=$deps/usr/lib/x86_64-linux-gnu

@@ -425,8 +425,8 @@ TEST(Checkpoint, ResumeChangesAreClassified) {
   EXPECT_EQ(kinds.at("model.dim"), ChangeClass::kRefused);
   EXPECT_EQ(kinds.size(), 5u);
   const std::string refusal = model_change_refusal(changes, "CKPT");
-  EXPECT_NE(refusal.find("model.depth is 2 in the file, 1 in the model"), std::string::npos) << refusal;
-  EXPECT_NE(refusal.find("model.dim is 64 in the file, 32 in the model"), std::string::npos) << refusal;
+  EXPECT_NE(refusal.find("model.depth is 2 in the checkpoint, 1 in this configuration"), std::string::npos) << refusal;
+  EXPECT_NE(refusal.find("model.dim is 64 in the checkpoint, 32 in this configuration"), std::string::npos) << refusal;
   EXPECT_EQ(refusal.find("overwrite"), std::string::npos) << refusal;
 
   TrainState saved;

@@ -66,7 +66,7 @@ dim=32
 if train run 10 other.h5 --optim.lr 0.001 > "$dir/model.log" 2>&1; then fail "a changed model resumed"; fi
 dim=64
 err=$(grep "reel: error" "$dir/model.log" | tail -n 1)
-grep -q "model.dim is 64 in the file, 32 in the model" <<< "$err" || fail "the model refusal does not name model.dim: $err"
+grep -q "model.dim is 64 in the checkpoint, 32 in this configuration" <<< "$err" || fail "the model refusal does not name model.dim: $err"
 grep -q "another run.dir" <<< "$err" || fail "the model refusal gives no way forward: $err"
 grep -qi "overwrite" "$dir/model.log" && fail "the model refusal advises --run.overwrite (it would delete the checkpoints)"
 grep -q "resumed from" "$dir/model.log" && fail "a changed model loaded a checkpoint"

@@ -19,8 +19,9 @@ What is skipped, each with its reason printed:
     root), with the commands that run inside that cluster.
 
 Exit status: 0 when every command that ran succeeded and nothing was written outside
-runs/ (which is then removed); 1 at the first that failed (naming its file and line); 77 (skipped) when the tree is not a fresh checkout's
-state (runs/ exists) or the build is not at build/ as the commands expect.
+runs/ (which is then removed); 1 at the first that failed (naming its file and line; runs/ is kept to be looked at, and the next run removes it);
+77 (skipped) when the tree is not a fresh checkout's state (a runs/ this test did not make
+exists) or the build is not at build/ as the commands expect.
 """
 import argparse
 import os
@@ -126,6 +127,11 @@ def main():
     if os.path.realpath("build") != os.path.realpath(a.build):
         print(f"SKIPPED: the documented commands use build/launch/reel, and this build is {a.build}")
         return 77
+    # runs/ left by this test's own failed or killed run (it is kept to be looked at) goes.
+    owned = os.path.join(a.build, "docs-commands.runs-owned")
+    if os.path.exists("runs") and os.path.exists(owned) and not a.list:
+        print(f"removing runs/, left by an earlier run of this test that did not finish ({owned})")
+        shutil.rmtree("runs")
     if os.path.exists("runs") and not a.list:
         print("SKIPPED: runs/ exists: the documented commands start from a fresh checkout, where it does not "
               "(CI's fresh clone has none; or move runs/ away)")
@@ -154,6 +160,8 @@ def main():
     env = {k: v for k, v in os.environ.items() if not k.startswith("OMPI_ALLOW_RUN_AS_ROOT")}  # as a user has it
     sys.stdout.flush()
     before = untracked()
+    with open(owned, "w") as f:
+        f.write(f"runs/ in {os.getcwd()} is made by tests/docs/run_doc_commands.py; the next run removes it\n")
     rc = subprocess.run(["bash", "-c", "\n".join(script)], env=env).returncode
     if rc:
         return 1
@@ -163,6 +171,7 @@ def main():
         print("FAILED: the documented commands left files outside runs/: " + ", ".join(stray))
         return 1
     shutil.rmtree("runs", ignore_errors=True)  # the checkout is fresh again
+    os.remove(owned)
     print("\nevery documented command ran")
     return 0
 

@@ -25,9 +25,12 @@ echo "configs: $(ls "$src"/configs/*.ini | wc -l) resolve, dry-run and plan"
 out=$("$reel" train "$src/configs/tiny.ini" --data.path "$work/missing/world.h5" --run.dir "$work/run" 2>&1)
 rc=$?
 [ "$rc" -eq 2 ] || fail "missing data: exit $rc, expected 2 (usage): $out"
-grep -q "data.path $work/missing/world.h5: No such file or directory (the folder $work/missing does not exist); write the physics world there first: reel data --out $work/missing/world.h5" <<< "$out" ||
+grep -q "data.path $work/missing/world.h5: No such file or directory (the folder $work/missing does not exist); write the physics world there first: reel data --out $work/missing/world.h5 --clips 1088 --frames 8 --height 16 --width 16" <<< "$out" ||
   fail "missing data: the message does not name the reason and the command: $out"
 [ ! -e "$work/run" ] || fail "missing data: the run directory was made before the usage error"
+out=$("$reel" train "$src/configs/1b.ini" --data.path "$work/videos.h5" 2>&1)
+grep -q "the model expects videos of 32x256x256 (T x H x W) with 8 action dims per frame: convert yours" <<< "$out" ||
+  fail "missing data of the 1b preset: the message does not say what data it needs: $out"
 echo "missing data: exit 2, reason and command named"
 
 help=$("$reel" plan --help)
@@ -40,6 +43,7 @@ done
 "$reel" plan "$src/configs/tiny.ini" --cluster cpu --gpus 2 --given --optim.lr 1e-3 > /dev/null ||
   fail "reel plan does not accept train's options it ignores"
 echo "reel plan --help: its own options only"
+! "$reel" smoke --help | grep -q -- --dist.desync_every || fail "reel smoke --help lists train's dist.desync_every"
 
 "$reel" data --out "$work/world.h5" --clips 24 --seed 3 > /dev/null || fail "reel data"
 "$reel" train "$src/configs/tiny.ini" --data.path "$work/world.h5" --data.eval_clips 8 --data.global_batch 4 \

@@ -112,7 +112,7 @@ PY
 # 5. Safe advice. A changed model option: the real reason last, nothing destructive advised.
 train after 70 --model.depth 1 > "$work/changed.log" 2>&1 && bad "changed: a changed model resumed"
 last=$(grep "reel: error" "$work/changed.log" | tail -n 1)
-grep -Eq "model.depth is 4 in the file, 1 in the model( \(rank [0-9]+\))?$" <<< "$last" \
+grep -Eq "model.depth is 4 in the checkpoint, 1 in this configuration( \(rank [0-9]+\))?$" <<< "$last" \
   || bad "changed: the last error does not end with the changed field: $last"
 grep -qi "overwrite" "$work/changed.log" && bad "changed: the advice names --run.overwrite (it would delete good checkpoints)"
 "$reel" ckpt verify "$work/after/checkpoints/step_00000064" > /dev/null 2>&1 || bad "changed: the checkpoint no longer verifies"

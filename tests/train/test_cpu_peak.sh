@@ -2,7 +2,8 @@
 # The CPU peak MFU divides by is the host's, recorded once: two runs of one configuration
 # print the same peak, the first measured and recorded, the second read from the cache;
 # each rank's share is the host's peak / the ranks on its node (2 ranks on one host: half;
-# the same 2 ranks as two emulated nodes, REEL_NODE_NAME: each the whole host's).
+# the same 2 ranks as two emulated nodes, REEL_NODE_NAME: each the whole host's; bound to a
+# core each: still the whole host's).
 # Usage: test_cpu_peak.sh path/to/reel repository-root
 set -uo pipefail
 reel=$1 root=$2
@@ -19,6 +20,10 @@ done
 "${mpi[@]}" -np 1 -x REEL_NODE_NAME=nodeA "$reel" "${args[@]}" --run.dir "$work/nodes" \
   : -np 1 -x REEL_NODE_NAME=nodeB "$reel" "${args[@]}" --run.dir "$work/nodes" > "$work/nodes.log" 2>&1 ||
   { tail "$work/nodes.log"; exit 1; }
+# Ranks bound to one core each (Open MPI's default at 2 ranks, Slurm's task/affinity): the
+# host's cores are the union of their masks, so the same key and the same peak.
+timeout 200 mpirun --oversubscribe --bind-to core -x REEL_CPU_PEAK_CACHE -np 2 "$reel" "${args[@]}" \
+  --run.dir "$work/bound" > "$work/bound.log" 2>&1 || { tail "$work/bound.log"; exit 1; }
 python3 - "$work" <<'PY'
 import re, sys
 work = sys.argv[1]
@@ -29,7 +34,9 @@ def peak(run):
     m = found[0]
     return float(m[1]), float(m[2]), int(m[3]), m[4]
 cache = f"{work}/cache/cpu_peak.ini"
-first, second, nodes = peak("first"), peak("second"), peak("nodes")
+first, second, nodes, bound = peak("first"), peak("second"), peak("nodes"), peak("bound")
+assert bound[:3] == first[:3] and "read from " + cache in bound[3], \
+    f"ranks bound to a core each counted their own cores, not the host's: {bound} vs {first}"
 assert "recorded in " + cache in first[3], f"the first run did not record its measurement: {first}"
 assert "read from " + cache in second[3], f"the second run did not read the first's: {second}"
 assert first[:3] == second[:3], f"two runs of one configuration, two peaks: {first} vs {second}"

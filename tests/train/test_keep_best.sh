@@ -56,8 +56,9 @@ ev = evals("best")
 if sorted(ev) != [4, 8, 12, 16, 20, 24]:
     fail(f"evaluations at steps {sorted(ev)}")
 best = min(ev, key=ev.get)
-if best == 24:
-    fail(f"the held-out loss did not rise after the resume at lr 0.1 ({ev}): the test needs it to")
+if best > 12:
+    fail(f"the lowest held-out loss is after the resume at step 12 ({ev}): the test needs it before, "
+         "so that the best must survive the resume")
 with h5py.File(f"{work}/best/model_best.h5") as f:
     step, loss = int(f.attrs["step"]), float(f.attrs["eval_loss"])
     kept = {k: f["params"][k][()] for k in f["params"]}
