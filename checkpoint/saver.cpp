@@ -12,6 +12,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "dist/trace.hpp"
+
 namespace reel {
 
 namespace fs = std::filesystem;
@@ -43,6 +45,12 @@ AsyncSaver::~AsyncSaver() {
 }
 
 void AsyncSaver::save(RankSnapshot snapshot, double snapshot_seconds) {
+  if (trace::on()) {  // the snapshot just taken, by the caller: its span ends now
+    const int64_t now = trace::now_ns();
+    trace::record("checkpoint.snapshot", "checkpoint", now - static_cast<int64_t>(snapshot_seconds * 1e9), now,
+                  "\"checkpoint_step\":" + std::to_string(snapshot.state.step));
+  }
+  trace::ScopedSpan span("checkpoint.save", "checkpoint");
   wait();
   step_ = snapshot.state.step;
   snapshot_s_ = snapshot_seconds;
@@ -57,6 +65,8 @@ void AsyncSaver::save(RankSnapshot snapshot, double snapshot_seconds) {
   writer_ = std::async(std::launch::async, [tmp, s = std::move(snapshot)] {
     // Background work: on a machine whose cores the ranks fill, the writer runs only in
     // the time they leave idle (SCHED_IDLE), instead of taking a share of the step.
+    if (trace::on()) trace::name_thread("checkpoint writer");
+    trace::ScopedSpan span("checkpoint.write", "checkpoint");
     sched_param idle{};
     if (sched_setscheduler(static_cast<pid_t>(syscall(SYS_gettid)), SCHED_IDLE, &idle) != 0) {
       setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 19);
@@ -139,6 +149,8 @@ void AsyncSaver::finish(bool all_done) {
 }
 
 void AsyncSaver::commit(const std::string& tmp, int64_t step) {
+  trace::ScopedSpan span("checkpoint.commit", "checkpoint");
+  span.arg("checkpoint_step", step);
   Manifest m;
   m.reel_version = reel_version();
   m.world_size = comm_.size();

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "dist/error.hpp"
+#include "dist/trace.hpp"
 #include "dist/traffic.hpp"
 
 namespace reel {
@@ -99,6 +100,8 @@ void Communicator::check_reduce(const std::string& op, const at::Tensor& t, Redu
 }
 
 void Communicator::count(const char* op, int64_t bytes, int64_t internode) {
+  // The traced span carries the bytes counted here (dist/trace.hpp); the backend picks it up.
+  trace::issue(this, op, label_, last_op_, size_ <= 1 || bytes <= 0 ? 0 : bytes);
   if (size_ <= 1 || bytes <= 0) return;
   auto& slot = counters_[op];  // one lookup in a handful of entries; no lock, no allocation
   if (!slot) slot = traffic::counter(label_, op);
@@ -324,6 +327,7 @@ WorkPtr Communicator::recv_async(const at::Tensor& tensor, int peer, int tag) {
   check_tensor("recv", tensor);
   check_peer("recv", peer, tag, size_);
   note("recv", tensor, false);
+  trace::issue(this, "recv", label_, last_op_, 0);  // counted at the sender
   return described(do_recv(tensor, peer, tag));
 }
 
@@ -343,6 +347,7 @@ WorkPtr Communicator::sendrecv_async(const at::Tensor& send, int dst, const at::
 
 WorkPtr Communicator::barrier_async() {
   verify("barrier", at::Tensor());
+  trace::issue(this, "barrier", label_, last_op_, 0);
   return described(do_barrier());
 }
 

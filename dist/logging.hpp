@@ -25,6 +25,7 @@ struct LogConfig {
   std::string level = "info";  // trace | debug | info | warn | error | critical | off
   bool all_ranks = false;      // every rank prints to stderr, not just rank 0
   std::string dir;             // non-empty: every rank also logs to dir/rank<R>.log
+  std::string trace;           // train: the steps to trace, "A-B" or "A" (dist/trace.hpp); empty: off
 };
 
 // Throws std::invalid_argument for an unknown level name.

@@ -6,6 +6,7 @@
 
 #include "dist/error.hpp"
 #include "dist/mpi_half.hpp"
+#include "dist/trace.hpp"
 
 namespace reel {
 namespace {
@@ -92,6 +93,13 @@ void MpiCommunicator::check_device(const std::string& op, const at::Tensor& t) c
 }
 
 WorkPtr MpiCommunicator::launch(std::function<void()> fn, std::function<void()> after) {
+  if (auto traced = trace::take(this)) {  // tracing: the span is the MPI call, on whichever thread runs it
+    fn = [fn = std::move(fn), traced, queued = !blocking_call()] {
+      if (queued) trace::name_thread("comm progress");
+      trace::CollectiveSpan span(traced);
+      fn();
+    };
+  }
   WorkPtr work;
   if (blocking_call()) {
     queue_->run_inline(fn);
@@ -237,6 +245,7 @@ class RequestWork final : public Work {
 }  // namespace
 
 WorkPtr MpiCommunicator::do_send(const at::Tensor& tensor, int peer, int tag) {
+  trace::CollectiveSpan span(trace::take(this));  // posting; the wait shows the transfer
   const int count = count_of("send", tensor.numel());
   at::Tensor buf = host_copy(tensor);
   MPI_Request request;
@@ -246,6 +255,7 @@ WorkPtr MpiCommunicator::do_send(const at::Tensor& tensor, int peer, int tag) {
 }
 
 WorkPtr MpiCommunicator::do_recv(const at::Tensor& tensor, int peer, int tag) {
+  trace::CollectiveSpan span(trace::take(this));  // posting; the wait shows the transfer
   const int count = count_of("recv", tensor.numel());
   at::Tensor buf = host_target(tensor);
   MPI_Request request;
@@ -258,6 +268,7 @@ WorkPtr MpiCommunicator::do_recv(const at::Tensor& tensor, int peer, int tag) {
 
 WorkPtr MpiCommunicator::do_sendrecv(const at::Tensor& send, int dst, const at::Tensor& recv,
                                      int src, int tag) {
+  trace::CollectiveSpan span(trace::take(this));  // posting both; the wait shows the transfer
   // Both posted before either is waited on: a ring of these cannot deadlock.
   WorkPtr receiving = do_recv(recv, src, tag);
   WorkPtr sending = do_send(send, dst, tag);

@@ -16,6 +16,7 @@
 #include "dist/abort_registry.hpp"
 #include "dist/error.hpp"
 #include "dist/mpi_communicator.hpp"
+#include "dist/trace.hpp"
 
 namespace reel {
 
@@ -246,6 +247,8 @@ void NcclCommunicator::check_device(const std::string& op, const at::Tensor& t) 
 
 WorkPtr NcclCommunicator::enqueue(const std::string& op, std::vector<at::Tensor> tensors,
                                   const std::function<void(cudaStream_t)>& launch) {
+  // Tracing: the host's enqueueing (an NVTX range too); the kernel runs later on stream_.
+  trace::CollectiveSpan span(trace::take(this));
   if (aborted_->load()) throw_aborted(op);
   c10::cuda::CUDAGuard guard(device_);
   // The NCCL stream must see every kernel the caller queued before this call.

@@ -1,4 +1,5 @@
 #include "dist/process_mesh.hpp"
+#include "dist/watchdog.hpp"
 
 #include <ATen/ATen.h>
 
@@ -135,9 +136,10 @@ CommunicatorPtr split_axis(Communicator& world, const Axis& a, const std::vector
     if (a.color(p) == a.color(position)) mine.emplace_back(a.key(p), order[p]);
   }
   std::sort(mine.begin(), mine.end());
-  std::vector<int> nodes;
-  for (const auto& member : mine) nodes.push_back(node_of[member.second]);
+  std::vector<int> nodes, members;
+  for (const auto& member : mine) nodes.push_back(node_of[member.second]), members.push_back(member.second);
   group->set_nodes(nodes);
+  Watchdog::set_members(group.get(), members);  // hang dumps name each group's world ranks (reel hang)
   return group;
 }
 

@@ -20,6 +20,8 @@ void visit_runtime_options(RuntimeConfig& r, LogConfig& l, Visit&& v) {
   v("log.level", l.level, "trace | debug | info | warn | error | critical | off");
   v("log.all_ranks", l.all_ranks, "every rank prints, not only rank 0");
   v("log.dir", l.dir, "also log every rank to DIR/rank<R>.log");
+  v("log.trace", l.trace, "train: record a timeline of every rank over steps A-B (or one step A; 1-based) into "
+    "RUN_DIR/trace/trace.json (Chrome trace / Perfetto; one file per rank beside it; empty: off)");
 }
 
 }  // namespace reel

@@ -2,6 +2,8 @@
 
 #include "dist/node_monitor.hpp"
 
+#include <mpi.h>
+
 #include <atomic>
 #include <deque>
 #include <fstream>
@@ -22,12 +24,19 @@ struct Issued {
   std::chrono::system_clock::time_point at;
 };
 
+// A communicator as the dump lists it: its last collective, and its members when known.
+struct CommInfo {
+  Issued last;
+  std::vector<int> members;  // world ranks in group-rank order; empty: not told
+};
+
 struct State {
   std::mutex mutex;
   std::chrono::seconds timeout{0};
-  int rank = 0;
+  int rank = 0, world_size = 0;  // world size 0: unknown (MPI not running at start)
   std::string host, dump_dir;
   std::map<const void*, uint64_t> next_seq;        // per communicator
+  std::map<const void*, CommInfo> comms;           // per communicator, in pointer order
   std::deque<Issued> history;                      // the most recent collectives
   std::map<uint64_t, std::pair<std::string, Clock::time_point>> blocked;  // id -> (what, since)
   uint64_t next_id = 0;
@@ -56,14 +65,36 @@ std::string stamp(std::chrono::system_clock::time_point t) {
   return out.str();
 }
 
+std::string date_time(std::chrono::system_clock::time_point t) {
+  const std::time_t secs = std::chrono::system_clock::to_time_t(t);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&secs));
+  return buf;
+}
+
+// The dump's text. `reel hang` (dist/hang_report.cpp) reads it back: change both together
+// (tests/dist/test_hang_report.cpp reads this writer's output).
 std::string dump_locked(State& s) {
   std::ostringstream out;
   const auto now = Clock::now();
   out << "rank " << s.rank << " (" << s.host << "): blocked in communication for longer than " << s.timeout.count()
       << " s (dist.timeout)\n";
+  out << "  world size " << s.world_size << "; dumped at " << date_time(std::chrono::system_clock::now()) << "\n";
   for (const auto& [id, b] : s.blocked) {
     out << "  waiting " << std::chrono::duration_cast<std::chrono::seconds>(now - b.second).count() << " s in "
         << b.first << "\n";
+  }
+  // Per communicator, beyond the history's window: a rank whose number lags never issued the rest.
+  out << "  last collective issued on each communicator:\n";
+  for (const auto& [comm, c] : s.comms) {
+    if (c.last.comm.empty()) continue;  // told its members, issued nothing yet
+    out << "    " << c.last.comm << " #" << c.last.seq << " " << c.last.op << "  " << c.last.detail;
+    if (!c.members.empty()) {
+      out << "  (world ranks ";
+      for (size_t i = 0; i < c.members.size(); ++i) out << (i ? "," : "") << c.members[i];
+      out << ")";
+    }
+    out << "\n";
   }
   out << "  recent collectives of this rank (oldest first):\n";
   for (const auto& i : s.history) {
@@ -125,6 +156,11 @@ void Watchdog::start(std::chrono::seconds timeout, int world_rank, const std::st
   s.timeout = timeout;
   s.rank = world_rank;
   s.host = host;
+  // Here, on the thread that started MPI: the dump says how many ranks should have dumped.
+  int initialized = 0, finalized = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  if (initialized && !finalized) MPI_Comm_size(MPI_COMM_WORLD, &s.world_size);
   if (!s.started && timeout.count() > 0) {
     s.started = true;
     std::thread(watch).detach();  // lives as long as the process
@@ -134,6 +170,11 @@ void Watchdog::start(std::chrono::seconds timeout, int world_rank, const std::st
 void Watchdog::set_hang_handler(std::function<void(const std::string&)> handler) {
   std::lock_guard<std::mutex> lock(state().mutex);
   state().on_hang = std::move(handler);
+}
+
+void Watchdog::set_members(const void* comm, std::vector<int> world_ranks) {
+  std::lock_guard<std::mutex> lock(state().mutex);
+  state().comms[comm].members = std::move(world_ranks);
 }
 
 void Watchdog::set_dump_dir(const std::string& dir) {
@@ -158,6 +199,7 @@ uint64_t Watchdog::issued(const void* comm, const std::string& comm_label, const
   }
   s.history.push_back({seq, comm_label, op, detail, std::chrono::system_clock::now()});
   if (s.history.size() > kHistory) s.history.pop_front();
+  s.comms[comm].last = s.history.back();
   return seq;
 }
 

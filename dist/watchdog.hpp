@@ -3,11 +3,14 @@
 // Every collective a Communicator issues is numbered (per communicator) and kept in a
 // short history; every thread blocked in communication (a blocking collective, or
 // Work::wait) registers while it blocks. A thread checks once a second: when one wait
-// has lasted longer than the timeout, this rank writes a dump — what it waits for and
-// its recent collectives (op, communicator, sequence number, shapes, dtype, start) — to
-// stderr and to DIR/hang_rank<R>.txt, and calls the hang handler the launcher installed
-// (reel's ends the whole job after a short grace for the other ranks' dumps; library code
-// never ends the process itself: without a handler the dump is all that happens). Compare the dumps' sequence numbers: the ranks whose
+// has lasted longer than the timeout, this rank writes a dump — the world size, what it
+// waits for, the last collective issued on each communicator, and its recent collectives
+// (op, communicator, sequence number, shapes, dtype, start) — to stderr and to
+// DIR/hang_rank<R>.txt, and calls the hang handler the launcher installed (reel's ends
+// the whole job after a short grace for the other ranks' dumps; library code never ends
+// the process itself: without a handler the dump is all that happens). `reel hang DIR`
+// reads every rank's dump and names the stuck collective and the ranks it waits for
+// (dist/hang_report.hpp); by hand: compare the dumps' sequence numbers, the ranks whose
 // numbers lag (or that wrote none) are the ones to look at. A process suspended and
 // resumed (scontrol suspend) restarts its clocks instead of firing. A rank that
 // dies is the launcher's to notice (mpirun, srun --kill-on-bad-exit); one that stops or
@@ -18,6 +21,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace reel {
 
@@ -31,6 +35,10 @@ class Watchdog {
   // Where dumps go besides stderr (empty: stderr only). Thread-safe.
   static void set_dump_dir(const std::string& dir);
   static std::chrono::seconds timeout();
+  // The world ranks of a communicator's group, in group-rank order, for the dump: `reel
+  // hang` then knows which ranks a sub-communicator's collective waits for (without it,
+  // only the world's, and a blocked wait's group size, are known).
+  static void set_members(const void* comm, std::vector<int> world_ranks);
 
   // Records an issued collective; returns its sequence number on that communicator.
   // signature: what every rank of the job must agree on for this call (op, dtype, size,

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <thread>
 
+#include "dist/trace.hpp"
 #include "dist/watchdog.hpp"
 
 namespace reel {
@@ -39,6 +40,9 @@ void Work::wait() {
   std::lock_guard<std::mutex> lock(mutex_);
   if (!waited_) {
     waited_ = true;
+    // Tracing: the time this wait exposed (the operation's own span is its backend's).
+    trace::ScopedSpan span("wait", "comm.wait");
+    span.arg("what", description_);
     if (!backend_done_) {
       try {
         Watchdog::Blocked blocked(description_.empty() ? "an asynchronous operation" : description_);

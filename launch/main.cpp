@@ -30,7 +30,7 @@ void print_help(std::ostream& out) {
       << "usage: reel <command> [options]      (reel <command> --help for its options)\n"
       << "       reel --version | --help\n\ncommands:\n";
   for (const auto& c : reel::commands()) {
-    out << "  " << c.name << std::string(10 - std::min<size_t>(9, c.name.size()), ' ')
+    out << "  " << c.name << std::string(13 - std::min<size_t>(12, c.name.size()), ' ')
         << c.summary << "\n";
   }
   out << "\nMulti-rank: mpirun -np 4 reel <command> ...  or  srun --mpi=pmix reel <command> ...\n";
@@ -53,8 +53,12 @@ int fail(const std::string& message) {
   }
   char host[256] = "?";
   ::gethostname(host, sizeof(host) - 1);
-  std::cerr << "reel: error" << (size > 1 ? " on rank " + std::to_string(rank) + " (" + host + ")" : "") << ": "
-            << message << std::endl;
+  // One write: the other ranks' messages and mpirun's abort banner go to the same terminal
+  // and would otherwise land inside this line.
+  const std::string line = "reel: error" + (size > 1 ? " on rank " + std::to_string(rank) + " (" + host + ")" : "") +
+                           ": " + message + "\n";
+  std::cerr.write(line.data(), static_cast<std::streamsize>(line.size()));
+  std::cerr.flush();
   // NCCL kernels waiting on peers would outlive the error, and destroying their
   // communicators at exit could hang: abort them all first.
   reel::AbortRegistry::process().abort_all(message);

@@ -92,10 +92,10 @@ int run_smoke(int argc, char** argv) {
       "parallel.dp", po::value(&mesh_config.dp)->default_value(mesh_config.dp), "data-parallel degree (0: world / sp)")(
       "parallel.sp", po::value(&mesh_config.sp)->default_value(mesh_config.sp), "sequence-parallel degree")(
       "mib", po::value(&mib)->default_value(4), "MiB per rank for each call");
-  // The runtime options every rank-starting command shares, less the one only training
-  // uses (desync checks every N steps): smoke has no steps.
+  // The runtime options every rank-starting command shares, less those only training uses
+  // (desync checks every N steps, a trace of steps): smoke has no steps.
   visit_runtime_options(config, log, [&](const std::string& key, auto& field, const char* help) {
-    if (key != "dist.desync_every") OptionAdder{desc}(key, field, help);
+    if (key != "dist.desync_every" && key != "log.trace") OptionAdder{desc}(key, field, help);
   });
   if (!parse_options(argc, argv, desc)) return 0;
   if (mib <= 0) throw std::invalid_argument("--mib must be > 0, got " + std::to_string(mib));

@@ -12,12 +12,14 @@
 #include <atomic>
 #include <cerrno>
 #include <filesystem>
+#include <optional>
 #include <csignal>
 #include <cstring>
 #include <iostream>
 
 #include "launch/command.hpp"
 #include "launch/plot.hpp"
+#include "launch/tensorboard.hpp"
 #include "launch/options.hpp"
 #include "dist/node_monitor.hpp"
 #include "plan/dry_run.hpp"
@@ -110,9 +112,15 @@ int run_train(int argc, char** argv) {
     ~Registered() { g_trainer = nullptr; }
   } registered(&trainer);
   if (g_signal != 0) trainer.request_stop();  // arrived while the Trainer was being built
+  std::optional<LiveTensorBoard> tensorboard;  // rank 0, --log.tensorboard: TensorBoard live
+  if (runtime.world()->rank() == 0 && c.tensorboard) {
+    tensorboard.emplace(c.run.dir, trainer.log());
+    trainer.add_step_hook([&tensorboard](const StepResult&) { tensorboard->after_step(); });
+  }
   const bool finished = trainer.fit();
   // Every rank is past the run's last collective: from here ranks leave at their own pace.
   NodeMonitor::stop();
+  if (tensorboard) tensorboard->finish();  // finished or stopped: every written step converted
   if (finished) {
     if (runtime.world()->rank() == 0 && c.run.plot) {
       // The run is done and saved: a plot that cannot be drawn is a warning, not a failure.

@@ -6,6 +6,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "dist/trace.hpp"
+
 namespace reel {
 
 void AdamWConfig::validate() const {
@@ -31,6 +33,8 @@ void FlatAdamW::add(const at::Tensor& param, const at::Tensor& decay_mask) {
 }
 
 void FlatAdamW::step(const std::vector<at::Tensor>& grads, double lr) {
+  trace::ScopedSpan span("optim.adamw", "optim");
+  span.arg("shards", static_cast<int64_t>(params_.size()));
   if (grads.size() != params_.size()) throw std::invalid_argument("FlatAdamW: one gradient per parameter shard");
   if (!(lr >= 0)) throw std::invalid_argument("FlatAdamW: learning rate must be >= 0");
   ++steps_;

@@ -4,6 +4,8 @@
 
 #include <stdexcept>
 
+#include "dist/trace.hpp"
+
 namespace reel {
 
 void ActivationCheckpointConfig::validate() const {
@@ -52,6 +54,10 @@ struct RecomputeFn : public torch::autograd::Function<RecomputeFn> {
     const auto* r = reinterpret_cast<const Recompute*>(ctx->saved_data["recompute"].toInt());
     at::Tensor out;
     {
+      // Traced: the re-run only (the back-propagation below ends in FSDP's hooks, which
+      // close the block's fsdp.backward span: this one must close first).
+      trace::ScopedSpan span("fsdp.recompute", "fsdp");
+      span.arg("block", ctx->saved_data["index"].toInt());
       at::AutoGradMode grad_on(true);
       out = r->inner(ctx->saved_data["index"].toInt(), x, cond,
                      TokenContext{saved[2], saved[3], saved[4], saved[5], saved[6]});

@@ -6,11 +6,40 @@
 #include <map>
 #include <stdexcept>
 
+#include "dist/trace.hpp"
+
 namespace reel {
 namespace {
 
-// The gathered buffer's storage is allocated only while a unit is gathered; the
-// parameters (and autograd's saved copies of them) view it throughout.
+// Tracing a unit's backward (dist/trace.hpp: fsdp.backward), on the thread autograd runs
+// it on. A block's span opens at its re-gather (or first gradient) and closes when its
+// gradients are reduced, or earlier, when another block's opens or the root's closes
+// (autograd may start the previous block before this one's last gradients arrive, and
+// spans on one thread must nest). The root's opens at its first gradient (the head's).
+struct OpenBackward {
+  const UnitLayout* unit = nullptr;
+  int64_t start = 0;
+};
+thread_local OpenBackward open_block, open_root;
+
+void close_backward(OpenBackward& open) {
+  if (!open.unit) return;
+  trace::record("fsdp.backward", "fsdp", open.start, trace::now_ns(), "\"unit\":" + trace::quote(open.unit->name));
+  open.unit = nullptr;
+}
+void open_backward(const UnitLayout& unit) {
+  if (!trace::on()) return;
+  OpenBackward& slot = unit.name == "root" ? open_root : open_block;
+  if (slot.unit == &unit) return;
+  close_backward(open_block);
+  slot = {&unit, trace::now_ns()};
+}
+void end_backward(const UnitLayout& unit) {
+  if (!open_block.unit && !open_root.unit) return;
+  if (unit.name == "root") close_backward(open_block), close_backward(open_root);
+  if (open_block.unit == &unit) close_backward(open_block);
+}
+
 void free_storage(at::Tensor& t) {
   auto* impl = t.storage().unsafeGetStorageImpl();
   impl->set_data_ptr_noswap(at::DataPtr(nullptr, t.device()));
@@ -230,6 +259,7 @@ void FsdpUnit::add_gradient(size_t index, const at::Tensor& grad) {
   // mark this one, whose .grad autograd fills right after this hook returns.
   sink_.clear();
   sink_.lingering = params_[index];
+  if (grads_seen_ == 0) open_backward(layout_);  // no-op when its re-gather opened it
   if (!full_grad_.defined()) full_grad_ = alias_grads_ ? grad_shard_ : at::zeros({layout_.padded}, shard_.options());
   const auto& slot = layout_.params[index];
   full_grad_.narrow(0, slot.offset, slot.numel).add_(grad.reshape({-1}).to(at::kFloat));
@@ -242,6 +272,7 @@ void FsdpUnit::add_gradient(size_t index, const at::Tensor& grad) {
     pinned_ = false;
   }
   reshard();
+  end_backward(layout_);
 }
 
 void FsdpUnit::reduce_gradients() {
@@ -375,6 +406,8 @@ void FsdpModel::prefetch(int64_t block) {
 // the output re-gathers this block (prefetching the previous one) before its backward.
 at::Tensor FsdpModel::run_block(size_t i, const at::Tensor& x, const at::Tensor& cond, const TokenContext& ctx) {
   auto& unit = *units_[i + 1];
+  trace::ScopedSpan span("fsdp.forward", "fsdp");
+  span.arg("unit", unit.layout().name);
   unit.gather();
   prefetch(static_cast<int64_t>(i) + 1);
   at::Tensor out = inner_ ? inner_(i, x, cond, ctx) : model_.run_block(i, x, cond, ctx);
@@ -383,6 +416,7 @@ at::Tensor FsdpModel::run_block(size_t i, const at::Tensor& x, const at::Tensor&
     unit.reshard();
     if (out.requires_grad()) {
       out.register_hook([this, i, &unit](const at::Tensor&) {
+        open_backward(unit.layout());  // the backward of this block starts with its re-gather
         unit.gather();
         prefetch(static_cast<int64_t>(i) - 1);
       });
@@ -398,6 +432,8 @@ at::Tensor FsdpModel::forward(const at::Tensor& tokens, const at::Tensor& t, con
 
 at::Tensor FsdpModel::forward(const at::Tensor& tokens, const at::Tensor& t, const at::Tensor& actions,
                               const at::Tensor& index) {
+  trace::ScopedSpan span("fsdp.forward", "fsdp");  // the root unit's: the whole model's forward
+  span.arg("unit", units_[0]->layout().name);
   if (!at::GradMode::is_enabled()) {  // evaluation: nothing stays gathered afterwards
     units_[0]->gather();
     auto out = model_.forward(tokens, t, actions, index);

@@ -43,4 +43,7 @@ fi
 # (scripts/plot_run.py, `reel plot`).
 "$venv/bin/python" -c "import imageio, h5py, safetensors, matplotlib" 2>/dev/null ||
   "$venv/bin/python" -m pip install -q imageio h5py safetensors matplotlib
+# TensorBoard's own event writer and reader (scripts/metrics_to_tensorboard.py: reel tensorboard,
+# reel train --log.tensorboard; the tests read the events back with it).
+"$venv/bin/python" -c "import tensorboard" 2>/dev/null || "$venv/bin/python" -m pip install -q tensorboard
 echo "setup: ok (torch $("$venv/bin/python" -c 'import torch; print(torch.__version__)'))"

@@ -9,6 +9,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "dist/trace.hpp"
+
 namespace reel {
 namespace {
 
@@ -81,6 +83,7 @@ void TrainConfig::resolve() {
   data.validate();
   run.validate();
   checkpoint.validate();
+  straggler.validate();
   need(mesh.dp >= 0 && mesh.sp >= 1 && (mesh.shard_group >= 0 || mesh.shard_group.node()),
        "parallel.dp must be >= 0, parallel.sp >= 1 and parallel.shard_group >= 0 or node");
   parallel.validate();
@@ -89,6 +92,7 @@ void TrainConfig::resolve() {
   schedule.validate();
   need(std::isfinite(clip), "optim.clip must be finite");
   check_level(log.level);
+  trace::parse_steps(log.trace);  // log.trace: a bad range is a usage error here, before MPI starts
   parse_backend(runtime.backend);
   need(runtime.threads >= 0, "dist.threads must be >= 0");
   need(runtime.timeout_s >= 0, "dist.timeout must be >= 0 seconds (0: never)");

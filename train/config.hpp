@@ -14,6 +14,7 @@
 #include "optim/adamw.hpp"
 #include "optim/schedule.hpp"
 #include "parallel/parallelize.hpp"
+#include "train/straggler.hpp"
 
 namespace reel {
 
@@ -96,6 +97,8 @@ struct TrainConfig {
   CheckpointConfig checkpoint;
   RuntimeConfig runtime;
   LogConfig log;
+  StragglerConfig straggler;  // log.straggler_*: the slow rank, named (train/straggler.hpp)
+  bool tensorboard = false;   // log.tensorboard: rank 0 follows metrics.jsonl into dir/tensorboard (launch/tensorboard.hpp)
 
   // Derives the dependent values (the model from its choice, the schedule's length),
   // then validates everything that does not need the world size. Throws
@@ -172,6 +175,15 @@ void visit_train_options(TrainConfig& c, Visit&& v) {
   v("checkpoint.every", c.checkpoint.every, "save a checkpoint every N steps (0: only at the end)");
   v("checkpoint.keep", c.checkpoint.keep, "complete checkpoints kept, the newest (0: all)");
   visit_runtime_options(c.runtime, c.log, v);
+  v("log.straggler_every", c.straggler.every,
+    "train: every N steps the ranks compare their compute and data-wait time over the last N steps and the log and "
+    "metrics.jsonl name a rank slower than the median (0: off; one 24-byte all-gather per N steps)");
+  v("log.straggler_threshold", c.straggler.threshold,
+    "train: a rank whose compute + data wait over the window exceeds the median rank's by this fraction is named a "
+    "straggler (its victims wait in communication and are not named)");
+  v("log.tensorboard", c.tensorboard,
+    "train: write TensorBoard event files to RUN_DIR/tensorboard as the run goes (a child process of rank 0 "
+    "follows metrics.jsonl; tensorboard --logdir RUN_DIR/tensorboard; reel tensorboard converts any run later)");
 }
 
 // The configuration as an INI file that `reel train --config` reads back to the same

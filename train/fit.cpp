@@ -7,6 +7,7 @@
 #include "dist/traffic.hpp"
 #include "train/memory.hpp"
 #include "train/metrics.hpp"
+#include "train/straggler.hpp"
 #include "train/throughput.hpp"
 #include "train/trainer.hpp"
 
@@ -119,6 +120,7 @@ bool Trainer::fit() {
   if (mesh_.world_rank() == 0) metrics = open_metrics(c_.run.dir, last_checkpoint_ >= 0 ? start_step_ : -1, log_, error);
   agree_or_throw(error, "opening the metrics");
   const double machine_peak = peak.world;  // the sum of the ranks' peaks (nodes may differ)
+  StragglerWatch stragglers(c_.straggler, mesh_.world(), log_);  // collective (host names) when on
   bool warned = false;
   const auto run_start = std::chrono::steady_clock::now();
   for (int64_t step = start_step_; step < c_.run.steps; ++step) {
@@ -151,8 +153,12 @@ bool Trainer::fit() {
     const double eval = eval_now ? evaluate() : std::nan("");
     std::optional<RolloutMetrics> rollouts;
     if (eval_now && measures_rollouts()) rollouts = evaluate_rollouts();
+    // Collective every log.straggler_every steps, on every rank: the window's phase sums.
+    const auto straggler =
+        stragglers.after_step(r.step, {std::max(0.0, r.step_s - r.comm_s - r.data_s), r.comm_s, r.data_s});
     if (metrics) {
       auto line = metrics_line(r, rate, ck, *saver_);
+      if (!straggler.is_null()) line["straggler"] = straggler;
       line["persistent_bytes"] = fsdp_->shard_bytes() + opt_.state_bytes();
       line["comm_bytes"] = step_traffic;
       line["comm_bytes_internode"] = step_internode;
@@ -171,10 +177,12 @@ bool Trainer::fit() {
     for (auto& hook : hooks_) hook(r);
     log_.check();  // a log that cannot be written ends the run (its last checkpoint stays)
     if (stop_requested_ && !last) {
+      trace_step(-1, true);  // every rank stops after this step: the steps traced so far are written
       stop_with_checkpoint(r.step);
       return false;
     }
   }
+  trace_step(-1, true);  // log.trace past the last step: written now (collective)
   finish_fit(seconds_since(run_start));
   return true;
 }

@@ -8,11 +8,13 @@
 #include <stdexcept>
 
 #include "data/weights.hpp"
+#include "dist/trace.hpp"
 #include "dist/watchdog.hpp"
 #include "train/memory.hpp"
 #include "model/flow.hpp"
 #include "optim/clip.hpp"
 #include "optim/weight_decay.hpp"
+#include "train/straggler.hpp"
 
 namespace reel {
 namespace {
@@ -88,6 +90,9 @@ Trainer::Trainer(const TrainConfig& config, const CommunicatorPtr& world)
   agree_or_throw(error, "preparing run.dir " + c_.run.dir);
   restore_best();  // after resume_or_start: a resumed run carries on from its best evaluation
   Watchdog::set_dump_dir(c_.run.dir);  // a hang's dumps go beside the run's metrics
+  if (!c_.log.trace.empty()) {
+    trace_ = std::make_unique<trace::Session>(trace::parse_steps(c_.log.trace), mesh_.world(), c_.run.dir + "/trace");
+  }
 }
 
 Trainer::~Trainer() = default;  // a save in flight is joined by the saver (no communication)
@@ -121,10 +126,17 @@ double Trainer::forward_backward(int64_t step, double* data_seconds) {
   if (stop_request_.exchange(false)) loss[2] = 1.0;
   for (int64_t m = 0; m < c_.data.micro_batches; ++m) {
     const auto wait = std::chrono::steady_clock::now();
-    auto batch = loader_->next();
+    ClipBatch batch;
+    {
+      trace::ScopedSpan data_span("train.data", "data");
+      data_span.arg("micro", m);
+      batch = loader_->next();
+    }
     data_s += seconds_since(wait);
     fsdp_->set_micro_batch(m, c_.data.micro_batches);  // reduce each micro-batch, or only the last
     auto l = micro_loss(batch, step);
+    trace::ScopedSpan backward_span("train.backward", "train");
+    backward_span.arg("micro", m);
     l.backward();
     fsdp_->finish_backward();
     loss[0] += l.detach().to(at::kDouble).squeeze();
@@ -139,7 +151,11 @@ double Trainer::forward_backward(int64_t step, double* data_seconds) {
 
 double Trainer::optimizer_step(int64_t step) {
   // The norm over one copy of the gradients: HSDP replicas hold identical shards.
-  const double norm = clip_grad_norm(fsdp_->grad_shards(), c_.clip, &mesh_.shard_group());
+  double norm = 0;
+  {
+    trace::ScopedSpan span("optim.clip", "optim");
+    norm = clip_grad_norm(fsdp_->grad_shards(), c_.clip, &mesh_.shard_group());
+  }
   // The norm is global: every rank skips, or none does.
   if (std::isfinite(norm)) opt_.step(fsdp_->grad_shards(), c_.schedule.lr_at(step));
   return norm;
@@ -158,9 +174,23 @@ void maybe_extra_collective(const ProcessMesh& mesh, int64_t step) {
   }
 }
 
+// A trace that cannot be written (a full disk, too large to merge) is a warning, never the
+// end of the run: every rank learns it together (trace::Session agrees on it) and drops it.
+void Trainer::trace_step(int64_t step, bool finish) {
+  if (!trace_) return;
+  try {
+    finish ? trace_->finish() : trace_->at_step(step);
+  } catch (const std::exception& e) {
+    log_.warn(cat("log.trace: ", e.what(), "; training goes on without the trace"));
+    trace_.reset();
+  }
+}
+
 StepResult Trainer::train_step(int64_t step) {
+  trace_step(step + 1);  // collective when it starts or ends the traced steps
   maybe_extra_collective(mesh_, step);
   const auto start = std::chrono::steady_clock::now();
+  test_slow_rank_sleep(mesh_.world_rank());  // test-only (REEL_TEST_SLOW_RANK): counted as compute
   StepResult r;
   r.step = step + 1;
   r.loss = forward_backward(step, &r.data_s);

@@ -30,6 +30,7 @@
 #include "data/loader.hpp"
 #include "dist/logging.hpp"
 #include "dist/process_mesh.hpp"
+#include "dist/trace.hpp"
 #include "optim/adamw.hpp"
 #include "parallel/parallelize.hpp"
 #include "train/config.hpp"
@@ -152,7 +153,10 @@ class Trainer {
   // older complete ones under auto), and returns where the data continues.
   DataPosition resume_or_start();
   void stop_with_checkpoint(int64_t step);  // collective: a requested stop, once step's checkpoint is complete
-  void finish_fit(double seconds);  // collective: the last checkpoint and the weights, then the run's summary
+  void finish_fit(double seconds);
+  // Collective: trace_->at_step(step), or trace_->finish() with `finish`; a failure is a
+  // warning and ends the tracing, not the run.
+  void trace_step(int64_t step, bool finish = false);  // collective: the last checkpoint and the weights, then the run's summary
   void remember_data_identity();  // collective: the data file's hash and clip count, from rank 0
   // Collective: loads checkpoint `dir` into the shards; "" when every rank loaded it,
   // else the reason (the same on every rank: the lowest failing rank's).
@@ -217,6 +221,7 @@ class Trainer {
   std::atomic<bool> stop_request_{false};  // this rank was asked (request_stop)
   bool stop_requested_ = false;            // some rank was asked, learnt in the last step
   std::vector<std::function<void(const StepResult&)>> hooks_;
+  std::unique_ptr<trace::Session> trace_;  // log.trace: the timeline of the traced steps (dist/trace.hpp)
 };
 
 }  // namespace reel

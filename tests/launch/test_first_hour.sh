@@ -43,7 +43,9 @@ done
 "$reel" plan "$src/configs/tiny.ini" --cluster cpu --gpus 2 --given --optim.lr 1e-3 > /dev/null ||
   fail "reel plan does not accept train's options it ignores"
 echo "reel plan --help: its own options only"
-! "$reel" smoke --help | grep -q -- --dist.desync_every || fail "reel smoke --help lists train's dist.desync_every"
+for unused in --dist.desync_every --log.trace; do
+  ! "$reel" smoke --help | grep -q -- "$unused" || fail "reel smoke --help lists train's $unused"
+done
 
 "$reel" data --out "$work/world.h5" --clips 24 --seed 3 > /dev/null || fail "reel data"
 "$reel" train "$src/configs/tiny.ini" --data.path "$work/world.h5" --data.eval_clips 8 --data.global_batch 4 \
