@@ -66,6 +66,10 @@ Dump::Wait parse_wait(int64_t seconds, const std::string& what) {
   return w;
 }
 
+}  // namespace
+
+namespace detail {
+
 std::string join(const std::vector<int>& ranks) {
   std::string s;
   for (int r : ranks) s += (s.empty() ? "" : ",") + std::to_string(r);
@@ -77,6 +81,14 @@ std::string ranks_word(const std::vector<int>& ranks) {
 }
 
 bool contains(const std::vector<int>& v, int x) { return std::find(v.begin(), v.end(), x) != v.end(); }
+
+}  // namespace detail
+
+namespace {
+
+using detail::contains;
+using detail::join;
+using detail::ranks_word;
 
 }  // namespace
 
@@ -266,16 +278,51 @@ namespace {
 constexpr const char* kNoDump = "no dump: the rank died or was stopped (a crash, an OOM kill, SIGSTOP, a lost node), "
                                 "or it was busy, not blocked, until the job ended";
 
+// One communicator's calls complete in order: a rank that waits in #N on C while another
+// rank of the same C waits in #M < N (which this rank issued before N, and which has not
+// completed) is held by #M — an asynchronous rank issues ahead and waits on its newest
+// call. Each wait is moved to the earliest one waited on in its group, and said. Groups
+// are told apart by their members (two sp groups share a label, not their numbers); where
+// the dumps do not give them, only the world is one group for sure.
+void behind_earliest(std::vector<std::pair<const Dump*, Dump::Wait>>& waits, std::vector<std::string>& notes) {
+  auto group = [](const Dump& d, const std::string& comm) -> std::string {
+    const auto m = d.members.find(comm);
+    if (m != d.members.end()) return comm + ":" + join(m->second);
+    return comm == "world" ? comm : "";  // "": not comparable with another rank's
+  };
+  std::map<std::string, Call> earliest;
+  for (const auto& [d, w] : waits) {
+    const std::string g = group(*d, w.call.comm);
+    if (g.empty() || w.call.seq < 0) continue;
+    auto it = earliest.find(g);
+    if (it == earliest.end() || w.call.seq < it->second.seq) earliest[g] = w.call;
+  }
+  for (auto& [d, w] : waits) {
+    const std::string g = group(*d, w.call.comm);
+    const auto it = g.empty() ? earliest.end() : earliest.find(g);
+    if (it == earliest.end() || it->second.seq >= w.call.seq) continue;
+    notes.push_back("rank " + std::to_string(d->rank) + " waits in " + w.call.name() + ", issued after " +
+                    it->second.name() + ", which has not completed: it is held by that one");
+    w.call = it->second;
+  }
+}
+
 // The stuck calls of the ranks' main waits (one per (communicator, number, op)); sets
 // each rank's index into them.
 std::vector<Stuck> collect(const std::vector<Dump>& dumps, std::map<int, int>& stuck_of, Report& r) {
   std::vector<Stuck> stuck;
   std::map<std::tuple<std::string, int64_t, std::string>, int> index;
   std::map<std::pair<std::string, int64_t>, std::string> op_at;  // a desync: two ops at one number
+  std::vector<std::pair<const Dump*, Dump::Wait>> waits;
   for (const auto& d : dumps) {
     Dump::Wait w;
     if (!main_wait(d, w)) continue;
     if (w.group_size == 1) queued_behind(d, w, r.notes);
+    waits.emplace_back(&d, w);
+  }
+  behind_earliest(waits, r.notes);
+  for (auto& [dp, w] : waits) {
+    const Dump& d = *dp;
     const auto key = std::make_tuple(w.call.comm, w.call.seq, w.call.op);
     if (!index.count(key)) {
       index[key] = static_cast<int>(stuck.size());
@@ -427,84 +474,6 @@ Report analyse(std::vector<Dump> dumps) {
   }
   r.likely_cause.assign(causes.begin(), causes.end());
   return r;
-}
-
-namespace {
-
-// At most 16 ranks of a list, for a person: a 1,000-rank job's line stays a line.
-std::string short_list(const std::vector<int>& ranks) {
-  constexpr size_t kShown = 16;
-  if (ranks.size() <= kShown) return ranks_word(ranks);
-  return ranks_word(std::vector<int>(ranks.begin(), ranks.begin() + kShown)) + ",... (" +
-         std::to_string(ranks.size() - kShown) + " more)";
-}
-
-// "all_to_all #57 on sp (2 ranks), 8192 bytes (Float [2, 4, 16, 16]), waited 6 s"
-std::string headline(const Stuck& s) {
-  std::string out = s.call.name();
-  if (s.group_size > 0) out += " (" + std::to_string(s.group_size) + (s.group_size == 1 ? " rank)" : " ranks)");
-  if (s.call.bytes >= 0) out += ", " + std::to_string(s.call.bytes) + " bytes";
-  if (!s.call.detail.empty()) out += " (" + s.call.detail + ")";
-  return out + ", waited " + std::to_string(s.waited_s) + " s";
-}
-
-}  // namespace
-
-std::string to_text(const Report& r) {
-  std::ostringstream out;
-  out << r.dumped.size() << " of " << r.world_size << " ranks wrote a dump";
-  if (!r.no_dump.empty()) out << "; no dump from " << short_list(r.no_dump);
-  out << "\n";
-  for (size_t i = 0; i < r.stuck.size(); ++i) {
-    const Stuck& s = r.stuck[i];
-    out << (i == 0 ? "stuck in: " : "also stuck: ") << headline(s) << "\n";
-    out << "  entered: " << (s.entered.empty() ? "-" : short_list(s.entered)) << "\n";
-    if (s.never_entered.empty()) continue;
-    out << "  never entered" << (s.group_known ? "" : " (group unknown: the ranks behind on " + s.call.comm + ")")
-        << ":\n";
-    for (int q : s.never_entered) {
-      const RankState& st = r.ranks[q];
-      out << "    rank " << q << (st.host.empty() ? "" : " (" + st.host + ")") << ": ";
-      const auto last = s.last_before.find(q);
-      if (last != s.last_before.end()) {
-        out << (last->second.seq < 0 ? "issued nothing on " + s.call.comm + " yet"
-                                     : "last issued " + last->second.name());
-        out << "; ";
-      }
-      out << st.doing;
-      if (contains(r.likely_cause, q)) out << " — the likely cause";
-      out << "\n";
-    }
-  }
-  if (r.stuck.empty()) out << "no dump names a collective it waits in (an older reel's dumps?)\n";
-  if (!r.explanation.empty()) out << "why: " << r.explanation << "\n";
-  if (!r.likely_cause.empty()) out << "likely cause: " << short_list(r.likely_cause) << " (no dump)\n";
-  for (const auto& n : r.notes) out << "note: " << n << "\n";
-  return out.str();
-}
-
-std::string to_json(const Report& r) {
-  using nlohmann::json;
-  auto call = [](const Call& c) {
-    return json{{"comm", c.comm}, {"op", c.op}, {"seq", c.seq}, {"bytes", c.bytes}, {"detail", c.detail}};
-  };
-  json j{{"world_size", r.world_size}, {"world_size_from", r.world_size_from}, {"dumped", r.dumped},
-         {"no_dump", r.no_dump},       {"files", r.files},                       {"likely_cause", r.likely_cause},
-         {"explanation", r.explanation}, {"notes", r.notes}};
-  j["stuck"] = json::array();
-  for (const auto& s : r.stuck) {
-    json last_before = json::array();
-    for (const auto& [rank, c] : s.last_before) last_before.push_back({{"rank", rank}, {"call", call(c)}});
-    j["stuck"].push_back({{"call", call(s.call)}, {"waiting", s.waiting}, {"entered", s.entered},
-                          {"never_entered", s.never_entered}, {"last_before", last_before},
-                          {"group_known", s.group_known}, {"group_size", s.group_size}, {"waited_s", s.waited_s}});
-  }
-  j["ranks"] = json::array();
-  for (const auto& st : r.ranks) {
-    j["ranks"].push_back({{"rank", st.rank}, {"dumped", st.dumped}, {"host", st.host},
-                          {"stuck", st.stuck}, {"doing", st.doing}});
-  }
-  return j.dump(2) + "\n";
 }
 
 }  // namespace reel::hang

@@ -98,6 +98,11 @@ struct Report {
 Report analyse(std::vector<Dump> dumps);
 // A few lines for a person.
 std::string to_text(const Report& report);
+namespace detail {  // shared by the analysis and its output
+std::string join(const std::vector<int>& ranks);        // "0,1,3"
+std::string ranks_word(const std::vector<int>& ranks);  // "rank 3" or "ranks 0,1"
+bool contains(const std::vector<int>& v, int x);
+}  // namespace detail
 // The same as JSON (one object), for tools.
 std::string to_json(const Report& report);
 

@@ -40,6 +40,26 @@ Dump parsed(int rank, int world, const std::vector<std::string>& waits, const st
 
 bool mentions(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
+TEST(HangReport, ARankThatIssuedAheadIsHeldByTheEarliestCall) {
+  // 4 ranks: ranks 1, 2 wait in the world's all-reduce #290; rank 0 issued #290..#294
+  // asynchronously and waits on its newest; rank 3 was stopped before #290. One call
+  // holds the job, rank 0 entered it, and no cycle is claimed.
+  const auto r = analyse({parsed(0, 4, {"all_reduce #294 on world (4 ranks, this rank 0) Double [3]"},
+                                 {"world #294 all_reduce  Double [3]"}),
+                          parsed(1, 4, {"all_reduce #290 on world (4 ranks, this rank 1) Double [3]"},
+                                 {"world #290 all_reduce  Double [3]"}),
+                          parsed(2, 4, {"all_reduce #290 on world (4 ranks, this rank 2) Double [3]"},
+                                 {"world #290 all_reduce  Double [3]"})});
+  ASSERT_EQ(r.stuck.size(), 1u) << hang::to_text(r);
+  EXPECT_EQ(r.stuck[0].call.name(), "all_reduce #290 on world");
+  EXPECT_EQ(r.stuck[0].entered, (Ranks{0, 1, 2}));
+  EXPECT_EQ(r.stuck[0].never_entered, Ranks{3});
+  EXPECT_EQ(r.likely_cause, Ranks{3});
+  const std::string text = hang::to_text(r);
+  EXPECT_FALSE(mentions(text, "cycle")) << text;
+  EXPECT_TRUE(mentions(text, "rank 0 waits in all_reduce #294 on world, issued after all_reduce #290 on world")) << text;
+}
+
 TEST(HangReport, AMissingDumpIsTheLikelyCause) {
   // 2 ranks, FSDP: rank 0 waits in the shard group's all-gather; rank 1 was stopped.
   const auto r = analyse({parsed(0, 2, {"all_gather #57 on shard (2 ranks, this rank 0) Float [4, 1024]"},
