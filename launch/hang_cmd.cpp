@@ -25,16 +25,7 @@ int run_hang(int argc, char** argv) {
       "reel hang RUN_DIR [--json]: explain a hang from the dumps the ranks wrote (RUN_DIR/hang_rank<R>.txt)");
   desc.add_options()("help,h", "show this help")("run-dir", po::value(&dir)->required(), "run directory")(
       "json", po::bool_switch(&json), "print one JSON object, for tools");
-  // The run directory may be a bare word, before or after --json: it becomes --run-dir's value.
-  std::vector<std::string> words;
-  for (int i = 0; i < argc; ++i) {
-    const std::string w = argv[i];
-    if (i > 0 && !w.empty() && w[0] != '-' && words.back() != "--run-dir") words.push_back("--run-dir");
-    words.push_back(w);
-  }
-  std::vector<char*> args;
-  for (auto& w : words) args.push_back(w.data());
-  if (!parse_options(int(args.size()), args.data(), desc, nullptr)) return 0;
+  if (!parse_run_dir_options(argc, argv, desc)) return 0;
   const std::vector<hang::Dump> dumps = hang::read_dumps(dir);
   if (dumps.empty()) {
     std::error_code ec;

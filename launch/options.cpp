@@ -36,22 +36,24 @@ std::string shortest_text(double value) {
 
 namespace {
 
+// `positional`: the option one bare word is taken as (nullptr: none), `what` names it in
+// messages ("configuration file", "run directory").
 po::variables_map parse_command_line(int argc, char** argv, const po::options_description& desc,
-                                     const char* config_option) {
-  po::positional_options_description positional;  // no stray words, unless they name the config
-  if (config_option) positional.add(config_option, 1);
+                                     const char* positional_option, const std::string& what = "configuration file") {
+  po::positional_options_description positional;  // no stray words, unless they are that option's
+  if (positional_option) positional.add(positional_option, 1);
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(argc, argv).options(desc).positional(positional).run(), vm);
   } catch (const po::multiple_occurrences& e) {
     const std::string name = e.get_option_name();
-    if (config_option && name == std::string("--") + config_option) {
-      throw UsageError("only one configuration file may be given (a second one, or a stray word after it)");
+    if (positional_option && name == std::string("--") + positional_option) {
+      throw UsageError("only one " + what + " may be given (a second one, or a stray word after it)");
     }
     throw UsageError("option '" + name + "' is given more than once: give each option once");
   } catch (const po::too_many_positional_options_error&) {
     throw UsageError(std::string("unexpected word(s) on the command line") +
-                     (config_option ? " (only one configuration file may be given)" : "") +
+                     (positional_option ? " (only one " + what + " may be given)" : std::string()) +
                      "; options take the form --key value");
   } catch (const po::error& e) {
     throw UsageError(e.what());
@@ -71,6 +73,20 @@ void read_config_file(const std::string& path, const po::options_description& de
 }
 
 }  // namespace
+
+bool parse_run_dir_options(int argc, char** argv, const po::options_description& desc) {
+  po::variables_map vm = parse_command_line(argc, argv, desc, "run-dir", "run directory");
+  if (vm.count("help")) {
+    std::cout << desc << "\n";
+    return false;
+  }
+  try {
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw UsageError(e.what());
+  }
+  return true;
+}
 
 bool parse_options(int argc, char** argv, const po::options_description& desc, const char* config_option,
                    const po::options_description* help) {

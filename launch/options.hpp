@@ -66,6 +66,10 @@ class OptionAdder {
 // win); its sections are the part of each key before the dot. `help`, when given, is what
 // --help prints instead of desc (a command that accepts keys it does not use lists only
 // the ones it does).
+// The same for commands on one run directory (reel plot, hang, tensorboard): desc has a
+// "run-dir" option, which one bare word anywhere on the line gives.
+bool parse_run_dir_options(int argc, char** argv, const boost::program_options::options_description& desc);
+
 bool parse_options(int argc, char** argv, const boost::program_options::options_description& desc,
                    const char* config_option = nullptr,
                    const boost::program_options::options_description* help = nullptr);

@@ -50,13 +50,7 @@ int run_plot(int argc, char** argv) {
   po::options_description desc("reel plot RUN_DIR [--out FILE.png]: the run's curves as a PNG");
   desc.add_options()("help,h", "show this help")("run-dir", po::value(&dir)->required(), "run directory")(
       "out", po::value(&out), "PNG file (default RUN_DIR/curves.png)");
-  // The run directory may come first as a bare word (parse_options' positional word is a
-  // configuration file): it becomes --run-dir.
-  std::vector<std::string> words(argv, argv + argc);
-  if (words.size() > 1 && !words[1].empty() && words[1][0] != '-') words.insert(words.begin() + 1, "--run-dir");
-  std::vector<char*> args;
-  for (auto& w : words) args.push_back(w.data());
-  if (!parse_options(int(args.size()), args.data(), desc, nullptr)) return 0;
+  if (!parse_run_dir_options(argc, argv, desc)) return 0;
   std::string output;
   const int rc = plot_run(dir, out, &output);
   std::cout << output;

@@ -150,13 +150,7 @@ int run_tensorboard(int argc, char** argv) {
   desc.add_options()("help,h", "show this help")("run-dir", po::value(&dir)->required(), "run directory")(
       "out", po::value(&out), "folder of the event files (default RUN_DIR/tensorboard); its old event files are replaced")(
       "follow", po::bool_switch(&follow), "keep converting the steps a running training adds, until Ctrl-C");
-  // The run directory may come first as a bare word (parse_options' positional word is a
-  // configuration file): it becomes --run-dir.
-  std::vector<std::string> words(argv, argv + argc);
-  if (words.size() > 1 && !words[1].empty() && words[1][0] != '-') words.insert(words.begin() + 1, "--run-dir");
-  std::vector<char*> args;
-  for (auto& w : words) args.push_back(w.data());
-  if (!parse_options(int(args.size()), args.data(), desc, nullptr)) return 0;
+  if (!parse_run_dir_options(argc, argv, desc)) return 0;
   std::vector<std::string> extra;
   if (!out.empty()) extra.insert(extra.end(), {"--out", out});
   if (follow) extra.push_back("--follow");
