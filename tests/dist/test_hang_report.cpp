@@ -184,7 +184,7 @@ TEST(HangReport, ReadsTheWatchdogsOwnDump) {
   // The writer's text, not a copy of its format: a collective on this process's world,
   // its members, and a described wait.
   auto& w = world();
-  if (w.size() != 1) GTEST_SKIP() << "one rank";
+  if (w.size() != 1) GTEST_SKIP() << "reads the dump of a 1-rank world (registered at 1 rank only; at " << w.size() << " ranks the members differ)";
   Watchdog::set_members(&w, {0});
   auto t = at::ones({2, 3});
   w.all_reduce(t);
