@@ -18,8 +18,8 @@
 #include <string>
 #include <vector>
 
-#include "dist/mpi_communicator.hpp"
-#include "dist/runtime.hpp"
+#include "reel/dist/mpi_communicator.hpp"
+#include "reel/dist/runtime.hpp"
 
 namespace {
 

@@ -8,10 +8,11 @@
 
 #include <iostream>
 
-#include "dist/runtime.hpp"
-#include "optim/adamw.hpp"
-#include "parallel/parallelize.hpp"
-#include "train/memory.hpp"
+#include "reel/model/world_model.hpp"
+#include "reel/dist/runtime.hpp"
+#include "reel/optim/adamw.hpp"
+#include "reel/parallel/parallelize.hpp"
+#include "reel/train/memory.hpp"
 
 namespace po = boost::program_options;
 using namespace reel;

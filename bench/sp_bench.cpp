@@ -18,10 +18,11 @@
 #include <iomanip>
 #include <iostream>
 
-#include "dist/runtime.hpp"
-#include "model/flow.hpp"
-#include "parallel/parallelize.hpp"
-#include "train/memory.hpp"
+#include "reel/model/world_model.hpp"
+#include "reel/dist/runtime.hpp"
+#include "reel/model/flow.hpp"
+#include "reel/parallel/parallelize.hpp"
+#include "reel/train/memory.hpp"
 
 namespace po = boost::program_options;
 using namespace reel;
@@ -82,7 +83,7 @@ Outcome run(Runtime& rt, const ModelConfig& cfg, const Layout& l, int64_t batch,
       auto flow = select_tokens(make_flow_batch(x0, ids, s, 1, cfg), par.sequence->index());
       x0 = at::Tensor();
       auto actions = at::zeros({batch, cfg.frames, cfg.action_dim});
-      auto loss = flow_loss_sum(par.fsdp->forward(flow.x_t, flow.t, actions, par.sequence->index()), flow);
+      auto loss = flow_loss_sum(par.fsdp->forward([&] { return model->forward(flow.x_t, flow.t, actions, par.sequence->index()); }), flow);
       loss.backward();
       par.fsdp->finish_backward();
     }

@@ -1,4 +1,4 @@
-#include "checkpoint/changes.hpp"
+#include "reel/checkpoint/changes.hpp"
 
 #include <algorithm>
 #include <set>

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "checkpoint/format.hpp"
+#include "reel/checkpoint/format.hpp"
 
 namespace reel {
 

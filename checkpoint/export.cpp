@@ -1,10 +1,10 @@
-#include "checkpoint/export.hpp"
+#include "reel/checkpoint/export.hpp"
 
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
 
-#include "data/weights.hpp"
+#include "reel/data/weights.hpp"
 
 namespace reel {
 namespace {

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "checkpoint/reader.hpp"
+#include "reel/checkpoint/reader.hpp"
 
 namespace reel {
 

@@ -1,4 +1,4 @@
-#include "checkpoint/format.hpp"
+#include "reel/checkpoint/format.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>

@@ -25,8 +25,8 @@
 #include <string>
 #include <vector>
 
-#include "data/loader.hpp"
-#include "model/config.hpp"
+#include "reel/data/loader.hpp"
+#include "reel/model/config.hpp"
 
 namespace reel {
 

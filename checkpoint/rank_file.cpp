@@ -1,4 +1,4 @@
-#include "checkpoint/rank_file.hpp"
+#include "reel/checkpoint/rank_file.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -7,8 +7,8 @@
 #include <functional>
 #include <stdexcept>
 
-#include "data/hdf5.hpp"
-#include "data/weights.hpp"
+#include "reel/data/hdf5.hpp"
+#include "reel/data/weights.hpp"
 
 namespace reel {
 

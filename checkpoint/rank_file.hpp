@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "checkpoint/format.hpp"
-#include "parallel/shard_layout.hpp"
+#include "reel/checkpoint/format.hpp"
+#include "reel/parallel/shard_layout.hpp"
 
 namespace reel {
 

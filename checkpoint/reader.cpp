@@ -1,4 +1,4 @@
-#include "checkpoint/reader.hpp"
+#include "reel/checkpoint/reader.hpp"
 
 #include <filesystem>
 #include <fstream>
@@ -7,7 +7,7 @@
 
 #include <ATen/core/grad_mode.h>
 
-#include "data/hdf5.hpp"
+#include "reel/data/hdf5.hpp"
 
 namespace reel {
 namespace {

@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-#include "checkpoint/rank_file.hpp"
+#include "reel/checkpoint/rank_file.hpp"
 
 namespace reel {
 

@@ -1,4 +1,4 @@
-#include "checkpoint/saver.hpp"
+#include "reel/checkpoint/saver.hpp"
 
 #include <sched.h>
 #include <sys/resource.h>
@@ -12,7 +12,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "dist/trace.hpp"
+#include "reel/dist/agreement.hpp"
+#include "reel/dist/trace.hpp"
 
 namespace reel {
 
@@ -97,23 +98,13 @@ void AsyncSaver::wait() {
   finish(true);
 }
 
-int AsyncSaver::agree(bool failed_here) {
-  // MAX of (size - rank) over the failing ranks names the lowest failing rank.
-  auto flag = at::full({1}, failed_here ? double(comm_.size() - comm_.rank()) : 0.0, at::kDouble).to(comm_.device());
-  comm_.all_reduce(flag, ReduceOp::kMax);
-  const int top = static_cast<int>(flag.cpu().item<double>());
-  return top > 0 ? comm_.size() - top : -1;
-}
+int AsyncSaver::agree(bool failed_here) { return lowest_rank(comm_, failed_here); }
 
-// Every rank says whether its writer is done and whether it failed (max over ranks):
+// Every rank says whether its writer is done and whether it failed (dist/agreement.hpp):
 // the decision to finish, and its outcome, are the same everywhere.
 void AsyncSaver::finish(bool all_done) {
   const bool done = all_done || writer_.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
-  auto local = at::zeros({1}, at::kDouble);
-  local[0] = done ? 0.0 : 1.0;
-  auto flags = local.to(comm_.device());
-  comm_.all_reduce(flags, ReduceOp::kMax);
-  if (flags.cpu()[0].item<double>() > 0) return;  // some rank is still writing
+  if (any_rank(comm_, !done)) return;  // some rank is still writing
   const WriteResult result = writer_.get();
   write_s_ = result.seconds;
   bytes_ = result.bytes;

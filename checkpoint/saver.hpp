@@ -17,9 +17,9 @@
 #include <string>
 #include <utility>
 
-#include "checkpoint/rank_file.hpp"
-#include "dist/communicator.hpp"
-#include "dist/logging.hpp"
+#include "reel/checkpoint/rank_file.hpp"
+#include "reel/dist/communicator.hpp"
+#include "reel/dist/logging.hpp"
 
 namespace reel {
 

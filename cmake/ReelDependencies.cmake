@@ -3,6 +3,13 @@
 # LibTorch comes from PyPI's torch wheel in the project's virtual environment
 # (scripts/setup.sh); its version is pinned in scripts/torch-version.txt.
 
+# Inside another project (add_subdirectory), the imported targets found here (torch,
+# MPI::MPI_CXX, ...) are global: the project's own targets link reel's, whose usage
+# requirements name them, and an imported target is otherwise seen only in reel's folders.
+if(NOT PROJECT_IS_TOP_LEVEL)
+  set(CMAKE_FIND_PACKAGE_TARGETS_GLOBAL ON)
+endif()
+
 # --- CUDA (optional): decided before Torch, whose config looks for CUDA itself. ---
 set(REEL_HAVE_CUDA OFF)
 set(REEL_HAVE_NCCL OFF)
@@ -23,7 +30,7 @@ if(NOT REEL_CUDA STREQUAL "OFF")
     find_library(NCCL_LIBRARY nccl HINTS ${CUDAToolkit_LIBRARY_DIR} $ENV{NCCL_HOME}/lib)
     if(NCCL_INCLUDE_DIR AND NCCL_LIBRARY)
       set(REEL_HAVE_NCCL ON)
-      add_library(reel_nccl INTERFACE IMPORTED)
+      add_library(reel_nccl INTERFACE IMPORTED GLOBAL)
       target_include_directories(reel_nccl INTERFACE ${NCCL_INCLUDE_DIR})
       target_link_libraries(reel_nccl INTERFACE ${NCCL_LIBRARY})
     elseif(REEL_CUDA STREQUAL "ON")
@@ -36,7 +43,7 @@ endif()
 
 # --- LibTorch from the virtual environment. ---
 if(NOT Torch_DIR)
-  set(REEL_PYTHON "${CMAKE_SOURCE_DIR}/.venv/bin/python" CACHE FILEPATH "Python with torch")
+  set(REEL_PYTHON "${PROJECT_SOURCE_DIR}/.venv/bin/python" CACHE FILEPATH "Python with torch")
   execute_process(COMMAND ${REEL_PYTHON} -c "import torch; print(torch.utils.cmake_prefix_path)"
                   OUTPUT_VARIABLE REEL_TORCH_PREFIX OUTPUT_STRIP_TRAILING_WHITESPACE
                   RESULT_VARIABLE REEL_TORCH_RESULT)
@@ -80,8 +87,11 @@ find_package(nlohmann_json 3 REQUIRED)
 find_package(Threads REQUIRED)
 
 # ccache when available: repeated builds (CI, the GPU machine) skip unchanged sources.
+# Set for reel's own directories only, and not over a launcher the caller chose.
 find_program(REEL_CCACHE ccache)
-if(REEL_CCACHE)
+if(REEL_CCACHE AND NOT CMAKE_CXX_COMPILER_LAUNCHER)
   set(CMAKE_CXX_COMPILER_LAUNCHER ${REEL_CCACHE})
+endif()
+if(REEL_CCACHE AND NOT CMAKE_CUDA_COMPILER_LAUNCHER)
   set(CMAKE_CUDA_COMPILER_LAUNCHER ${REEL_CCACHE})
 endif()

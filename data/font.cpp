@@ -3,7 +3,7 @@
 // Covers exactly: lowercase a c d e f h i m n o p r s t u v x and the digits 0-9 -
 // the row labels "context", "predicted", "truth", "reversed", the header word "frame" and
 // frame numbers. Anything else is refused, so a new label must add its glyphs here.
-#include "data/font.hpp"
+#include "reel/data/font.hpp"
 
 #include <stdexcept>
 

@@ -1,4 +1,7 @@
-#include "data/hdf5.hpp"
+#include "reel/data/hdf5.hpp"
+
+#include <filesystem>
+#include <stdexcept>
 
 namespace reel {
 namespace {
@@ -153,6 +156,84 @@ bool has_fletcher32(hid_t dataset) {
   size_t n = 0;
   return plist.valid() &&
          H5Pget_filter_by_id2(plist.get(), H5Z_FILTER_FLETCHER32, &flags, &n, nullptr, 0, nullptr, nullptr) >= 0;
+}
+
+void fail_file(const std::string& what, const std::string& path, const std::string& reason) {
+  throw std::runtime_error(what + " " + path + ": " + reason);
+}
+
+H5Id open_hdf5_read(const std::string& what, const std::string& path) {
+  hdf5_quiet();
+  if (!std::filesystem::exists(path)) fail_file(what, path, "no such file");
+  if (H5Fis_hdf5(path.c_str()) <= 0) fail_file(what, path, "not an HDF5 file (or its header is damaged)");
+  H5Id file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+  if (!file.valid()) fail_file(what, path, "cannot open (truncated or damaged?)");
+  return file;
+}
+
+H5Id create_hdf5_file(const std::string& what, const std::string& path) {
+  hdf5_quiet();
+  H5Id file(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
+  if (file.valid()) return file;
+  // Why, in the user's terms: a missing folder, or the system's reason (errno, through
+  // HDF5's error stack, read first: the next HDF5 call clears it).
+  const std::string hdf5 = hdf5_error_text();
+  const auto parent = std::filesystem::path(path).parent_path();
+  std::error_code ec;
+  if (!parent.empty() && !std::filesystem::is_directory(parent, ec)) {
+    fail_file(what, path, "cannot create: the folder " + parent.string() + " does not exist (create it first)");
+  }
+  fail_file(what, path, "cannot create: " + (hdf5.empty() ? std::string("HDF5 gave no reason") : hdf5));
+}
+
+namespace {
+
+// The element type as numpy would name it ("uint8", "int16", "float32"), or its class.
+std::string type_name(hid_t type) {
+  const size_t bits = 8 * H5Tget_size(type);
+  switch (H5Tget_class(type)) {
+    case H5T_INTEGER:
+      return (H5Tget_sign(type) == H5T_SGN_NONE ? "uint" : "int") + std::to_string(bits);
+    case H5T_FLOAT:
+      return "float" + std::to_string(bits);
+    default:
+      return "a non-numeric type";
+  }
+}
+
+}  // namespace
+
+H5Id open_checked_dataset(hid_t file, const std::string& what, const std::string& path, const char* name, int rank,
+                          const std::string& dtype, std::vector<hsize_t>& dims) {
+  if (H5Lexists(file, name, H5P_DEFAULT) <= 0) fail_file(what, path, std::string("missing dataset ") + name);
+  H5Id ds(H5Dopen2(file, name, H5P_DEFAULT), H5Dclose);
+  if (!ds.valid()) fail_file(what, path, std::string("cannot open dataset ") + name);
+  H5Id type(H5Dget_type(ds.get()), H5Tclose);
+  const std::string found = type_name(type.get());
+  dims = dataset_dims(ds.get());
+  const int got = static_cast<int>(dims.size());
+  if (got != rank || found != dtype) {
+    fail_file(what, path, std::string("dataset ") + name + " must be rank " + std::to_string(rank) + " " + dtype +
+                              ", found rank " + std::to_string(got) + " " + found);
+  }
+  return ds;
+}
+
+H5Id create_row_dataset(hid_t file, const std::string& what, const std::string& path, const char* name, hid_t type,
+                        const std::vector<hsize_t>& dims) {
+  H5Id space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose);
+  H5Id plist(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  std::vector<hsize_t> chunk = dims;
+  chunk[0] = 1;
+  bool empty = false;
+  for (auto c : chunk) empty |= c == 0;
+  if (!empty && (H5Pset_chunk(plist.get(), static_cast<int>(chunk.size()), chunk.data()) < 0 ||
+                 H5Pset_fletcher32(plist.get()) < 0)) {
+    fail_file(what, path, std::string("cannot set up the chunks and checksums of ") + name);
+  }
+  H5Id ds(H5Dcreate2(file, name, type, space.get(), H5P_DEFAULT, plist.get(), H5P_DEFAULT), H5Dclose);
+  if (!ds.valid()) fail_file(what, path, std::string("cannot create dataset ") + name);
+  return ds;
 }
 
 }  // namespace reel

@@ -69,4 +69,21 @@ bool has_fletcher32(hid_t dataset);
 // The dimensions of a dataset's dataspace.
 std::vector<hsize_t> dataset_dims(hid_t dataset);
 
+// --- Sample files (data/video_file.hpp, lm/corpus.hpp): one row per sample ---
+// Each throws std::runtime_error("<what> <path>: <reason>"), what naming the kind of
+// file ("video file"); call with hdf5_mutex() held.
+[[noreturn]] void fail_file(const std::string& what, const std::string& path, const std::string& reason);
+// Opens an existing HDF5 file read-only (a missing, non-HDF5 or damaged file is named so).
+H5Id open_hdf5_read(const std::string& what, const std::string& path);
+// Creates (truncates) a file; a missing folder is named as the reason.
+H5Id create_hdf5_file(const std::string& what, const std::string& path);
+// Opens dataset `name`, checking its rank and element type exactly (as numpy names it:
+// "uint8", "float32"; byte order is HDF5's to convert); its dimensions in dims.
+H5Id open_checked_dataset(hid_t file, const std::string& what, const std::string& path, const char* name, int rank,
+                          const std::string& dtype, std::vector<hsize_t>& dims);
+// Creates dataset `name` [dims] of `type`, one row per chunk (a sample is one contiguous
+// read) with HDF5's Fletcher-32 checksum per chunk, verified by every read.
+H5Id create_row_dataset(hid_t file, const std::string& what, const std::string& path, const char* name, hid_t type,
+                        const std::vector<hsize_t>& dims);
+
 }  // namespace reel

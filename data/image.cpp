@@ -1,4 +1,4 @@
-#include "data/image.hpp"
+#include "reel/data/image.hpp"
 
 #include <png.h>
 
@@ -7,7 +7,7 @@
 #include <memory>
 #include <stdexcept>
 
-#include "data/font.hpp"
+#include "reel/data/font.hpp"
 
 namespace reel {
 namespace {

@@ -1,19 +1,22 @@
-#include "data/loader.hpp"
+#include "reel/data/loader.hpp"
 
 #include <ATen/CPUGeneratorImpl.h>
 
-#include "model/seed.hpp"
+#include "reel/data/video_file.hpp"
+#include "reel/model/seed.hpp"
 
 namespace reel {
 
-ClipLoader::ClipLoader(LoaderConfig config, DataPosition start)
-    : config_(std::move(config)), reader_(std::make_unique<VideoReader>(config_.path)), position_(start) {
+SampleLoader::SampleLoader(LoaderConfig config, DataPosition start)
+    : config_(std::move(config)), position_(start) {
   auto& c = config_;
-  if (c.count < 0) c.count = reader_->info().clips - c.first;
+  reader_ = c.open ? c.open(c.path) : std::make_unique<VideoReader>(c.path);
+  const int64_t n = reader_->sample_count();
+  if (c.count < 0) c.count = n - c.first;
   auto bad = [&](const std::string& what) { throw std::invalid_argument("data loader (" + c.path + "): " + what); };
-  if (c.first < 0 || c.count <= 0 || c.first + c.count > reader_->info().clips) {
+  if (c.first < 0 || c.count <= 0 || c.first + c.count > n) {
     bad("clip range [" + std::to_string(c.first) + ", " + std::to_string(c.first + c.count) +
-        ") is not inside the file's " + std::to_string(reader_->info().clips) + " clips");
+        ") is not inside the file's " + std::to_string(n) + " clips");
   }
   if (c.shares < 1 || c.share < 0 || c.share >= c.shares) bad("share " + std::to_string(c.share) + " of " + std::to_string(c.shares));
   if (c.global_batch < 1 || c.global_batch % c.shares != 0) {
@@ -30,9 +33,9 @@ ClipLoader::ClipLoader(LoaderConfig config, DataPosition start)
   if (c.prefetch > 0) worker_ = std::thread([this] { prefetch_loop(); });
 }
 
-ClipLoader::~ClipLoader() { stop_prefetch(); }
+SampleLoader::~SampleLoader() { stop_prefetch(); }
 
-void ClipLoader::stop_prefetch() {
+void SampleLoader::stop_prefetch() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stop_ = true;
@@ -41,7 +44,7 @@ void ClipLoader::stop_prefetch() {
   if (worker_.joinable()) worker_.join();
 }
 
-std::vector<int64_t> ClipLoader::order(int64_t epoch) const {
+std::vector<int64_t> SampleLoader::order(int64_t epoch) const {
   auto idx = at::arange(config_.count, at::kLong);
   if (config_.shuffle) {
     auto gen = at::make_generator<at::CPUGeneratorImpl>(mix_seed(config_.seed, epoch, 0x6c6f6164));
@@ -53,24 +56,23 @@ std::vector<int64_t> ClipLoader::order(int64_t epoch) const {
 }
 
 // The next batch starts here: a partial global batch at the end of an epoch is dropped.
-DataPosition ClipLoader::advance(DataPosition at) const {
+DataPosition SampleLoader::advance(DataPosition at) const {
   // A step starting here must fit whole; a micro-batch within a step always does.
   if (at.cursor % config_.step_clips == 0 && at.cursor + config_.step_clips > config_.count) return {at.epoch + 1, 0};
   if (at.cursor + config_.global_batch > config_.count) return {at.epoch + 1, 0};  // a position saved by a run with other steps
   return at;
 }
 
-ClipBatch ClipLoader::read_at(DataPosition at) {
+Batch SampleLoader::read_at(DataPosition at) {
   at = advance(at);
   const auto global = order(at.epoch);
   const int64_t local = config_.global_batch / config_.shares;
   const int64_t begin = at.cursor + config_.share * local;
   std::vector<int64_t> ids(global.begin() + begin, global.begin() + begin + local);
-  auto clips = reader_->read(ids);
-  return {clips.frames, clips.actions, ids, {at.epoch, at.cursor + config_.global_batch}};
+  return {reader_->read_samples(ids), ids, {at.epoch, at.cursor + config_.global_batch}};
 }
 
-void ClipLoader::prefetch_loop() {
+void SampleLoader::prefetch_loop() {
   DataPosition at = position_;
   for (;;) {
     {
@@ -92,8 +94,8 @@ void ClipLoader::prefetch_loop() {
   }
 }
 
-ClipBatch ClipLoader::next() {
-  ClipBatch batch;
+Batch SampleLoader::next() {
+  Batch batch;
   if (config_.prefetch <= 0) {
     batch = read_at(position_);
   } else {
@@ -106,6 +108,14 @@ ClipBatch ClipLoader::next() {
   }
   position_ = batch.after;
   return batch;
+}
+
+const at::Tensor& sample_field(const Samples& samples, const std::string& name) {
+  const auto it = samples.find(name);
+  if (it != samples.end()) return it->second;
+  std::string have;
+  for (const auto& f : samples) have += (have.empty() ? "" : ", ") + f.first;
+  throw std::invalid_argument("a batch without field '" + name + "' (it has: " + (have.empty() ? "none" : have) + ")");
 }
 
 }  // namespace reel

@@ -1,4 +1,4 @@
-// The clip loader: seeded shuffling per epoch over one global sample order; each
+// The sample loader: seeded shuffling per epoch over one global sample order; each
 // data-parallel group reads a disjoint share of every global batch; a background thread
 // prefetches; the position (epoch, cursor in the global order) can be saved and restored
 // whatever the number of ranks. "Which share is mine" is plain numbers, not a mesh.
@@ -12,7 +12,7 @@
 #include <mutex>
 #include <thread>
 
-#include "data/video_file.hpp"
+#include "reel/data/dataset.hpp"
 
 namespace reel {
 
@@ -37,43 +37,43 @@ struct LoaderConfig {
   // step is split into micro-batches (a run resumed at another world size, where
   // data.micro_batch gives another count, sees the same clips).
   int64_t step_clips = 0;
+  ReaderFactory open;  // how path is read (null: a video file, data/video_file.hpp)
 };
 
-struct ClipBatch {
-  at::Tensor frames;                // uint8 [b, T, H, W, C], b = global_batch / shares
-  at::Tensor actions;               // float32 [b, T, A]
-  std::vector<int64_t> sample_ids;  // file index of each clip (the global sample index)
+struct Batch {
+  Samples fields;                   // [b, ...] each, b = global_batch / shares (data/dataset.hpp)
+  std::vector<int64_t> sample_ids;  // file index of each sample (the global sample index)
   DataPosition after;               // the position once this batch is consumed
+  const at::Tensor& at(const std::string& name) const { return sample_field(fields, name); }
 };
 
-class ClipLoader {
+class SampleLoader {
  public:
   // Throws std::invalid_argument on a bad split (batch not divisible by shares, share out
   // of range, batch larger than the clips) and the reader's errors on a bad file.
-  explicit ClipLoader(LoaderConfig config, DataPosition start = {});
-  ~ClipLoader();
+  explicit SampleLoader(LoaderConfig config, DataPosition start = {});
+  ~SampleLoader();
 
-  ClipBatch next();
+  Batch next();
   // Position after the last batch next() returned.
   DataPosition position() const { return position_; }
-  const VideoFileInfo& info() const { return reader_->info(); }
   // The global order of epoch e: clip indices, length count (exposed for tests).
   std::vector<int64_t> order(int64_t epoch) const;
 
  private:
-  ClipBatch read_at(DataPosition at);
+  Batch read_at(DataPosition at);
   DataPosition advance(DataPosition at) const;
   void prefetch_loop();
   void stop_prefetch();
 
   LoaderConfig config_;
-  std::unique_ptr<VideoReader> reader_;
+  std::unique_ptr<SampleReader> reader_;
   DataPosition position_;
   // Prefetch: the thread reads batches at successive positions into ready_.
   std::thread worker_;
   std::mutex mutex_;
   std::condition_variable cv_;
-  std::deque<ClipBatch> ready_;
+  std::deque<Batch> ready_;
   std::exception_ptr error_;
   bool stop_ = false;
 };

@@ -1,12 +1,12 @@
-#include "data/physics_world.hpp"
+#include "reel/data/physics_world.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <random>
 #include <stdexcept>
 
-#include "model/seed.hpp"
-#include "data/video_file.hpp"
+#include "reel/model/seed.hpp"
+#include "reel/data/video_file.hpp"
 
 namespace reel {
 namespace {

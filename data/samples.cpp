@@ -1,10 +1,10 @@
-#include "data/samples.hpp"
+#include "reel/data/samples.hpp"
 
 #include <filesystem>
 
-#include "data/image.hpp"
-#include "data/video_file.hpp"
-#include "model/flow.hpp"
+#include "reel/data/image.hpp"
+#include "reel/data/video_file.hpp"
+#include "reel/model/flow.hpp"
 
 namespace reel {
 

@@ -5,9 +5,9 @@
 #include <string>
 #include <vector>
 
-#include "data/world_metrics.hpp"
-#include "model/rollout.hpp"
-#include "model/world_model.hpp"
+#include "reel/data/world_metrics.hpp"
+#include "reel/model/rollout.hpp"
+#include "reel/model/world_model.hpp"
 
 namespace reel {
 

@@ -1,4 +1,4 @@
-#include "data/video_file.hpp"
+#include "reel/data/video_file.hpp"
 
 #include <cstring>
 #include <filesystem>
@@ -77,40 +77,9 @@ std::string Sha256::hex_digest() {
 
 namespace {
 
-[[noreturn]] void fail(const std::string& path, const std::string& what) {
-  throw std::runtime_error("video file " + path + ": " + what);
-}
+constexpr const char* kWhat = "video file";
 
-// The element type as numpy would name it ("uint8", "int16", "float32"), or its class.
-std::string type_name(hid_t type) {
-  const size_t bits = 8 * H5Tget_size(type);
-  switch (H5Tget_class(type)) {
-    case H5T_INTEGER:
-      return (H5Tget_sign(type) == H5T_SGN_NONE ? "uint" : "int") + std::to_string(bits);
-    case H5T_FLOAT:
-      return "float" + std::to_string(bits);
-    default:
-      return "a non-numeric type";
-  }
-}
-
-// Opens a dataset, checking its rank and its element type exactly (by name: "uint8" or
-// "float32"; byte order is HDF5's to convert).
-H5Id open_dataset(hid_t file, const std::string& path, const char* name, int rank, const std::string& dtype,
-                  std::vector<hsize_t>& dims) {
-  if (H5Lexists(file, name, H5P_DEFAULT) <= 0) fail(path, std::string("missing dataset ") + name);
-  H5Id ds(H5Dopen2(file, name, H5P_DEFAULT), H5Dclose);
-  if (!ds.valid()) fail(path, std::string("cannot open dataset ") + name);
-  H5Id type(H5Dget_type(ds.get()), H5Tclose);
-  const std::string found = type_name(type.get());
-  dims = dataset_dims(ds.get());
-  const int got = static_cast<int>(dims.size());
-  if (got != rank || found != dtype) {
-    fail(path, std::string("dataset ") + name + " must be rank " + std::to_string(rank) + " " + dtype + ", found rank " +
-                   std::to_string(got) + " " + found);
-  }
-  return ds;
-}
+[[noreturn]] void fail(const std::string& path, const std::string& what) { fail_file(kWhat, path, what); }
 
 }  // namespace
 
@@ -118,15 +87,12 @@ VideoReader::VideoReader(const std::string& path) {
   std::lock_guard<std::mutex> lock(hdf5_mutex());
   info_.path = path;
   hdf5_quiet();
-  if (!std::filesystem::exists(path)) fail(path, "no such file");
-  if (H5Fis_hdf5(path.c_str()) <= 0) fail(path, "not an HDF5 file (or its header is damaged)");
-  file_ = H5Id(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
-  if (!file_.valid()) fail(path, "cannot open (truncated or damaged?)");
+  file_ = open_hdf5_read(kWhat, path);
   size_ = std::filesystem::file_size(path);
   mtime_ = std::filesystem::last_write_time(path);
   std::vector<hsize_t> f, a;
-  frames_ = open_dataset(file_.get(), path, "/frames", 5, "uint8", f);
-  actions_ = open_dataset(file_.get(), path, "/actions", 3, "float32", a);
+  frames_ = open_checked_dataset(file_.get(), kWhat, path, "/frames", 5, "uint8", f);
+  actions_ = open_checked_dataset(file_.get(), kWhat, path, "/actions", 3, "float32", a);
   if (a[0] != f[0] || a[1] != f[1]) {
     fail(path, "/actions [" + std::to_string(a[0]) + ", " + std::to_string(a[1]) +
                    ", A] does not match /frames [" + std::to_string(f[0]) + ", " + std::to_string(f[1]) + ", ...]");
@@ -193,6 +159,11 @@ Clips VideoReader::read(const std::vector<int64_t>& indices) {
   return out;
 }
 
+Samples VideoReader::read_samples(const std::vector<int64_t>& indices) {
+  auto clips = read(indices);
+  return {{"frames", clips.frames}, {"actions", clips.actions}};
+}
+
 std::string VideoReader::compute_content_sha256() {
   static_assert(sizeof(float) == 4, "actions are hashed as float32");
   Sha256 hash;
@@ -216,48 +187,17 @@ std::string VideoReader::compute_content_sha256() {
   return hash.hex_digest();
 }
 
-namespace {
-
-// Why a file cannot be created, in the user's terms: a missing folder, or the system's
-// reason (errno, through HDF5's error stack).
-std::string create_failure(const std::string& path) {
-  const std::string hdf5 = hdf5_error_text();  // first: the next HDF5 call clears it
-  const auto parent = std::filesystem::path(path).parent_path();
-  std::error_code ec;
-  if (!parent.empty() && !std::filesystem::is_directory(parent, ec)) {
-    return "the folder " + parent.string() + " does not exist (create it first)";
-  }
-  return hdf5.empty() ? "HDF5 gave no reason" : hdf5;
-}
-
-}  // namespace
-
 VideoWriter::VideoWriter(const std::string& path, int64_t clips, int64_t frames, int64_t height,
                          int64_t width, int64_t channels, int64_t action_dim, double fps,
                          const std::string& provenance)
     : path_(path), clips_(clips) {
   std::lock_guard<std::mutex> lock(hdf5_mutex());
   hdf5_quiet();
-  file_ = H5Id(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
-  if (!file_.valid()) fail(path, "cannot create: " + create_failure(path));
-  auto make = [&](const char* name, hid_t type, std::vector<hsize_t> dims) {
-    H5Id space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose);
-    H5Id plist(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
-    std::vector<hsize_t> chunk = dims;
-    chunk[0] = 1;  // one clip per chunk: a clip is one contiguous read
-    bool empty = false;
-    for (auto c : chunk) empty |= c == 0;
-    // Fletcher-32 per chunk: each clip carries its checksum, verified by every read.
-    if (!empty && (H5Pset_chunk(plist.get(), static_cast<int>(chunk.size()), chunk.data()) < 0 ||
-                   H5Pset_fletcher32(plist.get()) < 0)) {
-      fail(path, std::string("cannot set up the chunks and checksums of ") + name);
-    }
-    H5Id ds(H5Dcreate2(file_.get(), name, type, space.get(), H5P_DEFAULT, plist.get(), H5P_DEFAULT), H5Dclose);
-    if (!ds.valid()) fail(path, std::string("cannot create dataset ") + name);
-    return ds;
-  };
-  frames_ = make("/frames", H5T_STD_U8LE, {hsize_t(clips), hsize_t(frames), hsize_t(height), hsize_t(width), hsize_t(channels)});
-  actions_ = make("/actions", H5T_IEEE_F32LE, {hsize_t(clips), hsize_t(frames), hsize_t(action_dim)});
+  file_ = create_hdf5_file(kWhat, path);
+  frames_ = create_row_dataset(file_.get(), kWhat, path, "/frames", H5T_STD_U8LE,
+                               {hsize_t(clips), hsize_t(frames), hsize_t(height), hsize_t(width), hsize_t(channels)});
+  actions_ = create_row_dataset(file_.get(), kWhat, path, "/actions", H5T_IEEE_F32LE,
+                                {hsize_t(clips), hsize_t(frames), hsize_t(action_dim)});
   if (!write_attribute(file_.get(), "schema_version", int64_t{kVideoSchemaVersion}) ||
       !write_attribute(file_.get(), "fps", fps) || !write_attribute(file_.get(), "provenance", provenance)) {
     fail(path, "cannot write the file's attributes");

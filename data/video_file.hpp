@@ -19,7 +19,8 @@
 #include <string>
 #include <vector>
 
-#include "data/hdf5.hpp"
+#include "reel/data/dataset.hpp"
+#include "reel/data/hdf5.hpp"
 
 namespace reel {
 
@@ -63,10 +64,10 @@ struct Clips {
 // Reads clips from a file in the schema. Opening checks the schema and throws
 // std::runtime_error naming the file (and the clip, for reads) on: a missing dataset, a
 // wrong rank or dtype, a truncated or unreadable file, disagreeing clip counts.
-class VideoReader {
+class VideoReader : public SampleReader {
  public:
   explicit VideoReader(const std::string& path);
-  ~VideoReader();
+  ~VideoReader() override;
   VideoReader(const VideoReader&) = delete;
   VideoReader& operator=(const VideoReader&) = delete;
 
@@ -75,6 +76,9 @@ class VideoReader {
   // fails its checksum, holds non-finite actions, or the file changed since it was opened (its size or
   // modification time: rewritten or truncated under a running job).
   Clips read(const std::vector<int64_t>& indices);
+  // SampleReader: the clips as fields "frames" and "actions".
+  int64_t sample_count() const override { return info_.clips; }
+  Samples read_samples(const std::vector<int64_t>& indices) override;
   // Reads every clip and returns their content hash (the stored attribute is not used).
   // Throws like read(). Takes the HDF5 lock clip by clip.
   std::string compute_content_sha256();

@@ -1,4 +1,4 @@
-#include "data/weights.hpp"
+#include "reel/data/weights.hpp"
 
 #include <filesystem>
 #include <sstream>
@@ -14,6 +14,7 @@ namespace {
 // list both directions use, so a field added to one is in the other.
 template <typename Visit>
 void visit_config(ModelConfig& c, Visit&& v) {
+  v("family", c.family), v("vocab", c.vocab), v("seq_len", c.seq_len);
   v("preset", c.preset), v("frames", c.frames), v("channels", c.channels), v("height", c.height);
   v("width", c.width), v("action_dim", c.action_dim), v("patch_t", c.patch_t), v("patch_h", c.patch_h);
   v("patch_w", c.patch_w), v("dim", c.dim), v("depth", c.depth), v("heads", c.heads);
@@ -49,7 +50,8 @@ ModelConfig read_model_config(hid_t object, const std::string& path) {
   visit_config(c, [&](const char* key, auto& field) {
     // Training-only fields added later: files written before them keep the defaults.
     const std::string name(key);
-    const bool optional = name == "context_sampling" || name == "context_noise";
+    const bool optional = name == "context_sampling" || name == "context_noise" || name == "family" ||
+                          name == "vocab" || name == "seq_len";
     if (!read_attribute(object, "model." + name, field) && !optional) {
       throw std::runtime_error(path + ": no attribute model." + name);
     }

@@ -13,8 +13,8 @@
 #include <memory>
 #include <string>
 
-#include "data/hdf5.hpp"
-#include "model/world_model.hpp"
+#include "reel/data/hdf5.hpp"
+#include "reel/model/world_model.hpp"
 
 namespace reel {
 

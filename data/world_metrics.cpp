@@ -1,4 +1,4 @@
-#include "data/world_metrics.hpp"
+#include "reel/data/world_metrics.hpp"
 
 #include <nlohmann/json.hpp>
 

@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "data/physics_world.hpp"
+#include "reel/data/physics_world.hpp"
 
 namespace reel {
 

@@ -1,4 +1,4 @@
-#include "dist/abort_registry.hpp"
+#include "reel/dist/abort_registry.hpp"
 
 #include <vector>
 

@@ -1,16 +1,16 @@
 // Argument checks shared by every backend, and the blocking forms of each call.
-#include "dist/communicator.hpp"
+#include "reel/dist/communicator.hpp"
 
-#include "dist/watchdog.hpp"
+#include "reel/dist/watchdog.hpp"
 
 #include <ATen/ATen.h>
 
 #include <numeric>
 #include <sstream>
 
-#include "dist/error.hpp"
-#include "dist/trace.hpp"
-#include "dist/traffic.hpp"
+#include "reel/dist/error.hpp"
+#include "reel/dist/trace.hpp"
+#include "reel/dist/traffic.hpp"
 
 namespace reel {
 

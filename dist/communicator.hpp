@@ -30,7 +30,7 @@
 #include <string>
 #include <vector>
 
-#include "dist/work.hpp"
+#include "reel/dist/work.hpp"
 
 namespace reel {
 

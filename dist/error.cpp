@@ -1,4 +1,4 @@
-#include "dist/error.hpp"
+#include "reel/dist/error.hpp"
 
 #include <cstdlib>
 

@@ -1,4 +1,4 @@
-#include "dist/hang_report.hpp"
+#include "reel/dist/hang_report.hpp"
 
 #include <nlohmann/json.hpp>
 

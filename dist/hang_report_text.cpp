@@ -4,7 +4,7 @@
 
 #include <sstream>
 
-#include "dist/hang_report.hpp"
+#include "reel/dist/hang_report.hpp"
 
 namespace reel::hang {
 

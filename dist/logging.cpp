@@ -1,5 +1,5 @@
 // Compiled without LibTorch's include directory (see logging.hpp).
-#include "dist/logging.hpp"
+#include "reel/dist/logging.hpp"
 
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>

@@ -1,12 +1,12 @@
-#include "dist/mpi_communicator.hpp"
+#include "reel/dist/mpi_communicator.hpp"
 
 #include <ATen/ATen.h>
 
 #include <climits>
 
-#include "dist/error.hpp"
-#include "dist/mpi_half.hpp"
-#include "dist/trace.hpp"
+#include "reel/dist/error.hpp"
+#include "reel/dist/mpi_half.hpp"
+#include "reel/dist/trace.hpp"
 
 namespace reel {
 namespace {

@@ -10,8 +10,8 @@
 
 #include <mpi.h>
 
-#include "dist/communicator.hpp"
-#include "dist/task_queue.hpp"
+#include "reel/dist/communicator.hpp"
+#include "reel/dist/task_queue.hpp"
 
 namespace reel {
 

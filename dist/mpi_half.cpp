@@ -1,4 +1,4 @@
-#include "dist/mpi_half.hpp"
+#include "reel/dist/mpi_half.hpp"
 
 #include <c10/util/BFloat16.h>
 #include <c10/util/Half.h>
@@ -9,7 +9,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "dist/error.hpp"
+#include "reel/dist/error.hpp"
 
 namespace reel {
 namespace {

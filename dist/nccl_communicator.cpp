@@ -1,4 +1,4 @@
-#include "dist/nccl_communicator.hpp"
+#include "reel/dist/nccl_communicator.hpp"
 
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
@@ -13,10 +13,10 @@
 #include <mutex>
 #include <thread>
 
-#include "dist/abort_registry.hpp"
-#include "dist/error.hpp"
-#include "dist/mpi_communicator.hpp"
-#include "dist/trace.hpp"
+#include "reel/dist/abort_registry.hpp"
+#include "reel/dist/error.hpp"
+#include "reel/dist/mpi_communicator.hpp"
+#include "reel/dist/trace.hpp"
 
 namespace reel {
 

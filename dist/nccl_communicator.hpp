@@ -30,7 +30,7 @@
 #include <atomic>
 #include <functional>
 
-#include "dist/communicator.hpp"
+#include "reel/dist/communicator.hpp"
 
 namespace reel {
 

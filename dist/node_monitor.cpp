@@ -1,4 +1,4 @@
-#include "dist/node_monitor.hpp"
+#include "reel/dist/node_monitor.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -22,7 +22,7 @@
 #include <thread>
 #include <vector>
 
-#include "dist/error.hpp"
+#include "reel/dist/error.hpp"
 
 namespace reel {
 namespace {

@@ -28,7 +28,7 @@
 #include <functional>
 #include <string>
 
-#include "dist/communicator.hpp"
+#include "reel/dist/communicator.hpp"
 
 namespace reel {
 

@@ -1,5 +1,5 @@
-#include "dist/process_mesh.hpp"
-#include "dist/watchdog.hpp"
+#include "reel/dist/process_mesh.hpp"
+#include "reel/dist/watchdog.hpp"
 
 #include <ATen/ATen.h>
 
@@ -12,7 +12,7 @@
 #include <numeric>
 #include <sstream>
 
-#include "dist/error.hpp"
+#include "reel/dist/error.hpp"
 
 namespace reel {
 

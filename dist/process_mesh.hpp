@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "dist/communicator.hpp"
+#include "reel/dist/communicator.hpp"
 
 namespace reel {
 

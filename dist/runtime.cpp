@@ -1,6 +1,6 @@
-#include "dist/runtime.hpp"
+#include "reel/dist/runtime.hpp"
 
-#include "dist/node_monitor.hpp"
+#include "reel/dist/node_monitor.hpp"
 
 #include <exception>
 
@@ -13,14 +13,14 @@
 #include <cstdlib>
 #include <thread>
 
-#include "dist/error.hpp"
-#include "dist/mpi_communicator.hpp"
-#include "dist/watchdog.hpp"
+#include "reel/dist/error.hpp"
+#include "reel/dist/mpi_communicator.hpp"
+#include "reel/dist/watchdog.hpp"
 #ifdef REEL_HAVE_CUDA
 #include <c10/cuda/CUDAFunctions.h>
 #endif
 #ifdef REEL_HAVE_NCCL
-#include "dist/nccl_communicator.hpp"
+#include "reel/dist/nccl_communicator.hpp"
 #endif
 
 namespace reel {

@@ -11,7 +11,7 @@
 #include <memory>
 #include <string>
 
-#include "dist/communicator.hpp"
+#include "reel/dist/communicator.hpp"
 
 namespace reel {
 

@@ -4,8 +4,8 @@
 // writers list the same keys with the same defaults (the structs' own).
 #pragma once
 
-#include "dist/logging.hpp"
-#include "dist/runtime.hpp"
+#include "reel/dist/logging.hpp"
+#include "reel/dist/runtime.hpp"
 
 namespace reel {
 

@@ -1,4 +1,4 @@
-#include "dist/task_queue.hpp"
+#include "reel/dist/task_queue.hpp"
 
 namespace reel {
 

@@ -19,7 +19,7 @@
 #include <mutex>
 #include <thread>
 
-#include "dist/work.hpp"
+#include "reel/dist/work.hpp"
 
 namespace reel {
 

@@ -1,6 +1,6 @@
 // The recorder: per-thread event buffers, spans, collectives. The Session (writing the
 // files, aligning the clocks) is in trace_session.cpp.
-#include "dist/trace.hpp"
+#include "reel/dist/trace.hpp"
 
 #include <chrono>
 #include <cstdio>
@@ -12,7 +12,7 @@
 #include <nvtx3/nvToolsExt.h>
 #endif
 
-#include "dist/trace_buffer.hpp"
+#include "reel/dist/trace_buffer.hpp"
 
 namespace reel {
 namespace trace {

@@ -10,10 +10,11 @@
 #include <fstream>
 #include <limits>
 
-#include "dist/communicator.hpp"
-#include "dist/trace.hpp"
-#include "dist/trace_buffer.hpp"
-#include "dist/traffic.hpp"
+#include "reel/dist/agreement.hpp"
+#include "reel/dist/communicator.hpp"
+#include "reel/dist/trace.hpp"
+#include "reel/dist/trace_buffer.hpp"
+#include "reel/dist/traffic.hpp"
 
 namespace reel {
 namespace trace {
@@ -273,9 +274,7 @@ void Session::stop() {
     }
   }
   // Every rank learns whether every file was written: all throw, or none does.
-  auto failed = at::full({1}, error.empty() ? 0 : 1, at::TensorOptions(at::kLong).device(world_.device()));
-  world_.all_reduce(failed, ReduceOp::kMax);
-  if (failed.cpu().item<int64_t>() == 0) return;
+  if (!any_rank(world_, !error.empty())) return;
   throw std::runtime_error("writing the trace (log.trace) to " + dir_ + " failed" +
                            (error.empty() ? std::string(" on another rank") : ": " + error));
 }

@@ -1,4 +1,4 @@
-#include "dist/traffic.hpp"
+#include "reel/dist/traffic.hpp"
 
 #include <memory>
 #include <mutex>

@@ -1,6 +1,6 @@
-#include "dist/watchdog.hpp"
+#include "reel/dist/watchdog.hpp"
 
-#include "dist/node_monitor.hpp"
+#include "reel/dist/node_monitor.hpp"
 
 #include <mpi.h>
 

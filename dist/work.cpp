@@ -1,10 +1,10 @@
-#include "dist/work.hpp"
+#include "reel/dist/work.hpp"
 
 #include <chrono>
 #include <thread>
 
-#include "dist/trace.hpp"
-#include "dist/watchdog.hpp"
+#include "reel/dist/trace.hpp"
+#include "reel/dist/watchdog.hpp"
 
 namespace reel {
 

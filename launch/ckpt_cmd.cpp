@@ -4,10 +4,10 @@
 #include <filesystem>
 #include <iostream>
 
-#include "checkpoint/export.hpp"
-#include "dist/logging.hpp"
-#include "launch/command.hpp"
-#include "launch/options.hpp"
+#include "reel/checkpoint/export.hpp"
+#include "reel/dist/logging.hpp"
+#include "reel/launch/command.hpp"
+#include "reel/launch/options.hpp"
 
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
@@ -72,7 +72,7 @@ int inspect(const std::string& dir) {
   const auto& m = reader.manifest();
   const auto s = reader.state();
   std::cout << dir << ": step " << s.step << ", saved by " << m.world_size << " rank(s) with reel " << m.reel_version
-            << "; model " << s.model.preset << " (dim " << s.model.dim << ", depth " << s.model.depth << ", "
+            << "; model " << s.model.name() << " (dim " << s.model.dim << ", depth " << s.model.depth << ", "
             << s.model.attention << " attention); data epoch " << s.data.epoch << ", cursor " << s.data.cursor
             << "; AdamW step " << s.optimizer_steps << "\n";
   for (const auto& t : summarize(reader)) {

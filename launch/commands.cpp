@@ -1,6 +1,8 @@
-#include "launch/command.hpp"
-#include "launch/plot.hpp"
-#include "launch/tensorboard.hpp"
+#include "reel/launch/command.hpp"
+
+#include "reel/lm/lm_spec.hpp"
+#include "reel/launch/plot.hpp"
+#include "reel/launch/tensorboard.hpp"
 
 namespace reel {
 
@@ -8,10 +10,14 @@ namespace reel {
 int run_hang(int argc, char** argv);
 
 const std::vector<Command>& commands() {
+  // The model families this executable trains (model.family): the world model is built
+  // in; the language model registers here, as a program's own model would.
+  static const bool registered = (register_model_spec(lm_model_spec()), true);
+  (void)registered;
   static const std::vector<Command> list = {
-      {"data", "write the synthetic physics world as an HDF5 video file", run_data},
+      {"data", "write the synthetic physics world (an HDF5 video file) or a text corpus", run_data},
       {"sample", "roll a trained model out on held-out clips and write PNG grids", run_sample},
-      {"train", "train the world model with FSDP across the job's ranks", run_train},
+      {"train", "train a model (the world model, a language model, ...) with FSDP across the job's ranks", run_train},
       {"plan", "estimate memory, step time and MFU of every layout of a job on a cluster", run_plan},
       {"plot", "draw a run's curves (metrics.jsonl) as a PNG", run_plot},
       {"tensorboard", "write a run's metrics.jsonl as TensorBoard event files", run_tensorboard},

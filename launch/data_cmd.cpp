@@ -1,4 +1,5 @@
-// `reel data`: writes the synthetic physics world in reel's HDF5 video schema.
+// `reel data`: writes the synthetic physics world in reel's HDF5 video schema, or
+// (--kind text) the language model's synthetic text corpus (lm/corpus.hpp).
 #include <boost/program_options.hpp>
 
 #include <algorithm>
@@ -6,10 +7,11 @@
 #include <iostream>
 #include <vector>
 
-#include "launch/command.hpp"
-#include "launch/options.hpp"
-#include "data/physics_world.hpp"
-#include "data/video_file.hpp"
+#include "reel/launch/command.hpp"
+#include "reel/launch/options.hpp"
+#include "reel/data/physics_world.hpp"
+#include "reel/data/video_file.hpp"
+#include "reel/lm/corpus.hpp"
 
 namespace po = boost::program_options;
 
@@ -17,8 +19,33 @@ namespace reel {
 
 namespace {
 
+bool is_corpus(const std::string& path) {
+  try {
+    CorpusReader reader(path);
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+// --inspect of a text corpus: its shape, every sample read back (checksums), the first.
+int inspect_corpus(const std::string& path) {
+  CorpusReader reader(path);
+  const auto& i = reader.info();
+  std::cout << path << ": a text corpus of " << i.samples << " samples of " << i.seq_len << " tokens (+1), vocab "
+            << i.vocab << ", schema " << kTextSchemaVersion << "\n";
+  const std::string sha = reader.compute_content_sha256();  // reads every sample: checksums verified
+  if (!i.content_sha256.empty() && sha != i.content_sha256) {
+    throw std::runtime_error(path + ": the samples' SHA-256 differs from the stored content_sha256");
+  }
+  std::cout << path << ": every sample read back" << (i.checksums ? " and verified against its checksum" : "")
+            << "; sample 0: \"" << decode_tokens(reader.read_samples({0}).at("tokens")) << "\"\n";
+  return 0;
+}
+
 // --inspect: the schema, then every clip read back, which verifies its checksum.
 int inspect_file(const std::string& path) {
+  if (is_corpus(path)) return inspect_corpus(path);
   VideoReader reader(path);
   const auto& i = reader.info();
   std::cout << path << ": " << i.clips << " clips of " << i.frames << "x" << i.height << "x" << i.width << "x"
@@ -44,9 +71,13 @@ int inspect_file(const std::string& path) {
 
 int run_data(int argc, char** argv) {
   PhysicsWorldSpec s;
-  std::string out, inspect;
-  po::options_description desc("reel data options (the physics world: balls under gravity, one agent ball)");
+  CorpusSpec text;
+  std::string out, inspect, kind = "world";
+  po::options_description desc(
+      "reel data options (world: the physics world, balls under gravity, one agent ball; text: sentences of an "
+      "invented language for model.family lm)");
   desc.add_options()("help,h", "show this help")(
+      "kind", po::value(&kind)->default_value(kind), "world (video clips) | text (a corpus for the language model)")(
       "out", po::value(&out), "output HDF5 file")(
       "inspect", po::value(&inspect), "check FILE against the schema and describe it (writes nothing)")(
       "clips", po::value(&s.clips)->default_value(s.clips), "number of clips")(
@@ -56,14 +87,18 @@ int run_data(int argc, char** argv) {
       "balls", po::value(&s.balls)->default_value(s.balls), "balls, including the agent")(
       "radius", po::value(&s.radius)->default_value(s.radius), "ball radius in pixels at 32x32")(
       "gravity", po::value(&s.gravity)->default_value(s.gravity), "pixels / frame^2 at 32x32")(
-      "fps", po::value(&s.fps)->default_value(s.fps), "frame rate recorded in the file");
+      "fps", po::value(&s.fps)->default_value(s.fps), "frame rate recorded in the file")(
+      "samples", po::value(&text.samples)->default_value(text.samples), "text: number of samples")(
+      "seq-len", po::value(&text.seq_len)->default_value(text.seq_len), "text: tokens per sample (the model's seq_len)");
   const OptionAdder add(desc);
-  add("seed", s.seed, "the world's seed");  // unsigned: -1 is refused, not wrapped
+  add("seed", s.seed, "the world's (or the text's) seed");  // unsigned: -1 is refused, not wrapped
   if (!parse_options(argc, argv, desc)) return 0;
   if (!inspect.empty()) return inspect_file(inspect);
   if (out.empty()) throw UsageError("reel data: --out FILE (or --inspect FILE) is required");
+  if (kind != "world" && kind != "text") throw UsageError("reel data: --kind must be world or text, got '" + kind + "'");
+  text.seed = s.seed;
   try {
-    s.validate();
+    kind == "world" ? s.validate() : text.validate();
   } catch (const std::invalid_argument& e) {
     throw UsageError(e.what());
   }
@@ -72,6 +107,12 @@ int run_data(int argc, char** argv) {
   std::error_code ec;
   if (!folder.empty()) std::filesystem::create_directories(folder, ec);
   if (ec) throw std::runtime_error("reel data: cannot create the folder " + folder.string() + ": " + ec.message());
+  if (kind == "text") {
+    write_corpus(out, text);
+    std::cout << "reel data: wrote a text corpus of " << text.samples << " samples of " << text.seq_len
+              << " tokens (+1) to " << out << " (each sample with its checksum)\n";
+    return 0;
+  }
   write_physics_world(out, s);
   std::cout << "reel data: wrote " << s.clips << " clips of " << s.frames << "x" << s.height << "x" << s.width
             << " to " << out << " (each clip with its checksum)\n";

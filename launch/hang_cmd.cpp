@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "dist/hang_report.hpp"
-#include "launch/options.hpp"
+#include "reel/dist/hang_report.hpp"
+#include "reel/launch/options.hpp"
 
 namespace po = boost::program_options;
 

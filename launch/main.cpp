@@ -1,13 +1,12 @@
 // reel: the one executable. `reel <command> [options]`; `reel --help`, `reel --version`.
 //
 // This is the only place that decides how the process ends: an error on one rank of a
-// multi-rank job aborts the whole job (MPI_Abort) after printing it, because the other
-// ranks would otherwise wait forever in their next collective.
-#include <mpi.h>
+// multi-rank job aborts the whole job (reel::abort_job: MPI_Abort) after printing it,
+// because the other ranks would otherwise wait forever in their next collective.
+#include <unistd.h>  // first: defines __GLIBC__ (features.h) on glibc, for the test below
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
-#include <unistd.h>
 
 #include <chrono>
 #include <csignal>
@@ -16,12 +15,13 @@
 #include <thread>
 #include <iostream>
 
-#include "launch/command.hpp"
-#include "launch/options.hpp"
-#include "launch/version.hpp"
-#include "dist/abort_registry.hpp"
-#include "dist/node_monitor.hpp"
-#include "dist/watchdog.hpp"
+#include "reel/launch/command.hpp"
+#include "reel/launch/options.hpp"
+#include "reel/launch/version.hpp"
+#include "reel/dist/abort_registry.hpp"
+#include "reel/dist/agreement.hpp"
+#include "reel/dist/node_monitor.hpp"
+#include "reel/dist/watchdog.hpp"
 
 namespace {
 
@@ -36,21 +36,8 @@ void print_help(std::ostream& out) {
   out << "\nMulti-rank: mpirun -np 4 reel <command> ...  or  srun --mpi=pmix reel <command> ...\n";
 }
 
-bool mpi_running() {
-  int initialized = 0, finalized = 0;
-  MPI_Initialized(&initialized);
-  MPI_Finalized(&finalized);
-  return initialized && !finalized;
-}
-
 int fail(const std::string& message) {
-  int initialized = 0, finalized = 0, size = 1, rank = 0;
-  MPI_Initialized(&initialized);
-  MPI_Finalized(&finalized);
-  if (initialized && !finalized) {
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  }
+  const int size = reel::job_world_size(), rank = reel::job_rank();
   char host[256] = "?";
   ::gethostname(host, sizeof(host) - 1);
   // One write: the other ranks' messages and mpirun's abort banner go to the same terminal
@@ -62,7 +49,7 @@ int fail(const std::string& message) {
   // NCCL kernels waiting on peers would outlive the error, and destroying their
   // communicators at exit could hang: abort them all first.
   reel::AbortRegistry::process().abort_all(message);
-  if (size > 1) MPI_Abort(MPI_COMM_WORLD, 1);  // the other ranks would hang otherwise
+  if (size > 1) reel::abort_job(1);  // the other ranks would hang otherwise
   return 1;
 }
 
@@ -73,13 +60,13 @@ int fail(const std::string& message) {
 void on_hang(const std::string&) {
   reel::AbortRegistry::process().abort_all("a collective hung past dist.timeout");
   std::this_thread::sleep_for(std::chrono::seconds(2));
-  MPI_Abort(MPI_COMM_WORLD, 1);
+  reel::abort_job(1);
 }
 
 // A node stopped answering (dist/node_monitor.hpp): its ranks can take part in no
-// collective again, so end the job now, naming it. MPI_Abort may itself wait on the lost
-// node's processes; a last-resort exit makes sure this process ends either way (srun's
-// --kill-on-bad-exit then ends the rest of the step).
+// collective again, so end the job now, naming it. abort_job (MPI_Abort) may itself wait
+// on the lost node's processes; a last-resort exit makes sure this process ends either way
+// (srun's --kill-on-bad-exit then ends the rest of the step).
 void on_node_lost(const std::string& report) {
   std::cerr << "reel: error: " << report << std::endl;
   std::thread([] {
@@ -87,7 +74,7 @@ void on_node_lost(const std::string& report) {
     std::_Exit(1);
   }).detach();
   reel::AbortRegistry::process().abort_all(report);
-  MPI_Abort(MPI_COMM_WORLD, 1);
+  reel::abort_job(1);
 }
 
 int main(int argc, char** argv) {
@@ -118,7 +105,7 @@ int main(int argc, char** argv) {
     try {
       return c.run(argc - 1, argv + 1);
     } catch (const reel::UsageError& e) {
-      if (mpi_running()) return fail(e.what());  // after start-up: end every rank
+      if (reel::job_running()) return fail(e.what());  // after start-up: end every rank
       std::cerr << "reel " << c.name << ": " << e.what() << " (reel " << c.name << " --help lists the options)"
                 << std::endl;
       return 2;

@@ -1,4 +1,4 @@
-#include "launch/options.hpp"
+#include "reel/launch/options.hpp"
 
 #include <cctype>
 #include <cerrno>

@@ -7,9 +7,9 @@
 #include <cmath>
 #include <iostream>
 
-#include "launch/command.hpp"
-#include "launch/options.hpp"
-#include "plan/search.hpp"
+#include "reel/launch/command.hpp"
+#include "reel/launch/options.hpp"
+#include "reel/plan/search.hpp"
 
 namespace po = boost::program_options;
 

@@ -1,7 +1,7 @@
 // A run's curves as a PNG, drawn by scripts/plot_run.py with the project's Python
-// (matplotlib from the venv scripts/setup.sh makes). The interpreter and script are the
-// build's (REEL_PYTHON, the source tree); the environment's REEL_PYTHON and
-// REEL_PLOT_SCRIPT override them for an installed reel.
+// (matplotlib from the venv scripts/setup.sh makes). The script is the one beside the
+// executable (share/reel/scripts, launch/install_paths.hpp), the interpreter the build's
+// venv Python, else python3; the environment's REEL_PYTHON and REEL_PLOT_SCRIPT override them.
 #pragma once
 
 #include <string>

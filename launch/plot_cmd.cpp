@@ -1,4 +1,4 @@
-#include "launch/plot.hpp"
+#include "reel/launch/plot.hpp"
 
 #include <boost/program_options.hpp>
 #include <sys/wait.h>
@@ -11,7 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "launch/options.hpp"
+#include "reel/launch/install_paths.hpp"
+#include "reel/launch/options.hpp"
 
 namespace po = boost::program_options;
 
@@ -24,16 +25,11 @@ std::string quoted(const std::string& s) {  // one shell word
   return q + "'";
 }
 
-std::string setting(const char* env, const char* built) {
-  const char* v = std::getenv(env);
-  return v && *v ? v : built;
-}
-
 }  // namespace
 
 int plot_run(const std::string& run_dir, const std::string& out, std::string* output) {
-  const std::string python = setting("REEL_PYTHON", REEL_BUILD_PYTHON);
-  const std::string script = setting("REEL_PLOT_SCRIPT", REEL_BUILD_PLOT_SCRIPT);
+  const std::string python = python_for_scripts();
+  const std::string script = reel_file("REEL_PLOT_SCRIPT", "scripts/plot_run.py");
   std::string cmd = quoted(python) + " " + quoted(script) + " " + quoted(run_dir);
   if (!out.empty()) cmd += " --out " + quoted(out);
   FILE* pipe = ::popen((cmd + " 2>&1").c_str(), "r");

@@ -9,11 +9,11 @@
 #include <algorithm>
 #include <iostream>
 
-#include "data/samples.hpp"
-#include "data/video_file.hpp"
-#include "data/weights.hpp"
-#include "launch/command.hpp"
-#include "launch/options.hpp"
+#include "reel/data/samples.hpp"
+#include "reel/data/video_file.hpp"
+#include "reel/data/weights.hpp"
+#include "reel/launch/command.hpp"
+#include "reel/launch/options.hpp"
 
 namespace po = boost::program_options;
 
@@ -46,6 +46,10 @@ int run_sample(int argc, char** argv) {
     throw std::invalid_argument("--context-t must be in [0, 1)");
   }
   const ModelConfig cfg = read_weights_config(weights);
+  if (cfg.family != "world") {
+    throw std::invalid_argument("weights file " + weights + ": a " + cfg.family +
+                                " model; reel sample rolls out world models (model.family world)");
+  }
   if (cfg.attention != "causal") {
     throw std::invalid_argument("weights file " + weights + ": the model has " + cfg.attention +
                                 " attention; rolling out needs a frame-causal model (model.attention causal)");

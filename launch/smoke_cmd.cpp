@@ -7,12 +7,13 @@
 #include <chrono>
 #include <iostream>
 
-#include "dist/logging.hpp"
-#include "dist/process_mesh.hpp"
-#include "dist/runtime.hpp"
-#include "dist/runtime_options.hpp"
-#include "launch/command.hpp"
-#include "launch/options.hpp"
+#include "reel/dist/agreement.hpp"
+#include "reel/dist/logging.hpp"
+#include "reel/dist/process_mesh.hpp"
+#include "reel/dist/runtime.hpp"
+#include "reel/dist/runtime_options.hpp"
+#include "reel/launch/command.hpp"
+#include "reel/launch/options.hpp"
 
 namespace po = boost::program_options;
 
@@ -31,9 +32,7 @@ SmokeResult timed(Communicator& group, const std::string& call, Fn&& fn) {
   const auto start = std::chrono::steady_clock::now();
   const bool ok = fn();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  auto bad = at::full({1}, ok ? 0.0f : 1.0f, at::TensorOptions(at::kFloat).device(group.device()));
-  group.all_reduce(bad, ReduceOp::kMax);
-  return {call, seconds, bad.item<float>() == 0.0f};
+  return {call, seconds, !any_rank(group, !ok)};
 }
 
 std::vector<SmokeResult> exercise(Communicator& g, int64_t n) {

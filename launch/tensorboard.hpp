@@ -1,8 +1,8 @@
 // TensorBoard event files from a run's metrics.jsonl, written by
 // scripts/metrics_to_tensorboard.py with the project's Python (the tensorboard package
-// from the venv scripts/setup.sh makes). The interpreter and script are the build's
-// (REEL_PYTHON, the source tree); the environment's REEL_PYTHON and
-// REEL_TENSORBOARD_SCRIPT override them for an installed reel.
+// from the venv scripts/setup.sh makes). The script is the one beside the executable
+// (share/reel/scripts, launch/install_paths.hpp), the interpreter the build's venv Python,
+// else python3; the environment's REEL_PYTHON and REEL_TENSORBOARD_SCRIPT override them.
 //
 // `reel tensorboard RUN_DIR` converts a run once (old runs, runs trained without the
 // option), or follows it (--follow); `reel train --log.tensorboard` has rank 0 run the
@@ -17,7 +17,7 @@
 #include <string>
 #include <utility>
 
-#include "dist/logging.hpp"
+#include "reel/dist/logging.hpp"
 
 namespace reel {
 

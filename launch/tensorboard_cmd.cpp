@@ -1,4 +1,4 @@
-#include "launch/tensorboard.hpp"
+#include "reel/launch/tensorboard.hpp"
 
 #include <boost/program_options.hpp>
 #include <fcntl.h>
@@ -16,7 +16,8 @@
 #include <thread>
 #include <vector>
 
-#include "launch/options.hpp"
+#include "reel/launch/install_paths.hpp"
+#include "reel/launch/options.hpp"
 
 extern char** environ;
 
@@ -25,15 +26,10 @@ namespace po = boost::program_options;
 namespace reel {
 namespace {
 
-std::string setting(const char* env, const char* built) {
-  const char* v = std::getenv(env);
-  return v && *v ? v : built;
-}
-
 // python script RUN_DIR extra...: no shell between, so no word needs quoting.
 std::vector<std::string> script_command(const std::string& run_dir, const std::vector<std::string>& extra) {
-  std::vector<std::string> args = {setting("REEL_PYTHON", REEL_BUILD_PYTHON),
-                                   setting("REEL_TENSORBOARD_SCRIPT", REEL_BUILD_TENSORBOARD_SCRIPT), run_dir};
+  std::vector<std::string> args = {python_for_scripts(),
+                                   reel_file("REEL_TENSORBOARD_SCRIPT", "scripts/metrics_to_tensorboard.py"), run_dir};
   args.insert(args.end(), extra.begin(), extra.end());
   return args;
 }

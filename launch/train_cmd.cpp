@@ -1,4 +1,4 @@
-// `reel train`: trains the world model with FSDP across the ranks of the job. A thin
+// `reel train`: trains a model (model.family) with FSDP across the ranks of the job. A thin
 // command over the Trainer (train/trainer.hpp): options in, exit code out.
 //
 // Signals: SIGTERM, SIGINT and SIGUSR1 (Slurm's warning before a time limit or a
@@ -17,13 +17,13 @@
 #include <cstring>
 #include <iostream>
 
-#include "launch/command.hpp"
-#include "launch/plot.hpp"
-#include "launch/tensorboard.hpp"
-#include "launch/options.hpp"
-#include "dist/node_monitor.hpp"
-#include "plan/dry_run.hpp"
-#include "train/trainer.hpp"
+#include "reel/launch/command.hpp"
+#include "reel/launch/plot.hpp"
+#include "reel/launch/tensorboard.hpp"
+#include "reel/launch/options.hpp"
+#include "reel/dist/node_monitor.hpp"
+#include "reel/plan/dry_run.hpp"
+#include "reel/train/trainer.hpp"
 
 namespace po = boost::program_options;
 
@@ -51,27 +51,17 @@ void install_stop_handlers() {
 // The data file must be readable before any rank starts: a missing one is the first
 // thing a new user meets (the README's commands train on the demo's runs/world.h5), so
 // it is a usage error naming the reason and the command that writes data of the model's
-// shape (the physics world has 3 channels and 2 action dims; other shapes are videos),
-// once per rank and without an MPI abort.
+// shape (its family's data_hint, train/model_spec.hpp), once per rank and without an MPI
+// abort.
 void require_data_file(const TrainConfig& c) {
   const std::string& path = c.data.path;
   if (::access(path.c_str(), R_OK) == 0) return;
   const std::string reason = std::strerror(errno);
   const auto folder = std::filesystem::path(path).parent_path();
   const bool no_folder = !folder.empty() && !std::filesystem::exists(folder);
-  const auto& m = c.model;
-  const std::string shape = cat(m.frames, "x", m.height, "x", m.width);
-  std::string how;
-  if (m.channels == 3 && m.action_dim == 2) {
-    // As many clips as the held-out ones plus 64 steps' worth: the demo's 1,088 for tiny.
-    how = cat("write the physics world there first: reel data --out ", path, " --clips ",
-              c.data.eval_clips + 64 * c.data.global_batch, " --frames ", m.frames, " --height ", m.height, " --width ",
-              m.width, " (scripts/demo.sh writes runs/world.h5), or convert your videos (", shape,
-              ") with scripts/convert_videos.py (docs/data.md)");
-  } else {
-    how = cat("the model expects videos of ", shape, " (T x H x W) with ", m.action_dim,
-              " action dims per frame: convert yours with scripts/convert_videos.py (docs/data.md)");
-  }
+  // As many samples as the held-out ones plus 64 steps' worth: the demo's 1,088 for tiny.
+  const std::string how =
+      model_spec(c.model.family).data_hint(c.model, path, c.data.eval_clips + 64 * c.data.global_batch);
   throw UsageError(cat("data.path ", path, ": ", reason,
                        no_folder ? cat(" (the folder ", folder.string(), " does not exist)") : "", "; ", how));
 }

@@ -1,4 +1,4 @@
-#include "launch/version.hpp"
+#include "reel/launch/version.hpp"
 
 #include <torch/version.h>
 

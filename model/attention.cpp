@@ -1,11 +1,11 @@
-#include "model/attention.hpp"
+#include "reel/model/attention.hpp"
 
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <cmath>
 #include <limits>
 
-#include "model/attention_blocks.hpp"
+#include "reel/model/attention_blocks.hpp"
 
 namespace reel {
 namespace {

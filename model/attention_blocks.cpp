@@ -1,4 +1,4 @@
-#include "model/attention_blocks.hpp"
+#include "reel/model/attention_blocks.hpp"
 
 #include <torch/csrc/autograd/custom_function.h>
 

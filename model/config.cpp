@@ -1,4 +1,4 @@
-#include "model/config.hpp"
+#include "reel/model/config.hpp"
 
 #include <stdexcept>
 
@@ -17,16 +17,18 @@ void require(bool ok, const std::string& what) {
 }  // namespace
 
 void ModelConfig::validate() const {
+  require(dim > 0 && depth > 0 && heads > 0 && dim % heads == 0, "dim must be a positive multiple of heads");
+  require(mlp == "gelu" || mlp == "swiglu", "mlp must be gelu or swiglu, got '" + mlp + "'");
+  require(attention == "full" || attention == "causal", "attention must be full or causal, got '" + attention + "'");
+  require(mlp_ratio > 0, "mlp_ratio must be > 0");
+  if (family != "world") return;  // the family's own rules: its ModelSpec validates the rest
   require(frames > 0 && channels > 0 && height > 0 && width > 0, "frames, channels, height, width must be > 0");
   require(action_dim >= 0, "action_dim must be >= 0");
   require(patch_t > 0 && patch_h > 0 && patch_w > 0, "patch sizes must be > 0");
   require(frames % patch_t == 0, "frames " + std::to_string(frames) + " not divisible by patch_t " + std::to_string(patch_t));
   require(height % patch_h == 0, "height " + std::to_string(height) + " not divisible by patch_h " + std::to_string(patch_h));
   require(width % patch_w == 0, "width " + std::to_string(width) + " not divisible by patch_w " + std::to_string(patch_w));
-  require(dim > 0 && depth > 0 && heads > 0 && dim % heads == 0, "dim must be a positive multiple of heads");
   require(head_dim() % 2 == 0 && head_dim() >= 6, "head_dim must be even and >= 6 (3-D RoPE bands)");
-  require(mlp == "gelu" || mlp == "swiglu", "mlp must be gelu or swiglu, got '" + mlp + "'");
-  require(attention == "full" || attention == "causal", "attention must be full or causal, got '" + attention + "'");
   require(time_sampling == "clip" || time_sampling == "group", "time_sampling must be clip or group");
   require(context_groups >= 0 && context_groups < groups(),
           "context_groups must be in [0, groups=" + std::to_string(groups()) + ")");
@@ -35,7 +37,6 @@ void ModelConfig::validate() const {
           "context_sampling must be fixed or random, got '" + context_sampling + "'");
   require(context_noise >= 0 && context_noise < 1, "context_noise must be in [0, 1)");
   require(context_sampling == "fixed" || context_groups >= 1, "context_sampling random needs context_groups >= 1");
-  require(mlp_ratio > 0, "mlp_ratio must be > 0");
 }
 
 void check_data_geometry(const ModelConfig& cfg, int64_t frames, int64_t height, int64_t width,

@@ -1,12 +1,21 @@
-// The world model's configuration and its named presets.
+// A model's architecture, as checkpoints and weights files record it, and the world
+// model's named presets. `family` says which model it configures (train/model_spec.hpp):
+//   world  the video world model: every field below applies;
+//   lm     the causal language model (lm/): dim, depth, heads, mlp, mlp_ratio,
+//          attention (causal), rope_theta, vocab and seq_len; the clip fields keep their
+//          defaults and mean nothing;
+//   other  a family a project registers, which reads the fields it documents.
 #pragma once
 
 #include <cstdint>
 #include <string>
 
+#include "reel/model/sequence_shape.hpp"
+
 namespace reel {
 
 struct ModelConfig {
+  std::string family = "world";
   std::string preset = "tiny";
   // Clip geometry: frames, channels, height, width; actions per frame.
   int64_t frames = 8, channels = 3, height = 16, width = 16, action_dim = 2;
@@ -29,15 +38,23 @@ struct ModelConfig {
   // that a rollout survives its own errors; rollouts show history at RolloutSpec::context_t.
   double context_noise = 0.0;
   double rope_theta = 10000.0;
+  // Token models: the vocabulary size and the tokens of one sample (0 for the world model).
+  int64_t vocab = 0, seq_len = 0;
 
   int64_t groups() const { return frames / patch_t; }                       // G
   int64_t tokens_per_group() const { return (height / patch_h) * (width / patch_w); }
-  int64_t tokens() const { return groups() * tokens_per_group(); }          // L
+  // L: tokens per sample (the world model's groups x tokens per group; seq_len otherwise).
+  int64_t tokens() const { return family == "world" ? groups() * tokens_per_group() : seq_len; }
   int64_t patch_dim() const { return patch_t * patch_h * patch_w * channels; }  // P
   int64_t head_dim() const { return dim / heads; }
   int64_t mlp_hidden() const;
+  // How logs name it: the preset ("tiny"), after the family when it is not the world
+  // model ("lm tiny").
+  std::string name() const { return family == "world" ? preset : family + " " + preset; }
+  SequenceShape sequence_shape() const { return {tokens(), dim, heads, attention == "causal"}; }
 
-  // Throws std::invalid_argument naming the first inconsistent field.
+  // Throws std::invalid_argument naming the first inconsistent field: the fields every
+  // family shares (dim, depth, heads, mlp, attention) and, for the world model, the rest.
   void validate() const;
 };
 

@@ -1,9 +1,9 @@
-#include "model/flow.hpp"
+#include "reel/model/flow.hpp"
 
 #include <ATen/CPUGeneratorImpl.h>
 
-#include "model/seed.hpp"
-#include "model/world_model.hpp"
+#include "reel/model/seed.hpp"
+#include "reel/model/world_model.hpp"
 
 namespace reel {
 

@@ -11,7 +11,7 @@
 
 #include <vector>
 
-#include "model/config.hpp"
+#include "reel/model/config.hpp"
 
 namespace reel {
 

@@ -7,7 +7,7 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/csrc/autograd/custom_function.h>
 
-#include "model/ops.hpp"
+#include "reel/model/ops.hpp"
 
 namespace reel::cuda {
 namespace {

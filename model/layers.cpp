@@ -1,6 +1,9 @@
-#include "model/layers.hpp"
+#include "reel/model/layers.hpp"
 
-#include "model/ops.hpp"
+#include <ATen/CPUGeneratorImpl.h>
+
+#include "reel/model/ops.hpp"
+#include "reel/model/seed.hpp"
 
 namespace reel {
 
@@ -18,6 +21,14 @@ bool is_materialized(const at::Tensor& t) {
   if (t.numel() == 0) return true;
   const auto need = (t.storage_offset() + t.numel()) * static_cast<int64_t>(t.element_size());
   return t.storage().data() != nullptr && static_cast<int64_t>(t.storage().nbytes()) >= need;
+}
+
+void init_normal(const std::string& name, at::Tensor& param, uint64_t seed, double std) {
+  at::NoGradGuard no_grad;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(mix_seed(seed, name));
+  auto values = at::empty(param.sizes(), at::kFloat);
+  values.normal_(0.0, std, gen);
+  param.copy_(values);
 }
 
 LinearImpl::LinearImpl(int64_t in, int64_t out, const ParamInit& init) {

@@ -26,6 +26,10 @@ at::Tensor new_parameter(at::IntArrayRef shape, const ParamInit& init);
 // Whether t has memory for all its elements (false for a deferred or freed parameter).
 bool is_materialized(const at::Tensor& t);
 
+// param's values ~ N(0, std) drawn from (seed, name) alone (a CPU generator seeded by
+// mix_seed(seed, name)): the same values whatever else exists, for Model::init_parameter.
+void init_normal(const std::string& name, at::Tensor& param, uint64_t seed, double std = 0.02);
+
 // y = x W^T + b through ops.hpp's linear (cuBLASLt with fused epilogues on CUDA).
 class LinearImpl : public torch::nn::Module {
  public:

@@ -14,7 +14,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "model/ops.hpp"
+#include "reel/model/ops.hpp"
 
 namespace reel::cuda {
 namespace {

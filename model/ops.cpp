@@ -1,4 +1,4 @@
-#include "model/ops.hpp"
+#include "reel/model/ops.hpp"
 
 namespace reel {
 

@@ -1,10 +1,10 @@
-#include "model/rollout.hpp"
+#include "reel/model/rollout.hpp"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
-#include "model/seed.hpp"
-#include "model/world_model.hpp"
+#include "reel/model/seed.hpp"
+#include "reel/model/world_model.hpp"
 
 namespace reel {
 namespace {

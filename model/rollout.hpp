@@ -14,7 +14,7 @@
 #include <functional>
 #include <vector>
 
-#include "model/config.hpp"
+#include "reel/model/config.hpp"
 
 namespace reel {
 

@@ -1,6 +1,6 @@
-#include "model/rope.hpp"
+#include "reel/model/rope.hpp"
 
-#include "model/ops.hpp"
+#include "reel/model/ops.hpp"
 
 #include <cmath>
 

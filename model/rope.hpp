@@ -5,7 +5,7 @@
 
 #include <ATen/ATen.h>
 
-#include "model/config.hpp"
+#include "reel/model/config.hpp"
 
 namespace reel {
 

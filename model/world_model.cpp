@@ -1,12 +1,12 @@
-#include "model/world_model.hpp"
+#include "reel/model/world_model.hpp"
 
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <cmath>
 
-#include "model/ops.hpp"
-#include "model/rope.hpp"
-#include "model/seed.hpp"
+#include "reel/model/ops.hpp"
+#include "reel/model/rope.hpp"
+#include "reel/model/seed.hpp"
 
 namespace reel {
 
@@ -61,7 +61,7 @@ WorldModelImpl::WorldModelImpl(const ModelConfig& cfg, const ParamInit& init) : 
     action_embed_ = register_module("action_embed", Linear(cfg.patch_t * cfg.action_dim, d, init));
   }
   for (int64_t i = 0; i < cfg.depth; ++i) {
-    blocks_.push_back(register_module("block" + std::to_string(i), Block(cfg, init)));
+    blocks_.push_back(register_block(Block(cfg, init)));
   }
   final_ada_ = register_module("final_ada", Linear(d, 2 * d, init));
   final_proj_ = register_module("final_proj", Linear(d, cfg.patch_dim(), init));
@@ -72,10 +72,18 @@ void WorldModelImpl::set_attention(const AttentionFn& fn) {
   for (auto& block : blocks_) block->attention_fn = fn;
 }
 
+SequenceShape WorldModelImpl::sequence_shape() const { return cfg_.sequence_shape(); }
+
+at::Tensor WorldModelImpl::token_groups(const at::Tensor& index) const { return reel::token_groups(cfg_, index); }
+
+void WorldModelImpl::init_parameter(const std::string& name, at::Tensor& param, uint64_t seed) const {
+  reel::init_parameter(name, param, seed);
+}
+
 TokenContext WorldModelImpl::context(const at::Tensor& index, const at::Device& device) const {
   const auto cpu_index = index.to(at::kCPU, at::kLong);
   auto rope = rope_tables(token_positions(cfg_, cpu_index), cfg_.head_dim(), cfg_.rope_theta);
-  const auto groups = token_groups(cfg_, cpu_index);
+  const auto groups = reel::token_groups(cfg_, cpu_index);
   return {cpu_index.to(device), groups.to(device), rope.cos.to(device), rope.sin.to(device), groups};
 }
 
@@ -112,14 +120,12 @@ at::Tensor WorldModelImpl::forward(const at::Tensor& tokens, const at::Tensor& t
   const auto ctx = context(index, tokens.device());
   auto cond = condition(t, actions);
   auto x = embed(tokens);
-  for (size_t i = 0; i < blocks_.size(); ++i) {
-    x = block_runner_ ? block_runner_(i, x, cond, ctx) : run_block(i, x, cond, ctx);
-  }
+  for (size_t i = 0; i < blocks_.size(); ++i) x = run_block(i, x, cond, ctx);
   return head(x, cond, ctx);
 }
 
-at::Tensor WorldModelImpl::run_block(size_t index, const at::Tensor& x, const at::Tensor& cond,
-                                     const TokenContext& ctx) {
+at::Tensor WorldModelImpl::forward_block(size_t index, const at::Tensor& x, const at::Tensor& cond,
+                                         const TokenContext& ctx) {
   return blocks_.at(index)->forward(x, cond, ctx);
 }
 
@@ -138,18 +144,7 @@ void init_parameter(const std::string& name, at::Tensor& param, uint64_t seed) {
     param.zero_();
     return;
   }
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(mix_seed(seed, name));
-  auto values = at::empty(param.sizes(), at::kFloat);
-  values.normal_(0.0, 0.02, gen);
-  param.copy_(values);
-}
-
-void init_model(WorldModelImpl& model, uint64_t seed) {
-  at::NoGradGuard no_grad;
-  for (auto& p : model.named_parameters()) {
-    if (!is_materialized(p.value())) p.value().set_data(at::empty(p.value().sizes(), p.value().options()));
-    init_parameter(p.key(), p.value(), seed);
-  }
+  init_normal(name, param, seed);
 }
 
 }  // namespace reel

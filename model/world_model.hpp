@@ -1,7 +1,8 @@
 // The video world model: a diffusion transformer over tubelet tokens, conditioned per
 // frame-group on the flow-matching time and that group's actions (adaLN-Zero), with
-// 3-D RoPE attention (full or frame-causal). It knows nothing about parallelism: the
-// attention function and the list of blocks are the handles parallel/ uses.
+// 3-D RoPE attention (full or frame-causal). It knows nothing about parallelism: it is a
+// Model (model/model.hpp), whose blocks and attention function are the handles parallel/
+// uses. A token's causal group is its frame-group.
 //
 // Token order is (frame-group, row, col), group-major: the tokens of one frame-group are
 // contiguous, so a contiguous split along the token axis is a split by groups and rows.
@@ -9,22 +10,12 @@
 
 #include <torch/torch.h>
 
-#include "model/attention.hpp"
-#include "model/config.hpp"
-#include "model/layers.hpp"
+#include "reel/model/attention.hpp"
+#include "reel/model/config.hpp"
+#include "reel/model/layers.hpp"
+#include "reel/model/model.hpp"
 
 namespace reel {
-
-// Per-token context the blocks need, for the clip's tokens at positions `index` (a
-// contiguous range without sequence parallelism; any subset, in any order, with it).
-struct TokenContext {
-  at::Tensor index;   // [Lc] int64 position of each token in the clip
-  at::Tensor groups;  // [Lc] int64 frame-group of each token
-  at::Tensor rope_cos, rope_sin;  // [Lc, head_dim / 2]
-  // [Lc] int64 the same groups on the host: attention cuts its fused calls from their
-  // values, which on a GPU would otherwise cost a device-to-host sync in every block.
-  at::Tensor host_groups;
-};
 
 class BlockImpl : public torch::nn::Module {
  public:
@@ -41,7 +32,7 @@ class BlockImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Block);
 
-class WorldModelImpl : public torch::nn::Module {
+class WorldModelImpl : public Model {
  public:
   // Materialised and initialised from (init.seed, parameter name) by default; with
   // init.deferred, the structure only (no parameter memory: see model/layers.hpp).
@@ -56,32 +47,26 @@ class WorldModelImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& tokens, const at::Tensor& t, const at::Tensor& actions,
                      const at::Tensor& index);
 
-  // Pieces of forward, exposed for FSDP units and activation checkpointing:
-  TokenContext context(const at::Tensor& index, const at::Device& device) const;
+  // Pieces of forward, exposed for rollouts and tests:
   at::Tensor embed(const at::Tensor& tokens);                         // [B,Lc,P] -> [B,Lc,D]
   at::Tensor condition(const at::Tensor& t, const at::Tensor& actions);  // -> [B, G, D]
   at::Tensor head(const at::Tensor& x, const at::Tensor& cond, const TokenContext& ctx);
 
   const ModelConfig& config() const { return cfg_; }
-  std::vector<Block>& blocks() { return blocks_; }
-  void set_attention(const AttentionFn& fn);
 
-  // How block i runs on (x [B, Lc, D], cond [B, G, D], ctx): by default
-  // blocks()[i]->forward(x, cond, ctx). A runner may act around that (gather the block's
-  // parameters first, recompute it in backward, ...); parallel/ installs one.
-  using BlockRunner = std::function<at::Tensor(size_t index, const at::Tensor& x, const at::Tensor& cond,
-                                               const TokenContext& ctx)>;
-  void set_block_runner(BlockRunner runner) { block_runner_ = std::move(runner); }
-  const BlockRunner& block_runner() const { return block_runner_; }
-  // Runs block i directly (what the default runner does).
-  at::Tensor run_block(size_t index, const at::Tensor& x, const at::Tensor& cond, const TokenContext& ctx);
+  // Model: blocks take cond [B, G, D]; a token's causal group is its frame-group.
+  at::Tensor forward_block(size_t i, const at::Tensor& x, const at::Tensor& cond, const TokenContext& ctx) override;
+  SequenceShape sequence_shape() const override;
+  at::Tensor token_groups(const at::Tensor& index) const override;
+  void set_attention(const AttentionFn& fn) override;
+  TokenContext context(const at::Tensor& index, const at::Device& device) const override;
+  void init_parameter(const std::string& name, at::Tensor& param, uint64_t seed) const override;
 
  private:
   ModelConfig cfg_;
   Linear patch_embed_{nullptr}, time_fc1_{nullptr}, time_fc2_{nullptr},
       action_embed_{nullptr}, final_ada_{nullptr}, final_proj_{nullptr};
   std::vector<Block> blocks_;
-  BlockRunner block_runner_;
 };
 TORCH_MODULE(WorldModel);
 
@@ -90,8 +75,6 @@ TORCH_MODULE(WorldModel);
 // Every weight ~ N(0, 0.02); biases 0; adaLN modulations and the final projection 0
 // (adaLN-Zero: each block starts as the identity).
 void init_parameter(const std::string& name, at::Tensor& param, uint64_t seed);
-// Initialises every parameter; a deferred one is given memory first.
-void init_model(WorldModelImpl& model, uint64_t seed);
 
 // Sinusoidal embedding of t in [0, 1]: [N] -> [N, dim].
 at::Tensor timestep_embedding(const at::Tensor& t, int64_t dim);

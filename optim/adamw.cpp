@@ -1,4 +1,4 @@
-#include "optim/adamw.hpp"
+#include "reel/optim/adamw.hpp"
 
 #include <ATen/core/grad_mode.h>
 
@@ -6,7 +6,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "dist/trace.hpp"
+#include "reel/dist/trace.hpp"
 
 namespace reel {
 

@@ -6,7 +6,7 @@
 
 #include <cmath>
 
-#include "optim/adamw.hpp"
+#include "reel/optim/adamw.hpp"
 
 namespace reel {
 namespace {

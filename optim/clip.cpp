@@ -1,4 +1,4 @@
-#include "optim/clip.hpp"
+#include "reel/optim/clip.hpp"
 
 #include <ATen/core/grad_mode.h>
 

@@ -1,4 +1,4 @@
-#include "optim/weight_decay.hpp"
+#include "reel/optim/weight_decay.hpp"
 
 namespace reel {
 

@@ -7,7 +7,7 @@
 
 #include <string>
 
-#include "model/world_model.hpp"
+#include "reel/model/model.hpp"
 
 namespace reel {
 
@@ -21,7 +21,8 @@ struct ActivationCheckpointConfig {
 };
 
 // Wraps `inner` (the runner in place before) so that the chosen blocks are checkpointed.
-WorldModelImpl::BlockRunner activation_checkpoint_runner(WorldModelImpl& model, const ActivationCheckpointConfig& config,
-                                              WorldModelImpl::BlockRunner inner);
+// With no inner runner, it calls model.forward_block.
+Model::BlockRunner activation_checkpoint_runner(Model& model, const ActivationCheckpointConfig& config,
+                                                Model::BlockRunner inner);
 
 }  // namespace reel

@@ -1,4 +1,4 @@
-#include "parallel/fsdp.hpp"
+#include "reel/parallel/fsdp.hpp"
 
 #include <ATen/core/grad_mode.h>
 
@@ -6,7 +6,7 @@
 #include <map>
 #include <stdexcept>
 
-#include "dist/trace.hpp"
+#include "reel/dist/trace.hpp"
 
 namespace reel {
 namespace {
@@ -135,7 +135,7 @@ void GradSink::clear() {
 }
 
 FsdpUnit::FsdpUnit(UnitLayout layout, std::vector<at::Tensor> params, Communicator& comm, Communicator* replicas,
-                   uint64_t seed, at::ScalarType param_dtype, at::ScalarType reduce_dtype, GradSink& sink,
+                   const InitFn& init, at::ScalarType param_dtype, at::ScalarType reduce_dtype, GradSink& sink,
                    ReduceQueue& queue, bool async)
     : layout_(std::move(layout)), params_(std::move(params)), sink_(sink), comm_(comm), replicas_(replicas),
       param_dtype_(param_dtype), reduce_dtype_(reduce_dtype), queue_(queue), async_(async) {
@@ -149,7 +149,7 @@ FsdpUnit::FsdpUnit(UnitLayout layout, std::vector<at::Tensor> params, Communicat
   full_ = at::empty({0}, opts.dtype(param_dtype_));
   full_.unsafeGetTensorImpl()->set_sizes_contiguous({layout_.padded});
   alloc_storage(full_, layout_.padded * full_.element_size());
-  // Initialise this rank's range, parameter by parameter, from (seed, name): at most one
+  // Initialise this rank's range, parameter by parameter, with init (from (seed, name)): at most one
   // whole parameter exists at a time, beside the shard.
   const int64_t lo = layout_.begin(comm_.rank()), hi = lo + layout_.shard;
   for (size_t i = 0; i < params_.size(); ++i) {
@@ -157,7 +157,7 @@ FsdpUnit::FsdpUnit(UnitLayout layout, std::vector<at::Tensor> params, Communicat
     const int64_t a = std::max(lo, slot.offset), b = std::min(hi, slot.offset + slot.numel);
     if (a < b) {
       auto value = at::empty(slot.shape, opts);
-      init_parameter(slot.name, value, seed);
+      init(slot.name, value);
       shard_.narrow(0, a - lo, b - a).copy_(value.view({-1}).narrow(0, a - slot.offset, b - a));
     }
     // The module's parameter becomes a view of the gathered buffer (whatever memory it
@@ -356,7 +356,7 @@ void FsdpUnit::land_replica() {
   replica_wire_ = at::Tensor();
 }
 
-FsdpModel::FsdpModel(WorldModelImpl& model, Communicator& comm, const FsdpConfig& config, uint64_t seed,
+FsdpModel::FsdpModel(Model& model, Communicator& comm, const FsdpConfig& config, uint64_t seed,
                      Communicator* replicas)
     : model_(model), config_(config), inner_(model.block_runner()),
       queue_(std::max<int64_t>(0, config.reduce_in_flight_mb) * (int64_t{1} << 20)) {
@@ -366,9 +366,9 @@ FsdpModel::FsdpModel(WorldModelImpl& model, Communicator& comm, const FsdpConfig
   const auto param_dtype = config_.param_type(model.parameters().at(0).device());
   const auto reduce_dtype = config_.reduce_type();
   std::map<const void*, bool> in_block;
-  std::vector<std::vector<std::pair<std::string, at::Tensor>>> block_params(model.blocks().size());
-  for (size_t i = 0; i < model.blocks().size(); ++i) {
-    for (const auto& p : model.blocks()[i]->named_parameters()) {
+  std::vector<std::vector<std::pair<std::string, at::Tensor>>> block_params(model.num_blocks());
+  for (size_t i = 0; i < model.num_blocks(); ++i) {
+    for (const auto& p : model.block(i).named_parameters()) {
       block_params[i].emplace_back("block" + std::to_string(i) + "." + p.key(), p.value());
       in_block[p.value().unsafeGetTensorImpl()] = true;
     }
@@ -377,6 +377,9 @@ FsdpModel::FsdpModel(WorldModelImpl& model, Communicator& comm, const FsdpConfig
   for (const auto& p : model.named_parameters()) {
     if (!in_block.count(p.value().unsafeGetTensorImpl())) root.emplace_back(p.key(), p.value());
   }
+  const FsdpUnit::InitFn init = [&model, seed](const std::string& name, at::Tensor& value) {
+    model.init_parameter(name, value, seed);
+  };
   auto make = [&](const std::string& name, const std::vector<std::pair<std::string, at::Tensor>>& params) {
     std::vector<at::Tensor> tensors;
     std::vector<std::pair<std::string, std::vector<int64_t>>> shapes;
@@ -385,7 +388,7 @@ FsdpModel::FsdpModel(WorldModelImpl& model, Communicator& comm, const FsdpConfig
       shapes.emplace_back(p.first, p.second.sizes().vec());
     }
     units_.push_back(std::make_unique<FsdpUnit>(make_unit_layout(name, shapes, comm.size()), tensors, comm, replicas,
-                                                seed, param_dtype, reduce_dtype, sink_, queue_, async_reduce));
+                                                init, param_dtype, reduce_dtype, sink_, queue_, async_reduce));
   };
   make("root", root);
   for (size_t i = 0; i < block_params.size(); ++i) make("block" + std::to_string(i), block_params[i]);
@@ -410,7 +413,7 @@ at::Tensor FsdpModel::run_block(size_t i, const at::Tensor& x, const at::Tensor&
   span.arg("unit", unit.layout().name);
   unit.gather();
   prefetch(static_cast<int64_t>(i) + 1);
-  at::Tensor out = inner_ ? inner_(i, x, cond, ctx) : model_.run_block(i, x, cond, ctx);
+  at::Tensor out = inner_ ? inner_(i, x, cond, ctx) : model_.forward_block(i, x, cond, ctx);
   // Without gradients nothing comes back for this block: free it whatever the setting.
   if (config_.reshard_after_forward || !at::GradMode::is_enabled()) {
     unit.reshard();
@@ -425,23 +428,17 @@ at::Tensor FsdpModel::run_block(size_t i, const at::Tensor& x, const at::Tensor&
   return out;
 }
 
-at::Tensor FsdpModel::forward(const at::Tensor& tokens, const at::Tensor& t, const at::Tensor& actions,
-                              int64_t offset) {
-  return forward(tokens, t, actions, at::arange(offset, offset + tokens.size(1), at::kLong));
-}
-
-at::Tensor FsdpModel::forward(const at::Tensor& tokens, const at::Tensor& t, const at::Tensor& actions,
-                              const at::Tensor& index) {
+at::Tensor FsdpModel::forward(const std::function<at::Tensor()>& model_forward) {
   trace::ScopedSpan span("fsdp.forward", "fsdp");  // the root unit's: the whole model's forward
   span.arg("unit", units_[0]->layout().name);
   if (!at::GradMode::is_enabled()) {  // evaluation: nothing stays gathered afterwards
     units_[0]->gather();
-    auto out = model_.forward(tokens, t, actions, index);
+    auto out = model_forward();
     units_[0]->release();
     return out;
   }
   units_[0]->pin();  // the root runs first and last: gathered until its gradients are reduced
-  return model_.forward(tokens, t, actions, index);
+  return model_forward();
 }
 
 FsdpModel::~FsdpModel() { model_.set_block_runner(inner_); }

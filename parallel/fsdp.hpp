@@ -1,7 +1,7 @@
 // FSDP (ZeRO-3) from scratch over dist/'s Communicator.
 //
-// Units: each transformer block, plus a root unit holding every other parameter
-// (embeddings, conditioning, head). A unit's parameters are one flat buffer padded to a
+// Units: each of the model's blocks, plus a root unit holding every other parameter
+// (embeddings, conditioning, head): any Model (model/model.hpp). A unit's parameters are one flat buffer padded to a
 // multiple of the shard count; each rank keeps its shard in fp32 (the master copy), with
 // a gradient shard of the same size. The module's parameters are views into the unit's
 // gathered buffer, whose storage exists only while the unit is gathered.
@@ -48,9 +48,9 @@
 #include <memory>
 #include <vector>
 
-#include "dist/communicator.hpp"
-#include "model/world_model.hpp"
-#include "parallel/shard_layout.hpp"
+#include "reel/dist/communicator.hpp"
+#include "reel/model/model.hpp"
+#include "reel/parallel/shard_layout.hpp"
 
 namespace reel {
 
@@ -128,13 +128,15 @@ class ReduceQueue {
 class FsdpUnit {
  public:
   // params: the module's parameters of this unit, in layout order (materialised or not).
-  // Allocates and initialises this rank's shard from (seed, parameter name).
+  // Allocates and initialises this rank's shard, one parameter at a time, with init(name,
+  // value) (the model's initialisation from (seed, parameter name)).
   // replicas: for hybrid sharding (HSDP), the ranks holding the same shard (null: none);
   // gradients are reduce-scattered over comm, then all-reduced over replicas.
   // queue: records events and, with async, takes the reductions in flight (async false:
   // each is waited where it is issued).
+  using InitFn = std::function<void(const std::string& name, at::Tensor& value)>;
   FsdpUnit(UnitLayout layout, std::vector<at::Tensor> params, Communicator& comm, Communicator* replicas,
-           uint64_t seed, at::ScalarType param_dtype, at::ScalarType reduce_dtype, GradSink& sink,
+           const InitFn& init, at::ScalarType param_dtype, at::ScalarType reduce_dtype, GradSink& sink,
            ReduceQueue& queue, bool async);
   // Removes the gradient hooks from the parameters (they point at this unit).
   ~FsdpUnit();
@@ -233,7 +235,8 @@ class FsdpModel {
   // Shards model's parameters over comm (every rank of comm holds one shard); with
   // replicas (HSDP), each shard is also held by every rank of `replicas`. Installs its
   // block runner around the model's current one (e.g. activation checkpointing).
-  FsdpModel(WorldModelImpl& model, Communicator& comm, const FsdpConfig& config, uint64_t seed,
+  // Initialises the shards with model.init_parameter from seed.
+  FsdpModel(Model& model, Communicator& comm, const FsdpConfig& config, uint64_t seed,
             Communicator* replicas = nullptr);
   // Puts the model's previous block runner back (the model's parameters stay views of
   // freed buffers: the model is unusable without its FSDP).
@@ -241,11 +244,11 @@ class FsdpModel {
   FsdpModel(const FsdpModel&) = delete;
   FsdpModel& operator=(const FsdpModel&) = delete;
 
-  // As WorldModelImpl::forward; gathers units as they run. Without gradients (evaluation)
-  // every unit is freed again by the time it returns.
-  at::Tensor forward(const at::Tensor& tokens, const at::Tensor& t, const at::Tensor& actions, int64_t offset = 0);
-  // For this rank's tokens at clip positions index [Lc] (sequence parallelism).
-  at::Tensor forward(const at::Tensor& tokens, const at::Tensor& t, const at::Tensor& actions, const at::Tensor& index);
+  // Runs model_forward (a call of the model's own forward, whatever its inputs) under
+  // FSDP: the root unit gathered around it, each block's unit as the block runs. Without
+  // gradients (evaluation) every unit is freed again by the time it returns.
+  //   fsdp.forward([&] { return model->forward(tokens, t, actions, index); });
+  at::Tensor forward(const std::function<at::Tensor()>& model_forward);
   // After loss.backward(): finishes the reductions still in flight (the gradient shards
   // are complete afterwards), checks that every unit's gradients were collected (and,
   // when reducing, reduced), and clears the parameters' own .grad.
@@ -274,10 +277,10 @@ class FsdpModel {
   // Starts gathering the unit of block i if it exists and the in-flight bound allows.
   void prefetch(int64_t block);
 
-  WorldModelImpl& model_;
+  Model& model_;
   FsdpConfig config_;
   bool prefetch_ = false;  // config_.prefetch for this model's device
-  WorldModelImpl::BlockRunner inner_;
+  Model::BlockRunner inner_;
   GradSink sink_;
   ReduceQueue queue_;  // before units_: they point at it
   std::vector<std::unique_ptr<FsdpUnit>> units_;  // root first, then one per block

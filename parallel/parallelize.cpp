@@ -1,4 +1,4 @@
-#include "parallel/parallelize.hpp"
+#include "reel/parallel/parallelize.hpp"
 
 namespace reel {
 
@@ -8,12 +8,12 @@ void ParallelConfig::validate() const {
   fsdp.validate();
 }
 
-ParallelModel parallelize(WorldModelImpl& model, const ProcessMesh& mesh, const ParallelConfig& config, uint64_t seed) {
+ParallelModel parallelize(Model& model, const ProcessMesh& mesh, const ParallelConfig& config, uint64_t seed) {
   config.validate();
   ParallelModel out;
   // 1. Sequence parallelism: the attention function exchanges tokens over the sp group;
   //    every other layer is token-wise and runs on this rank's tokens unchanged.
-  out.sequence = std::make_shared<SequenceParallel>(model.config(), mesh, config.sequence);
+  out.sequence = std::make_shared<SequenceParallel>(model, mesh, config.sequence);
   SequenceParallel::install(model, out.sequence);
   // 2. Activation checkpointing inside ...
   if (config.activation_checkpoint.mode != "none") {

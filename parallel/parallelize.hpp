@@ -9,10 +9,10 @@
 
 #include <memory>
 
-#include "dist/process_mesh.hpp"
-#include "parallel/activation_checkpoint.hpp"
-#include "parallel/fsdp.hpp"
-#include "parallel/sequence/sequence_parallel.hpp"
+#include "reel/dist/process_mesh.hpp"
+#include "reel/parallel/activation_checkpoint.hpp"
+#include "reel/parallel/fsdp.hpp"
+#include "reel/parallel/sequence/sequence_parallel.hpp"
 
 namespace reel {
 
@@ -36,6 +36,6 @@ struct ParallelModel {
 // be deferred (no parameter memory): FSDP materialises only this rank's shards. Throws
 // std::invalid_argument, before anything is sharded, for a split the model's shape does
 // not allow.
-ParallelModel parallelize(WorldModelImpl& model, const ProcessMesh& mesh, const ParallelConfig& config, uint64_t seed);
+ParallelModel parallelize(Model& model, const ProcessMesh& mesh, const ParallelConfig& config, uint64_t seed);
 
 }  // namespace reel

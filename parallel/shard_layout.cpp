@@ -1,4 +1,4 @@
-#include "parallel/shard_layout.hpp"
+#include "reel/parallel/shard_layout.hpp"
 
 #include <stdexcept>
 

@@ -1,4 +1,4 @@
-#include "plan/cluster.hpp"
+#include "reel/plan/cluster.hpp"
 
 #include <cmath>
 #include <cstdint>

@@ -1,14 +1,15 @@
-#include "plan/dry_run.hpp"
+#include "reel/plan/dry_run.hpp"
 
 #include <filesystem>
 #include <sstream>
 
-#include "data/video_file.hpp"
-#include "dist/logging.hpp"
-#include "dist/process_mesh.hpp"
-#include "parallel/sequence/layout.hpp"
-#include "plan/estimate.hpp"
-#include "train/throughput.hpp"
+#include "reel/data/video_file.hpp"
+#include "reel/dist/logging.hpp"
+#include "reel/dist/process_mesh.hpp"
+#include "reel/parallel/sequence/layout.hpp"
+#include "reel/plan/estimate.hpp"
+#include "reel/train/model_spec.hpp"
+#include "reel/train/throughput.hpp"
 
 namespace reel {
 namespace {
@@ -31,19 +32,19 @@ std::string dry_run_report(const TrainConfig& config, const CommunicatorPtr& wor
   // The layout needs no data: a file not written yet is said, not an error; one that is
   // there is checked against the model as training would.
   const bool have_data = std::filesystem::exists(c.data.path);
+  const ModelSpec& spec = model_spec(c.model.family);
   std::string data_line = c.data.path + " (not there yet: reel data --out " + c.data.path + " writes it; not checked)";
   if (have_data) {
-    const VideoFileInfo data = VideoReader(c.data.path).info();
-    check_data_geometry(c.model, data.frames, data.height, data.width, data.channels, data.action_dim, c.data.path);
-    data_line = c.data.path + ", " + std::to_string(data.clips) + " clips";
+    const DataFileInfo data = spec.check_data(c.model, c.data.path);
+    data_line = c.data.path + ", " + std::to_string(data.samples) + (spec.family() == "world" ? " clips" : " samples");
   }
   const auto mesh = ProcessMesh::create(world, c.mesh);
   c.data.resolve_micro_batches(mesh.dp());
   const int u = c.parallel.sequence.ulysses_degree(mesh.sp());
-  check_sequence_split(c.model, mesh.sp() / u, u, c.parallel.sequence);
+  check_sequence_split(c.model.sequence_shape(), mesh.sp() / u, u, c.parallel.sequence);
   const auto layout = SequenceLayout::create(c.model.tokens(), mesh.sp() / u, u, c.parallel.sequence.balance);
   const ModelShape shape = ModelShape::of(c.model);  // the model's structure only (deferred)
-  const auto flops = step_flops(c.model, c.data.global_batch, c.parallel.activation_checkpoint);
+  const auto flops = step_flops(spec, c.model, c.data.global_batch, c.parallel.activation_checkpoint);
   // Memory from the planner's model (plan/estimate.hpp), for this world on this machine.
   Cluster here = cluster_preset(mesh.world().device().is_cuda() ? "h100" : "cpu");
   here.nodes = mesh.nodes();
@@ -57,7 +58,7 @@ std::string dry_run_report(const TrainConfig& config, const CommunicatorPtr& wor
       << "  groups of rank " << mesh.world_rank() << ": dp {" << members(mesh.dp_members()) << "}, sp {"
       << members(mesh.sp_members()) << "}, ulysses " << mesh.ulysses() << ", ring " << mesh.ring() << ", shard group "
       << mesh.shard_group().size() << " rank(s), replicas " << mesh.replica_group().size() << "\n"
-      << "  model " << c.model.preset << ": " << fixed(double(shape.parameters()) / 1e6, 2) << "M parameters, " << c.model.tokens()
+      << "  model " << c.model.name() << ": " << fixed(double(shape.parameters()) / 1e6, 2) << "M parameters, " << c.model.tokens()
       << " tokens per clip; sp rank 0 holds " << layout.count(0) << " of them ("
       << (mesh.sp() > 1 ? c.parallel.sequence.mode + ", " + c.parallel.sequence.balance : std::string("no split"))
       << ")\n"

@@ -3,8 +3,8 @@
 
 #include <string>
 
-#include "dist/communicator.hpp"
-#include "train/config.hpp"
+#include "reel/dist/communicator.hpp"
+#include "reel/train/config.hpp"
 
 namespace reel {
 

@@ -1,4 +1,4 @@
-#include "plan/estimate.hpp"
+#include "reel/plan/estimate.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -6,21 +6,22 @@
 #include <stdexcept>
 #include <vector>
 
-#include "model/flow.hpp"
-#include "model/world_model.hpp"
-#include "parallel/sequence/layout.hpp"
-#include "train/throughput.hpp"
+#include "reel/model/flow.hpp"
+#include "reel/model/world_model.hpp"
+#include "reel/parallel/sequence/layout.hpp"
+#include "reel/train/model_spec.hpp"
+#include "reel/train/throughput.hpp"
 
 namespace reel {
 
 ModelShape ModelShape::of(const ModelConfig& model) {
-  WorldModel m(model, ParamInit{at::kCPU, /*deferred=*/true, 0});
+  const auto m = model_spec(model.family).build(model, ParamInit{at::kCPU, /*deferred=*/true, 0});
   ModelShape s;
-  s.depth = static_cast<int64_t>(m->blocks().size());
+  s.depth = static_cast<int64_t>(m->num_blocks());
   int64_t total = 0;
   for (const auto& p : m->parameters()) total += p.numel(), s.largest = std::max<int64_t>(s.largest, p.numel());
   if (s.depth > 0) {
-    for (const auto& p : m->blocks()[0]->parameters()) s.block += p.numel();
+    for (const auto& p : m->block(0).parameters()) s.block += p.numel();
   }
   s.root = total - s.depth * s.block;
   return s;
@@ -112,7 +113,7 @@ Shape resolve_shape(const TrainConfig& c, int world, const Cluster& cluster, con
                                 std::to_string(s.dp) + " (every data-parallel rank evaluates some held-out clips)");
   }
   s.b = c.data.global_batch / s.M / s.dp;
-  check_sequence_split(c.model, s.r, s.u, c.parallel.sequence);
+  check_sequence_split(c.model.sequence_shape(), s.r, s.u, c.parallel.sequence);
   s.layout = SequenceLayout::create(c.model.tokens(), s.r, s.u, c.parallel.sequence.balance);
   const auto& fsdp = c.parallel.fsdp;
   s.pb = bytes_of(fsdp.param_type(cluster.gpu ? at::Device(at::kCUDA) : at::Device(at::kCPU)));
@@ -290,7 +291,7 @@ double reduce_pass_stall(const ReducePass& p) {
 void estimate_time(const TrainConfig& c, const Shape& s, const Cluster& cluster, Estimate& e) {
   const ModelConfig& m = c.model;
   const double rate = cluster.device_flops() * cluster.efficiency;
-  const auto flops = step_flops(m, c.data.global_batch, c.parallel.activation_checkpoint);
+  const auto flops = step_flops(model_spec(m.family), m, c.data.global_batch, c.parallel.activation_checkpoint);
   e.compute_s = flops.hardware / s.world / rate;
   const double block_fwd = block_forward_flops(m, c.data.global_batch) / s.world / double(s.M) / rate;  // one micro-batch
   const Link shard = link(cluster, s.k, s.k), replica = link(cluster, s.replicas, s.world);

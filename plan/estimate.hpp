@@ -29,8 +29,8 @@
 #include <map>
 #include <string>
 
-#include "plan/cluster.hpp"
-#include "train/config.hpp"
+#include "reel/plan/cluster.hpp"
+#include "reel/train/config.hpp"
 
 namespace reel {
 

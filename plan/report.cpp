@@ -5,7 +5,7 @@
 #include <sstream>
 #include <vector>
 
-#include "plan/search.hpp"
+#include "reel/plan/search.hpp"
 
 namespace reel {
 namespace {
@@ -30,7 +30,7 @@ std::string header(const Plan& p) {
   std::ostringstream out;
   if (first) {
     const auto& m = first->config.model;
-    out << "model " << m.preset << ": " << num(double(p.shape.parameters()) / 1e9, "%.3f") << "B parameters, "
+    out << "model " << m.name() << ": " << num(double(p.shape.parameters()) / 1e9, "%.3f") << "B parameters, "
         << m.tokens() << " tokens per clip, global batch " << first->config.data.global_batch << " clips ("
         << first->config.data.global_batch * m.tokens() << " tokens)\n";
   }

@@ -1,4 +1,4 @@
-#include "plan/search.hpp"
+#include "reel/plan/search.hpp"
 
 #include <algorithm>
 #include <map>

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "plan/estimate.hpp"
+#include "reel/plan/estimate.hpp"
 
 namespace reel {
 

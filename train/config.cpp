@@ -1,4 +1,4 @@
-#include "train/config.hpp"
+#include "reel/train/config.hpp"
 
 #include <charconv>
 #include <cmath>
@@ -9,7 +9,8 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "dist/trace.hpp"
+#include "reel/dist/trace.hpp"
+#include "reel/train/model_spec.hpp"
 
 namespace reel {
 namespace {
@@ -22,14 +23,16 @@ void need(bool ok, const std::string& what) {
 
 ModelConfig ModelChoice::resolve() const {
   need(depth >= 0 && dim >= 0, "model.depth and model.dim must be >= 0 (0: the preset's)");
-  ModelConfig c = model_preset(preset);
+  const ModelSpec& spec = model_spec(family);
+  ModelConfig c = spec.preset(preset);
+  c.family = spec.family();
   c.attention = attention;
   c.mlp = mlp;
   if (depth > 0) c.depth = depth;
   if (dim > 0) c.dim = dim;
   c.context_sampling = context_sampling;
   c.context_noise = context_noise;
-  c.validate();
+  spec.validate(c);
   return c;
 }
 

@@ -7,19 +7,21 @@
 
 #include <string>
 
-#include "dist/process_mesh.hpp"
-#include "dist/runtime_options.hpp"
-#include "model/config.hpp"
-#include "model/rollout.hpp"
-#include "optim/adamw.hpp"
-#include "optim/schedule.hpp"
-#include "parallel/parallelize.hpp"
-#include "train/straggler.hpp"
+#include "reel/dist/process_mesh.hpp"
+#include "reel/dist/runtime_options.hpp"
+#include "reel/model/config.hpp"
+#include "reel/model/rollout.hpp"
+#include "reel/optim/adamw.hpp"
+#include "reel/optim/schedule.hpp"
+#include "reel/parallel/parallelize.hpp"
+#include "reel/train/straggler.hpp"
 
 namespace reel {
 
-// The model as chosen: a preset with a few overrides, resolved into a ModelConfig.
+// The model as chosen: a family (train/model_spec.hpp), one of its presets and a few
+// overrides, resolved into a ModelConfig.
 struct ModelChoice {
+  std::string family = "world";
   std::string preset = "tiny";
   std::string attention = "causal";
   std::string mlp = "gelu";
@@ -110,7 +112,8 @@ struct TrainConfig {
 // configuration list them. The INI section is the part of the key before the dot.
 template <typename Visit>
 void visit_train_options(TrainConfig& c, Visit&& v) {
-  v("model.preset", c.model_choice.preset, "tiny | small | long_cpu | long | 1b | 7b");
+  v("model.family", c.model_choice.family, "world (the video world model) | lm (a causal language model, lm/) | a family your program registers");
+  v("model.preset", c.model_choice.preset, "world: tiny | small | long_cpu | long | 1b | 7b; lm: tiny | small");
   v("model.attention", c.model_choice.attention, "full | causal (frame-causal)");
   v("model.mlp", c.model_choice.mlp, "gelu | swiglu");
   v("model.depth", c.model_choice.depth, "blocks (0: the preset's)");

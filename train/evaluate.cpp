@@ -1,4 +1,4 @@
-// Evaluation on the held-out clips: the flow loss, the world-model metrics of rollouts,
+// Evaluation on the held-out samples: the family's loss, the world model's metrics of rollouts,
 // the best evaluation's weights (run.keep_best) and the held-out trend of the run.
 #include <ATen/ATen.h>
 #include <torch/torch.h>
@@ -11,11 +11,13 @@
 #include <filesystem>
 #include <fstream>
 
-#include "data/hdf5.hpp"
-#include "model/flow.hpp"
-#include "model/rollout.hpp"
-#include "dist/watchdog.hpp"
-#include "train/trainer.hpp"
+#include "reel/data/hdf5.hpp"
+#include "reel/data/video_file.hpp"
+#include "reel/model/flow.hpp"
+#include "reel/model/rollout.hpp"
+#include "reel/model/world_model.hpp"
+#include "reel/dist/watchdog.hpp"
+#include "reel/train/trainer.hpp"
 
 namespace reel {
 
@@ -37,22 +39,20 @@ double Trainer::evaluate() {
   at::NoGradGuard no_grad;
   const int64_t total = c_.data.eval_clips;
   if (total == 0) return std::nan("");
-  const auto ids = held_out_share(data_.clips, total, mesh_.dp(), mesh_.dp_rank());
-  const auto dev = mesh_.world().device();
-  auto sum = at::zeros({1}, at::TensorOptions(at::kDouble).device(dev));
+  const auto ids = held_out_share(data_.samples, total, mesh_.dp(), mesh_.dp_rank());
+  auto sum = at::zeros({1}, at::TensorOptions(at::kDouble).device(mesh_.world().device()));
   if (!ids.empty()) {
-    auto batch = VideoReader(c_.data.path).read(ids);
-    auto x0 = patchify(frames_to_float(batch.frames), c_.model);
-    const auto& index = sequence_->index();  // step -1: the same noise every time
-    auto flow = to_device(select_tokens(make_flow_batch(x0, ids, -1, c_.run.seed, c_.model), index), dev);
-    sum += flow_loss_sum(fsdp_->forward(flow.x_t, flow.t, batch.actions.to(dev), index), flow).to(at::kDouble);
+    const Batch batch{spec_.open_data(c_.data.path)->read_samples(ids), ids, {}};
+    sum += spec_.loss_sum(c_.model, *model_, batch, loss_context(-1)).to(at::kDouble);  // step -1: fixed noise
   }
   mesh_.world().all_reduce(sum);
-  return sum.item<double>() / double(target_elements(c_.model, total));
+  return sum.item<double>() / double(spec_.targets_per_sample(c_.model) * total);
 }
 
 bool Trainer::measures_rollouts() const {
-  return c_.run.rollout_steps > 0 && c_.data.eval_clips > 0 && c_.model.attention == "causal" && data_.action_dim == 2;
+  // The data's action dims equal the model's (checked at start).
+  return c_.model.family == "world" && c_.run.rollout_steps > 0 && c_.data.eval_clips > 0 &&
+         c_.model.attention == "causal" && c_.model.action_dim == 2;
 }
 
 RolloutMetrics Trainer::evaluate_rollouts() {
@@ -62,7 +62,8 @@ RolloutMetrics Trainer::evaluate_rollouts() {
   RolloutMetrics metrics(m.groups() - m.context_groups, m.frames - c);
   // Every dp rank has clips (eval_clips >= dp is checked at start): one batch each, so
   // every rank runs the same forwards and FSDP's gathers pair up.
-  const auto ids = held_out_share(data_.clips, c_.data.eval_clips, mesh_.dp(), mesh_.dp_rank());
+  const auto ids = held_out_share(data_.samples, c_.data.eval_clips, mesh_.dp(), mesh_.dp_rank());
+  auto& world = dynamic_cast<WorldModelImpl&>(*model_);  // measures_rollouts(): the world model
   const auto dev = mesh_.world().device();
   auto batch = VideoReader(c_.data.path).read(ids);
   auto video = frames_to_float(batch.frames);  // [B, T, C, H, W]
@@ -74,7 +75,9 @@ RolloutMetrics Trainer::evaluate_rollouts() {
   spec.steps = c_.run.rollout_steps, spec.seed = c_.run.seed, spec.context_t = c_.run.rollout_context_t;
   auto roll = [&](const at::Tensor& actions) {
     const auto acts = actions.to(dev);
-    auto velocity = [&](const at::Tensor& x, const at::Tensor& t) { return fsdp_->forward(x, t, acts, index_dev); };
+    auto velocity = [&](const at::Tensor& x, const at::Tensor& t) {
+      return fsdp_->forward([&] { return world.forward(x, t, acts, index_dev); });
+    };
     auto local = rollout_tokens(velocity, mine, index, ids, m, spec);
     // The whole clips on every rank of the sp group: each position is held by one rank.
     auto full = at::zeros({int64_t(ids.size()), m.tokens(), m.patch_dim()}, local.options());
@@ -264,7 +267,7 @@ void Trainer::note_evaluation(int64_t step, double eval) {
 
 void Trainer::report_held_out() {
   const std::string text =
-      held_out_report(held_out_, data_.clips - c_.data.eval_clips, c_.data.global_batch, c_.run.keep_best);
+      held_out_report(held_out_, data_.samples - c_.data.eval_clips, c_.data.global_batch, c_.run.keep_best);
   if (text.empty()) return;
   if (held_out_.overfits()) {
     log_.warn(text);

@@ -4,12 +4,12 @@
 #include <cmath>
 #include <optional>
 
-#include "dist/traffic.hpp"
-#include "train/memory.hpp"
-#include "train/metrics.hpp"
-#include "train/straggler.hpp"
-#include "train/throughput.hpp"
-#include "train/trainer.hpp"
+#include "reel/dist/traffic.hpp"
+#include "reel/train/memory.hpp"
+#include "reel/train/metrics.hpp"
+#include "reel/train/straggler.hpp"
+#include "reel/train/throughput.hpp"
+#include "reel/train/trainer.hpp"
 
 #ifdef REEL_HAVE_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
@@ -90,7 +90,7 @@ void log_rollouts(const Logger& log, int64_t step, const RolloutMetrics& m) {
 }  // namespace
 
 void Trainer::log_start(double peak, const std::string& source) {
-  log_.info(cat("reel train: ", c_.model.preset, " (", fixed(parameter_count() / 1e6, 2), "M parameters), ",
+  log_.info(cat("reel train: ", c_.model.name(), " (", fixed(parameter_count() / 1e6, 2), "M parameters), ",
                 mesh_.describe(), ", backend ", mesh_.world().backend(), ", global batch ", c_.data.global_batch,
                 " x ", c_.data.micro_batches, " micro"));
   log_.info(cat("placement: ", mesh_.placement()));
@@ -112,7 +112,7 @@ bool Trainer::fit() {
   // (train/throughput.hpp) while the node's other ranks wait.
   const auto peak = peak_flops(mesh_, c_.model, c_.data.micro_clips() / mesh_.dp() * c_.model.tokens(),
                                c_.parallel.fsdp.param_type(dev), dev, c_.run.peak_flops);
-  const auto flops = step_flops(c_.model, c_.data.global_batch, c_.parallel.activation_checkpoint);
+  const auto flops = step_flops(spec_, c_.model, c_.data.global_batch, c_.parallel.activation_checkpoint);
   log_start(peak.per_rank, peak.source);
   for (const auto& w : peak.warnings) log_.warn(w);
   std::unique_ptr<MetricsWriter> metrics;

@@ -1,4 +1,4 @@
-#include "train/memory.hpp"
+#include "reel/train/memory.hpp"
 
 #include <fstream>
 #include <string>

@@ -1,4 +1,4 @@
-#include "train/metrics.hpp"
+#include "reel/train/metrics.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -9,7 +9,7 @@
 #include <fstream>
 #include <stdexcept>
 
-#include "checkpoint/format.hpp"
+#include "reel/checkpoint/format.hpp"
 
 namespace reel {
 namespace {

@@ -8,12 +8,13 @@
 #include <mutex>
 #include <sstream>
 
-#include "checkpoint/changes.hpp"
-#include "checkpoint/reader.hpp"
-#include "data/weights.hpp"
-#include "train/trainer.hpp"
+#include "reel/checkpoint/changes.hpp"
+#include "reel/checkpoint/reader.hpp"
+#include "reel/data/video_file.hpp"
+#include "reel/data/weights.hpp"
+#include "reel/train/trainer.hpp"
 
-#include "dist/watchdog.hpp"
+#include "reel/dist/watchdog.hpp"
 
 namespace reel {
 
@@ -65,16 +66,17 @@ void remember_identity(const DataIdentity& identity) {
 // The content hash of the data file: its content_sha256 attribute, or (a file without one,
 // written by an older reel or another tool) every clip read and hashed, which is said with
 // the time it took. A failure (a damaged clip) is returned in `error`.
-std::string data_sha256(const std::string& path, const Logger& log, std::string& error) try {
-  VideoReader reader(path);
-  if (!reader.info().content_sha256.empty()) return reader.info().content_sha256;
+std::string data_sha256(const ModelSpec& spec, const std::string& path, int64_t samples, const Logger& log,
+                        std::string& error) try {
   const auto start = std::chrono::steady_clock::now();
-  std::string sha = reader.compute_content_sha256();
+  bool computed = false;
+  std::string sha = spec.content_sha256(path, &computed);
+  if (!computed) return sha;
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const auto& i = reader.info();
-  const double mb = double(i.clips) * i.frames * (i.height * i.width * i.channels + 4.0 * i.action_dim) / 1e6;
+  std::error_code ec;
+  const double mb = double(std::filesystem::file_size(path, ec)) / 1e6;
   log.info(cat("data file ", path, " has no content hash (", kContentHashAttribute, ": written by an older reel or "
-               "another tool): hashed its ", i.clips, " clips (", fixed(mb, 1), " MB) in ", fixed(s, 3),
+               "another tool): hashed its ", samples, spec.family() == "world" ? " clips (" : " samples (", fixed(ec ? 0.0 : mb, 1), " MB) in ", fixed(s, 3),
                " s for the checkpoints' data identity; rewriting it with reel data or scripts/convert_videos.py "
                "stores the hash"));
   return sha;
@@ -100,12 +102,10 @@ double Trainer::save_checkpoint(int64_t completed) {
   saver_->wait();  // at most one save in flight
   last_save_wait_s_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - waited).count();
   const auto start = std::chrono::steady_clock::now();
-  TrainState state{completed,   opt_.steps(),       loader_->position(), c_.run.seed,
-                   c_.data.seed, config_ini(c_),     c_.model,            mesh_.dp(),
-                   mesh_.sp(),   mesh_.shard_group().size()};
   const DataIdentity data = known_identity(c_.data.path);
-  state.data_clips = data.clips;
-  state.data_sha256 = data.sha256;
+  TrainState state{completed,    opt_.steps(),   loader_->position(), c_.run.seed,
+                   c_.data.seed, config_ini(c_), c_.model,            mesh_.dp(),
+                   mesh_.sp(),   mesh_.shard_group().size(), data.clips, data.sha256};
   // HSDP replicas hold identical shards: the first replica of each shard group saves them.
   const bool holds = mesh_.replica_group().rank() == 0;
   auto snapshot = take_snapshot(unit_shards(), state, mesh_.world_rank(), mesh_.world_size(), holds);
@@ -206,7 +206,7 @@ std::string Trainer::try_resume(const std::string& dir) {
   opt_.set_steps(state.optimizer_steps);
   start_step_ = last_checkpoint_ = state.step;
   resumed_position_ = state.data;
-  const int64_t training_clips = data_.clips - c_.data.eval_clips;
+  const int64_t training_clips = data_.samples - c_.data.eval_clips;
   if (resumed_position_.cursor > training_clips) {  // other data (run.allow_data_change), fewer clips
     log_.warn(cat("the saved data position (epoch ", state.data.epoch, ", cursor ", state.data.cursor, ") is past the ",
                   training_clips, " training clips of ", c_.data.path, ": continuing at the start of the next epoch"));
@@ -278,9 +278,9 @@ struct RunDirView {
 void Trainer::remember_data_identity() {
   Watchdog::SlowPhase io;
   std::string error;
-  const std::string sha = mesh_.world_rank() == 0 ? data_sha256(c_.data.path, log_, error) : "";
+  const std::string sha = mesh_.world_rank() == 0 ? data_sha256(spec_, c_.data.path, data_.samples, log_, error) : "";
   agree_or_throw(error, "hashing data.path " + c_.data.path);
-  remember_identity({c_.data.path, data_.clips, from_rank0(sha)});
+  remember_identity({c_.data.path, data_.samples, from_rank0(sha)});
 }
 
 DataPosition Trainer::resume_or_start() {

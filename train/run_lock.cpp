@@ -1,4 +1,4 @@
-#include "train/run_lock.hpp"
+#include "reel/train/run_lock.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>

@@ -1,4 +1,4 @@
-#include "train/straggler.hpp"
+#include "reel/train/straggler.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -7,7 +7,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "dist/error.hpp"
+#include "reel/dist/error.hpp"
 
 namespace reel {
 

@@ -20,8 +20,8 @@
 #include <string>
 #include <vector>
 
-#include "dist/communicator.hpp"
-#include "dist/logging.hpp"
+#include "reel/dist/communicator.hpp"
+#include "reel/dist/logging.hpp"
 
 namespace reel {
 

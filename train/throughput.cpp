@@ -1,4 +1,6 @@
-#include "train/throughput.hpp"
+#include "reel/train/throughput.hpp"
+
+#include "reel/train/model_spec.hpp"
 
 #include <fcntl.h>
 #include <sched.h>
@@ -15,15 +17,16 @@
 #include <sstream>
 #include <thread>
 
-#include "dist/process_mesh.hpp"
-#include "model/flow.hpp"
+#include "reel/dist/process_mesh.hpp"
+#include "reel/model/flow.hpp"
 
 namespace reel {
 
-StepFlops step_flops(const ModelConfig& cfg, int64_t global_batch, const ActivationCheckpointConfig& ac) {
+StepFlops step_flops(const ModelSpec& spec, const ModelConfig& cfg, int64_t global_batch,
+                     const ActivationCheckpointConfig& ac) {
   StepFlops f;
-  f.model = training_step_flops(cfg, global_batch);
-  f.hardware = f.model + double(ac.recomputed_blocks(cfg.depth)) * block_forward_flops(cfg, global_batch);
+  f.model = 3.0 * spec.forward_flops(cfg, global_batch);  // backward = 2 x forward
+  f.hardware = f.model + double(ac.recomputed_blocks(cfg.depth)) * spec.block_forward_flops(cfg, global_batch);
   return f;
 }
 

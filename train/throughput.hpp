@@ -20,18 +20,21 @@
 #include <string>
 #include <vector>
 
-#include "model/config.hpp"
-#include "parallel/activation_checkpoint.hpp"
+#include "reel/model/config.hpp"
+#include "reel/parallel/activation_checkpoint.hpp"
 
 namespace reel {
 
 class ProcessMesh;
+class ModelSpec;
 
 struct StepFlops {
   double model = 0;     // forward + backward of the global batch
   double hardware = 0;  // model + recomputation
 };
-StepFlops step_flops(const ModelConfig& cfg, int64_t global_batch, const ActivationCheckpointConfig& ac);
+// The family's FLOPs (train/model_spec.hpp) for a step of global_batch samples.
+StepFlops step_flops(const ModelSpec& spec, const ModelConfig& cfg, int64_t global_batch,
+                     const ActivationCheckpointConfig& ac);
 
 struct PeakFlops {
   double per_rank = 0;  // FLOP/s of this rank

@@ -1,4 +1,4 @@
-#include "train/trainer.hpp"
+#include "reel/train/trainer.hpp"
 
 #include <chrono>
 #include <cstdio>
@@ -7,14 +7,15 @@
 #include <filesystem>
 #include <stdexcept>
 
-#include "data/weights.hpp"
-#include "dist/trace.hpp"
-#include "dist/watchdog.hpp"
-#include "train/memory.hpp"
-#include "model/flow.hpp"
-#include "optim/clip.hpp"
-#include "optim/weight_decay.hpp"
-#include "train/straggler.hpp"
+#include "reel/data/weights.hpp"
+#include "reel/dist/agreement.hpp"
+#include "reel/dist/trace.hpp"
+#include "reel/dist/watchdog.hpp"
+#include "reel/train/memory.hpp"
+#include "reel/model/flow.hpp"
+#include "reel/optim/clip.hpp"
+#include "reel/optim/weight_decay.hpp"
+#include "reel/train/straggler.hpp"
 
 namespace reel {
 namespace {
@@ -24,12 +25,11 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 }
 
 // Checks the data file against the model and the batch before anything is built.
-VideoFileInfo check_data(const TrainConfig& c) {
-  const VideoFileInfo info = VideoReader(c.data.path).info();
-  check_data_geometry(c.model, info.frames, info.height, info.width, info.channels, info.action_dim, c.data.path);
-  if (c.data.eval_clips + c.data.global_batch > info.clips) {
-    throw std::invalid_argument(c.data.path + ": " + std::to_string(info.clips) + " clips cannot hold " +
-                                std::to_string(c.data.eval_clips) + " held-out clips (data.eval_clips) and a batch of " +
+DataFileInfo check_data(const ModelSpec& spec, const TrainConfig& c) {
+  const DataFileInfo info = spec.check_data(c.model, c.data.path);
+  if (c.data.eval_clips + c.data.global_batch > info.samples) {
+    throw std::invalid_argument(c.data.path + ": " + std::to_string(info.samples) + " samples cannot hold " +
+                                std::to_string(c.data.eval_clips) + " held-out ones (data.eval_clips) and a batch of " +
                                 std::to_string(c.data.global_batch) + " (data.global_batch)");
   }
   return info;
@@ -41,7 +41,8 @@ Trainer::Trainer(const TrainConfig& config, const CommunicatorPtr& world)
     : c_(config),
       mesh_(ProcessMesh::create(world, c_.mesh)),
       log_(c_.log, world->rank()),
-      data_(check_data(c_)),
+      spec_(model_spec(c_.model.family)),
+      data_(check_data(spec_, c_)),
       opt_(c_.adamw) {
   c_.data.resolve_micro_batches(mesh_.dp());  // data.micro_batch: the count follows this world's dp
   lock_run_dir();  // first: a second run into run.dir is refused before it builds anything
@@ -57,7 +58,7 @@ Trainer::Trainer(const TrainConfig& config, const CommunicatorPtr& world)
   }
   rss_start_ = resident_bytes();  // before the model: what the runtime and libraries hold
   // The model's structure only: FSDP gives each rank its shards and nothing more.
-  model_ = WorldModel(c_.model, ParamInit{mesh_.world().device(), /*deferred=*/true, c_.run.seed});
+  model_ = spec_.build(c_.model, ParamInit{mesh_.world().device(), /*deferred=*/true, c_.run.seed});
   auto parallel = parallelize(*model_, mesh_, c_.parallel, c_.run.seed);
   sequence_ = std::move(parallel.sequence);
   fsdp_ = std::move(parallel.fsdp);
@@ -69,10 +70,19 @@ Trainer::Trainer(const TrainConfig& config, const CommunicatorPtr& world)
   saver_ = std::make_unique<AsyncSaver>(checkpoints_dir(), c_.checkpoint.keep, mesh_.world(), log_);
   const DataPosition start = resume_or_start();
   try {
-    loader_ = std::make_unique<ClipLoader>(LoaderConfig{c_.data.path, c_.data.micro_clips(), mesh_.dp_rank(),
-                                                        mesh_.dp(), 0, data_.clips - c_.data.eval_clips,
-                                                        c_.data.seed, true, c_.data.prefetch, c_.data.global_batch},
-                                           start);
+    const ModelSpec& spec = spec_;
+    LoaderConfig lc{c_.data.path,
+                    c_.data.micro_clips(),
+                    mesh_.dp_rank(),
+                    mesh_.dp(),
+                    0,
+                    data_.samples - c_.data.eval_clips,
+                    c_.data.seed,
+                    true,
+                    c_.data.prefetch,
+                    c_.data.global_batch,
+                    [&spec](const std::string& path) { return spec.open_data(path); }};
+    loader_ = std::make_unique<SampleLoader>(lc, start);
   } catch (const std::invalid_argument& e) {
     throw std::invalid_argument(std::string(e.what()) + " (data.global_batch " + std::to_string(c_.data.global_batch) +
                                 " / data.micro_batches " + std::to_string(c_.data.micro_batches) +
@@ -103,17 +113,14 @@ int64_t Trainer::parameter_count() {
   return n;
 }
 
-at::Tensor Trainer::micro_loss(const ClipBatch& b, int64_t step) {
-  const auto dev = mesh_.world().device();
-  // Noise and times for the whole clip (a function of the sample, not of the split), on
-  // the host; this rank moves only its sequence-parallel share of the tokens.
-  const auto& index = sequence_->index();
-  auto flow = to_device(select_tokens(make_flow_batch(patchify(frames_to_float(b.frames), c_.model), b.sample_ids,
-                                                      step, c_.run.seed, c_.model),
-                                      index),
-                        dev);
-  auto pred = fsdp_->forward(flow.x_t, flow.t, b.actions.to(dev), index);
-  return flow_loss_sum(pred, flow) / double(target_elements(c_.model, c_.data.global_batch));
+LossContext Trainer::loss_context(int64_t step) {
+  return {sequence_->index(), step, c_.run.seed, mesh_.world().device(),
+          [this](const std::function<at::Tensor()>& forward) { return fsdp_->forward(forward); }};
+}
+
+at::Tensor Trainer::micro_loss(const Batch& b, int64_t step) {
+  const auto sum = spec_.loss_sum(c_.model, *model_, b, loss_context(step));
+  return sum / double(spec_.targets_per_sample(c_.model) * c_.data.global_batch);
 }
 
 double Trainer::forward_backward(int64_t step, double* data_seconds) {
@@ -126,7 +133,7 @@ double Trainer::forward_backward(int64_t step, double* data_seconds) {
   if (stop_request_.exchange(false)) loss[2] = 1.0;
   for (int64_t m = 0; m < c_.data.micro_batches; ++m) {
     const auto wait = std::chrono::steady_clock::now();
-    ClipBatch batch;
+    Batch batch;
     {
       trace::ScopedSpan data_span("train.data", "data");
       data_span.arg("micro", m);
@@ -251,73 +258,20 @@ void Trainer::handle_nonfinite(const StepResult& r) {
                                " (lower optim.lr, check the data, or raise run.max_skips)"));
 }
 
-namespace {
-
-// Collective over comm: every rank's `text` (cut to bytes - 1), in rank order.
-std::vector<std::string> gather_texts(Communicator& comm, const std::string& text, int64_t bytes) {
-  auto mine = at::zeros({bytes}, at::kByte);
-  std::memcpy(mine.data_ptr(), text.data(), std::min<size_t>(text.size(), bytes - 1));
-  auto all = at::empty({bytes * comm.size()}, at::kByte).to(comm.device());
-  comm.all_gather(mine.to(comm.device()), all);
-  const auto host = all.cpu();
-  std::vector<std::string> out;
-  for (int r = 0; r < comm.size(); ++r) out.emplace_back(reinterpret_cast<const char*>(host.data_ptr<uint8_t>()) + r * bytes);
-  return out;
-}
-
-}  // namespace
-
 void Trainer::check_desync(int64_t step) {
-  const auto fp = Watchdog::fingerprint();  // before this check's own (symmetric) collectives
-  const auto dev = mesh_.world().device();
-  const int n = mesh_.world_size();
-  auto mine = at::tensor({static_cast<int64_t>(fp.count), static_cast<int64_t>(fp.hash)}, at::kLong).to(dev);
-  auto all = at::empty({2 * n}, mine.options());
-  mesh_.world().all_gather(mine, all);
-  const auto last = gather_texts(mesh_.world(), fp.last, 200);  // each rank's last collective, for the report
-  const auto a = all.cpu();
-  const int64_t* v = a.data_ptr<int64_t>();
-  std::string report;
-  for (int r = 1; r < n; ++r) {
-    if (v[2 * r] == v[0] && v[2 * r + 1] == v[1]) continue;
-    report += cat("\n  rank ", r, ": ", v[2 * r], " collectives, last ", last[r]);
-  }
+  // The fingerprint is taken before the comparison's own (symmetric) collectives.
+  const std::string report = desync_report(mesh_.world(), Watchdog::fingerprint());
   if (report.empty()) return;
   throw std::runtime_error(cat("the ranks' collectives diverged by step ", step, " (dist.desync_every ",
-                               c_.runtime.desync_every, "); the ranks that differ from rank 0 (", v[0],
-                               " collectives, last ", last[0], "):", report,
-                               "\n  the job would hang at the next collective they do not share"));
+                               c_.runtime.desync_every, "); ", report));
 }
 
-std::string Trainer::from_rank0(const std::string& text) {
-  const auto dev = mesh_.world().device();
-  auto size = at::full({1}, static_cast<int64_t>(text.size()), at::TensorOptions(at::kLong).device(dev));
-  mesh_.world().broadcast(size, 0);
-  if (size.item<int64_t>() == 0) return "";  // the same size on every rank: all return here
-  auto bytes = at::zeros({size.item<int64_t>()}, at::kByte);
-  if (mesh_.world_rank() == 0) std::memcpy(bytes.data_ptr(), text.data(), text.size());
-  bytes = bytes.to(dev);
-  mesh_.world().broadcast(bytes, 0);
-  const auto host = bytes.cpu();
-  return std::string(reinterpret_cast<const char*>(host.data_ptr<uint8_t>()), host.numel());
-}
+std::string Trainer::from_rank0(const std::string& text) { return reel::from_rank0(mesh_.world(), text); }
 
-std::string Trainer::first_error(const std::string& error) {
-  auto failed = at::full({1}, error.empty() ? 0.0 : 1.0, at::TensorOptions(at::kDouble).device(mesh_.world().device()));
-  mesh_.world().all_reduce(failed, ReduceOp::kMax);
-  if (failed.item<double>() == 0) return "";  // the common case costs one 8-byte reduction
-  const auto errors = gather_texts(mesh_.world(), error, 2048);
-  for (int r = 0; r < mesh_.world_size(); ++r) {
-    if (errors[r].empty()) continue;
-    return r == mesh_.world_rank() ? errors[r] : cat(errors[r], " (rank ", r, ")");
-  }
-  return "an error on another rank";  // unreachable: some rank reported one
-}
+std::string Trainer::first_error(const std::string& error) { return reel::first_error(mesh_.world(), error); }
 
 void Trainer::agree_or_throw(const std::string& error, const std::string& what) {
-  const std::string first = first_error(error);
-  if (first.empty()) return;
-  throw std::runtime_error(what.empty() ? first : what + " failed: " + first);
+  throw_if_any_failed(mesh_.world(), error, what);
 }
 
 void Trainer::lock_run_dir() {

@@ -1,9 +1,10 @@
 // The Trainer: one owner for a training run, and what both `reel train` and the parity
 // tests run.
 //
-//   build     Trainer(config, world): mesh -> deferred model -> parallelize() (sequence
-//             split, checkpointing, FSDP) -> AdamW over the shards -> loader (the ranks
-//             of one sp group read the same clips; each feeds the model its tokens)
+//   build     Trainer(config, world): mesh -> the model.family's deferred model
+//             (train/model_spec.hpp) -> parallelize() (sequence split, checkpointing,
+//             FSDP) -> AdamW over the shards -> loader (the ranks of one sp group read
+//             the same samples; each feeds the model its tokens)
 //   step      forward_backward(): the step's micro-batches, gradients reduced into each
 //             FSDP unit's fp32 gradient shard; optimizer_step(): clip by the global norm,
 //             AdamW at the schedule's learning rate; train_step(): both, timed
@@ -12,10 +13,11 @@
 //   fit       the loop: steps, evaluation, metrics.jsonl, progress, step hooks (where
 //             state checkpoints plug in), the final weights
 //
-// Loss normalisation: each micro-batch's loss is its sum of squared errors over target
-// elements divided by the target count of the whole global batch, so the SUM of the
-// per-rank, per-micro-batch losses (and FSDP's SUM reduce-scatter of their gradients) is
-// the global mean, whatever the layout.
+// Loss normalisation: each micro-batch's loss is the family's sum of per-target losses
+// (squared errors of the world model's velocity, a language model's cross-entropy)
+// divided by the target count of the whole global batch, so the SUM of the per-rank,
+// per-micro-batch losses (and FSDP's SUM reduce-scatter of their gradients) is the
+// global mean, whatever the layout.
 #pragma once
 
 #include <atomic>
@@ -25,16 +27,17 @@
 #include <string>
 #include <vector>
 
-#include "checkpoint/saver.hpp"
-#include "data/world_metrics.hpp"
-#include "data/loader.hpp"
-#include "dist/logging.hpp"
-#include "dist/process_mesh.hpp"
-#include "dist/trace.hpp"
-#include "optim/adamw.hpp"
-#include "parallel/parallelize.hpp"
-#include "train/config.hpp"
-#include "train/run_lock.hpp"
+#include "reel/checkpoint/saver.hpp"
+#include "reel/data/world_metrics.hpp"
+#include "reel/data/loader.hpp"
+#include "reel/dist/logging.hpp"
+#include "reel/dist/process_mesh.hpp"
+#include "reel/dist/trace.hpp"
+#include "reel/optim/adamw.hpp"
+#include "reel/parallel/parallelize.hpp"
+#include "reel/train/config.hpp"
+#include "reel/train/model_spec.hpp"
+#include "reel/train/run_lock.hpp"
 
 namespace reel {
 
@@ -90,14 +93,14 @@ class Trainer {
   double optimizer_step(int64_t step);
   // forward_backward + optimizer_step, timed; a non-finite loss skips the optimizer.
   StepResult train_step(int64_t step);
-  // Held-out loss: the file's last data.eval_clips clips with fixed noise, split over the
-  // data-parallel ranks (collective); NaN when data.eval_clips is 0.
+  // Held-out loss: the file's last data.eval_clips samples with fixed randomness, split
+  // over the data-parallel ranks (collective); NaN when data.eval_clips is 0.
   double evaluate();
   // World-model metrics (data/world_metrics.hpp) of rollouts of the same held-out clips,
   // under their actions and reversed ones, with run.rollout_steps Euler steps: each dp
   // rank rolls out its share through the sharded model (every sp rank its tokens), and
   // the sums are all-reduced. Collective; the same figures at every layout. Needs a
-  // frame-causal model, data with 2 action dimensions and data.eval_clips > 0.
+  // world model (frame-causal), data with 2 action dimensions and data.eval_clips > 0.
   RolloutMetrics evaluate_rollouts();
   // Whether fit() measures rollouts at each evaluation (run.rollout_steps > 0 and the
   // model and data allow it).
@@ -141,13 +144,17 @@ class Trainer {
   const ProcessMesh& mesh() const { return mesh_; }
   FsdpModel& fsdp() { return *fsdp_; }
   SequenceParallel& sequence() { return *sequence_; }  // the token split (sp = 1: every token)
-  WorldModelImpl& model() { return *model_; }  // parameters are views FSDP fills per unit
+  Model& model() { return *model_; }  // parameters are views FSDP fills per unit
+  const ModelSpec& spec() const { return spec_; }  // the model.family
   FlatAdamW& optimizer() { return opt_; }
   const Logger& log() const { return log_; }
   int64_t parameter_count();
 
  private:
-  at::Tensor micro_loss(const ClipBatch& batch, int64_t step);
+  // What the family computes its loss for at `step` (-1: evaluation): this rank's tokens,
+  // under FSDP.
+  LossContext loss_context(int64_t step);
+  at::Tensor micro_loss(const Batch& batch, int64_t step);
   std::vector<UnitShard> unit_shards();
   // Resolves run.resume against the run directory, loads the checkpoint (falling back to
   // older complete ones under auto), and returns where the data continues.
@@ -201,12 +208,13 @@ class Trainer {
   // Rank 0, from the constructor's first statement until the Trainer is gone (run.lock);
   // declared before the loader and the saver so that it outlives a save still in flight.
   RunDirLock run_lock_;
-  VideoFileInfo data_;
-  WorldModel model_{nullptr};
+  const ModelSpec& spec_;
+  DataFileInfo data_;
+  std::shared_ptr<Model> model_;
   std::shared_ptr<SequenceParallel> sequence_;
   std::unique_ptr<FsdpModel> fsdp_;
   FlatAdamW opt_;
-  std::unique_ptr<ClipLoader> loader_;
+  std::unique_ptr<SampleLoader> loader_;
   std::unique_ptr<AsyncSaver> saver_;
   int64_t start_step_ = 0, last_checkpoint_ = -1;
   int64_t rss_start_ = 0;  // resident bytes before the model was built (metrics: rss_start_bytes)

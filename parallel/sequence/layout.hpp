@@ -21,7 +21,7 @@
 #include <functional>
 #include <vector>
 
-#include "model/config.hpp"
+#include "reel/model/sequence_shape.hpp"
 
 namespace reel {
 
@@ -40,7 +40,7 @@ struct SequenceConfig {
 // Throws std::invalid_argument, naming the numbers and what to change, when this model
 // cannot be split this way: heads not divisible by the Ulysses degree, or fewer tokens
 // than pieces.
-void check_sequence_split(const ModelConfig& model, int ring, int ulysses, const SequenceConfig& config);
+void check_sequence_split(const SequenceShape& model, int ring, int ulysses, const SequenceConfig& config);
 
 class SequenceLayout {
  public:

@@ -1,10 +1,10 @@
-#include "parallel/sequence/ring.hpp"
+#include "reel/parallel/sequence/ring.hpp"
 
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <chrono>
 
-#include "model/attention_blocks.hpp"
+#include "reel/model/attention_blocks.hpp"
 
 namespace reel {
 namespace {

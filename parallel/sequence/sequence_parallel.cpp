@@ -1,30 +1,29 @@
-#include "parallel/sequence/sequence_parallel.hpp"
+#include "reel/parallel/sequence/sequence_parallel.hpp"
 
 #include <stdexcept>
 
-#include "model/rope.hpp"
 
 namespace reel {
 
-SequenceParallel::SequenceParallel(const ModelConfig& model, const ProcessMesh& mesh, const SequenceConfig& config)
-    : model_(model), config_(config) {
+SequenceParallel::SequenceParallel(const Model& model, const ProcessMesh& mesh, const SequenceConfig& config)
+    : shape_(model.sequence_shape()), config_(config) {
   const int sp = mesh.sp(), u = config.ulysses_degree(sp), ring = sp / u;
   if (mesh.ulysses() != u) {
     throw std::invalid_argument("the mesh was built with Ulysses degree " + std::to_string(mesh.ulysses()) +
                                 " but parallel.sp_mode " + config.mode + " needs " + std::to_string(u));
   }
-  check_sequence_split(model, ring, u, config);
-  layout_ = SequenceLayout::create(model.tokens(), ring, u, config.balance);
+  check_sequence_split(shape_, ring, u, config);
+  layout_ = SequenceLayout::create(shape_.tokens, ring, u, config.balance);
   index_ = layout_.index(mesh.sp_rank());
   if (!active()) return;
   const int ring_rank = mesh.sp_rank() / u;
-  groups_ = token_groups(model, layout_.ring_share(ring_rank));
+  groups_ = model.token_groups(layout_.ring_share(ring_rank));
   for (int i = 0; i < u; ++i) ulysses_.counts.push_back(layout_.count(ring_rank * u + i));
   ulysses_.comm = &mesh.ulysses_group();
   ulysses_.bytes_sent = &ulysses_bytes_;
   ring_.comm = &mesh.ring_group();
   for (int i = 0; i < ring; ++i) {
-    ring_.groups.push_back(token_groups(model, layout_.ring_share(i)));
+    ring_.groups.push_back(model.token_groups(layout_.ring_share(i)));
   }
   ring_.overlap = config.ring_overlap;
   ring_.stats = &ring_stats_;
@@ -54,7 +53,7 @@ AttentionResult SequenceParallel::operator()(const AttentionInputs& in) {
   return {out, at::Tensor()};
 }
 
-void SequenceParallel::install(WorldModelImpl& model, const std::shared_ptr<SequenceParallel>& sp) {
+void SequenceParallel::install(Model& model, const std::shared_ptr<SequenceParallel>& sp) {
   if (!sp->active()) return;
   model.set_attention([sp](const AttentionInputs& in) { return (*sp)(in); });
 }
@@ -62,7 +61,7 @@ void SequenceParallel::install(WorldModelImpl& model, const std::shared_ptr<Sequ
 int64_t SequenceParallel::expected_bytes_per_block(int64_t batch, int64_t element_size) const {
   if (!active()) return 0;
   const int sp_rank = ring_.comm->rank() * layout_.ulysses() + ulysses_.comm->rank();
-  const auto t = attention_traffic(layout_, model_.dim, sp_rank, batch, element_size);
+  const auto t = attention_traffic(layout_, shape_.dim, sp_rank, batch, element_size);
   return t.forward() + t.backward();
 }
 

@@ -1,5 +1,5 @@
-// Sequence parallelism for the world model: the attention function it installs, and the
-// token layout the Trainer slices clips by.
+// Sequence parallelism for any Model (model/model.hpp): the attention function it
+// installs, and the token layout the Trainer slices samples by.
 //
 // Each rank of an sp group holds its layout share of every clip's tokens (layout.hpp);
 // token-wise layers run on those alone. Attention is the only exchange:
@@ -13,11 +13,11 @@
 
 #include <memory>
 
-#include "dist/process_mesh.hpp"
-#include "model/world_model.hpp"
-#include "parallel/sequence/layout.hpp"
-#include "parallel/sequence/ring.hpp"
-#include "parallel/sequence/ulysses.hpp"
+#include "reel/dist/process_mesh.hpp"
+#include "reel/model/model.hpp"
+#include "reel/parallel/sequence/layout.hpp"
+#include "reel/parallel/sequence/ring.hpp"
+#include "reel/parallel/sequence/ulysses.hpp"
 
 namespace reel {
 
@@ -32,7 +32,7 @@ class SequenceParallel {
   // Validates the split (check_sequence_split) against the mesh's ulysses and ring
   // groups; throws std::invalid_argument naming the numbers. With sp = 1: the whole clip
   // on every rank and nothing to install.
-  SequenceParallel(const ModelConfig& model, const ProcessMesh& mesh, const SequenceConfig& config);
+  SequenceParallel(const Model& model, const ProcessMesh& mesh, const SequenceConfig& config);
   SequenceParallel(const SequenceParallel&) = delete;
   SequenceParallel& operator=(const SequenceParallel&) = delete;
 
@@ -46,7 +46,7 @@ class SequenceParallel {
   // undefined under sequence parallelism (the model does not use it).
   AttentionResult operator()(const AttentionInputs& in);
   // Installs *this as the model's attention (the model keeps it alive).
-  static void install(WorldModelImpl& model, const std::shared_ptr<SequenceParallel>& sp);
+  static void install(Model& model, const std::shared_ptr<SequenceParallel>& sp);
 
   // Attention traffic this rank sends per transformer block for one forward and backward
   // on `batch` clips (no activation-checkpoint recomputation), in bytes, from the layout:
@@ -58,7 +58,7 @@ class SequenceParallel {
   SequenceStats take_stats();
 
  private:
-  ModelConfig model_;
+  SequenceShape shape_;
   SequenceConfig config_;
   SequenceLayout layout_;
   at::Tensor index_;

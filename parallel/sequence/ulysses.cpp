@@ -1,4 +1,4 @@
-#include "parallel/sequence/ulysses.hpp"
+#include "reel/parallel/sequence/ulysses.hpp"
 
 #include <torch/csrc/autograd/custom_function.h>
 

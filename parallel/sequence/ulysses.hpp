@@ -16,7 +16,7 @@
 
 #include <vector>
 
-#include "dist/communicator.hpp"
+#include "reel/dist/communicator.hpp"
 
 namespace reel {
 

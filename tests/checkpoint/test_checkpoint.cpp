@@ -12,15 +12,15 @@
 #include <filesystem>
 #include <fstream>
 
-#include "checkpoint/changes.hpp"
-#include "checkpoint/reader.hpp"
-#include "data/hdf5.hpp"
-#include "data/physics_world.hpp"
-#include "data/video_file.hpp"
-#include "model/flow.hpp"
+#include "reel/checkpoint/changes.hpp"
+#include "reel/checkpoint/reader.hpp"
+#include "reel/data/hdf5.hpp"
+#include "reel/data/physics_world.hpp"
+#include "reel/data/video_file.hpp"
+#include "reel/model/flow.hpp"
 #include "tests/support/scratch.hpp"
 #include "tests/support/test_env.hpp"
-#include "train/trainer.hpp"
+#include "reel/train/trainer.hpp"
 
 namespace reel::test {
 namespace {

@@ -8,10 +8,10 @@
 #include <fstream>
 #include <set>
 
-#include "model/config.hpp"
-#include "data/loader.hpp"
-#include "data/physics_world.hpp"
-#include "data/video_file.hpp"
+#include "reel/model/config.hpp"
+#include "reel/data/loader.hpp"
+#include "reel/data/physics_world.hpp"
+#include "reel/data/video_file.hpp"
 
 namespace reel::test {
 namespace {
@@ -79,7 +79,7 @@ TEST(Data, LoaderOrderIsAPermutationAndSharesAreDisjoint) {
   c.global_batch = 8;
   c.count = 32;
   c.seed = 1;
-  ClipLoader whole(c);
+  SampleLoader whole(c);
   auto o0 = whole.order(0), o1 = whole.order(1);
   EXPECT_EQ(std::set<int64_t>(o0.begin(), o0.end()).size(), 32u);
   EXPECT_EQ(*std::max_element(o0.begin(), o0.end()), 31);
@@ -87,15 +87,15 @@ TEST(Data, LoaderOrderIsAPermutationAndSharesAreDisjoint) {
   // Two data-parallel shares of one global batch: disjoint halves, together the batch.
   c.shares = 2;
   c.share = 0;
-  ClipLoader s0(c);
+  SampleLoader s0(c);
   c.share = 1;
-  ClipLoader s1(c);
+  SampleLoader s1(c);
   for (int step = 0; step < 6; ++step) {  // crosses the epoch boundary (32 / 8 = 4 batches)
     auto g = whole.next(), a = s0.next(), b = s1.next();
     std::vector<int64_t> joined = a.sample_ids;
     joined.insert(joined.end(), b.sample_ids.begin(), b.sample_ids.end());
     EXPECT_EQ(joined, g.sample_ids) << "step " << step;
-    EXPECT_TRUE(at::cat({a.frames, b.frames}).equal(g.frames));
+    EXPECT_TRUE(at::cat({a.at("frames"), b.at("frames")}).equal(g.at("frames")));
     EXPECT_EQ(a.after, g.after);
   }
   EXPECT_EQ(whole.position().epoch, 1);
@@ -108,18 +108,18 @@ TEST(Data, RestoredPositionContinuesExactlyWhateverTheShares) {
   c.path = path;
   c.global_batch = 4;
   c.seed = 9;
-  ClipLoader first(c);
+  SampleLoader first(c);
   for (int i = 0; i < 13; ++i) first.next();  // 40 / 4 = 10 batches per epoch: now in epoch 1
   const DataPosition saved = first.position();
   auto expected = first.next();
-  ClipLoader resumed(c, saved);
+  SampleLoader resumed(c, saved);
   auto got = resumed.next();
   EXPECT_EQ(got.sample_ids, expected.sample_ids);
-  EXPECT_TRUE(got.frames.equal(expected.frames));
+  EXPECT_TRUE(got.at("frames").equal(expected.at("frames")));
   // The same position resumed by two shares reads the same global batch.
   c.shares = 2;
   c.share = 1;
-  ClipLoader half(c, saved);
+  SampleLoader half(c, saved);
   auto h = half.next();
   EXPECT_EQ(h.sample_ids, std::vector<int64_t>(expected.sample_ids.begin() + 2, expected.sample_ids.end()));
   std::filesystem::remove(path);
@@ -139,7 +139,7 @@ TEST(Data, AStepSeesTheSameClipsWhateverItsMicroBatches) {
   LoaderConfig two = one;
   two.global_batch = 4;
   two.step_clips = 8;
-  ClipLoader whole(one), halves(two);
+  SampleLoader whole(one), halves(two);
   for (int step = 0; step < 10; ++step) {  // 4 steps per epoch: two epoch ends
     auto a = halves.next(), b = halves.next();
     std::vector<int64_t> joined = a.sample_ids;
@@ -148,7 +148,7 @@ TEST(Data, AStepSeesTheSameClipsWhateverItsMicroBatches) {
     EXPECT_EQ(b.after, whole.position()) << "step " << step;
   }
   two.step_clips = 6;  // not a whole number of micro-batches
-  EXPECT_THROW(ClipLoader bad(two), std::invalid_argument);
+  EXPECT_THROW(SampleLoader bad(two), std::invalid_argument);
   std::filesystem::remove(path);
 }
 
@@ -206,7 +206,7 @@ TEST(Data, BadFilesGetErrorsNamingTheFileAndTheClip) {
   c.path = fine;
   c.global_batch = 3;
   c.shares = 2;
-  expect_error([&] { ClipLoader l(c); }, {"does not divide over 2"});
+  expect_error([&] { SampleLoader l(c); }, {"does not divide over 2"});
   for (const auto& p : {missing, rank, dtype, good, fine}) std::filesystem::remove(p);
 }
 

@@ -7,12 +7,12 @@
 
 #include <filesystem>
 
-#include "data/font.hpp"
-#include "data/image.hpp"
-#include "data/physics_world.hpp"
-#include "data/samples.hpp"
-#include "model/config.hpp"
-#include "model/world_model.hpp"
+#include "reel/data/font.hpp"
+#include "reel/data/image.hpp"
+#include "reel/data/physics_world.hpp"
+#include "reel/data/samples.hpp"
+#include "reel/model/config.hpp"
+#include "reel/model/world_model.hpp"
 
 namespace reel::test {
 namespace {

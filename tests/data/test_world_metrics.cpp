@@ -3,9 +3,9 @@
 // and the metrics of known predictions (the truth, copying, ignoring actions) are exact.
 #include <gtest/gtest.h>
 
-#include "data/physics_world.hpp"
-#include "data/world_metrics.hpp"
-#include "model/flow.hpp"
+#include "reel/data/physics_world.hpp"
+#include "reel/data/world_metrics.hpp"
+#include "reel/model/flow.hpp"
 
 namespace reel {
 namespace {

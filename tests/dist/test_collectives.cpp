@@ -5,8 +5,8 @@
 #include <atomic>
 #include <cstring>
 
-#include "dist/mpi_half.hpp"
-#include "dist/traffic.hpp"
+#include "reel/dist/mpi_half.hpp"
+#include "reel/dist/traffic.hpp"
 #include "tests/dist/collective_data.hpp"
 #include "tests/support/test_env.hpp"
 

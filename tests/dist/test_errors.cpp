@@ -9,9 +9,9 @@
 #include <fstream>
 #include <thread>
 
-#include "dist/abort_registry.hpp"
-#include "dist/logging.hpp"
-#include "dist/mpi_communicator.hpp"
+#include "reel/dist/abort_registry.hpp"
+#include "reel/dist/logging.hpp"
+#include "reel/dist/mpi_communicator.hpp"
 #include "tests/support/test_env.hpp"
 
 namespace reel::test {

@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "dist/hang_report.hpp"
-#include "dist/watchdog.hpp"
+#include "reel/dist/hang_report.hpp"
+#include "reel/dist/watchdog.hpp"
 #include "tests/support/test_env.hpp"
 
 namespace reel::test {

@@ -2,7 +2,7 @@
 // independence of collectives on two groups interleaved.
 #include <gtest/gtest.h>
 
-#include "dist/process_mesh.hpp"
+#include "reel/dist/process_mesh.hpp"
 #include "tests/support/test_env.hpp"
 
 namespace reel::test {

@@ -8,9 +8,9 @@
 #include <cstdlib>
 #include <sstream>
 
-#include "dist/error.hpp"
-#include "dist/process_mesh.hpp"
-#include "dist/traffic.hpp"
+#include "reel/dist/error.hpp"
+#include "reel/dist/process_mesh.hpp"
+#include "reel/dist/traffic.hpp"
 #include "tests/support/test_env.hpp"
 
 namespace reel::test {

@@ -11,8 +11,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "dist/trace.hpp"
-#include "dist/trace_buffer.hpp"
+#include "reel/dist/trace.hpp"
+#include "reel/dist/trace_buffer.hpp"
 #include "tests/support/test_env.hpp"
 
 namespace reel {

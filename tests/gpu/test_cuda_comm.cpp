@@ -7,9 +7,9 @@
 #include "tests/dist/collective_data.hpp"
 #include "tests/support/test_env.hpp"
 #ifdef REEL_HAVE_NCCL
-#include "dist/abort_registry.hpp"
-#include "dist/error.hpp"
-#include "dist/nccl_communicator.hpp"
+#include "reel/dist/abort_registry.hpp"
+#include "reel/dist/error.hpp"
+#include "reel/dist/nccl_communicator.hpp"
 #include <ATen/cuda/Sleep.h>
 #endif
 

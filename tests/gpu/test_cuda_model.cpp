@@ -6,9 +6,9 @@
 // Skipped, with the reason, where there is no GPU.
 #include <gtest/gtest.h>
 
-#include "model/attention.hpp"
-#include "model/ops.hpp"
-#include "model/rope.hpp"
+#include "reel/model/attention.hpp"
+#include "reel/model/ops.hpp"
+#include "reel/model/rope.hpp"
 #include "tests/support/gradcheck.hpp"
 #include "tests/support/test_env.hpp"
 

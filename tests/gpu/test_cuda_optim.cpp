@@ -1,7 +1,7 @@
 // The fused AdamW kernel against the ATen reference update (fp32: 1e-6 relative).
 #include <gtest/gtest.h>
 
-#include "optim/adamw.hpp"
+#include "reel/optim/adamw.hpp"
 #include "tests/support/test_env.hpp"
 
 namespace reel::test {

@@ -11,8 +11,8 @@
 #include <functional>
 #include <string>
 
-#include "model/attention.hpp"
-#include "model/attention_blocks.hpp"
+#include "reel/model/attention.hpp"
+#include "reel/model/attention_blocks.hpp"
 
 namespace reel::test {
 namespace {

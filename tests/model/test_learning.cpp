@@ -5,9 +5,11 @@
 
 #include <filesystem>
 
-#include "data/physics_world.hpp"
-#include "data/samples.hpp"
-#include "data/weights.hpp"
+#include "reel/model/world_model.hpp"
+#include "reel/data/physics_world.hpp"
+#include "reel/data/video_file.hpp"
+#include "reel/data/samples.hpp"
+#include "reel/data/weights.hpp"
 
 #include <fstream>
 #include "tests/model/tiny_training.hpp"
@@ -31,7 +33,7 @@ TEST(Learning, TinyPresetBeatsCopyLastFrameOnHeldOutClips) {
   lc.global_batch = 16;
   lc.count = 1024;
   lc.seed = 3;
-  ClipLoader train(lc);
+  SampleLoader train(lc);
   // 900 steps of 16 clips at lr 2e-3 (about 2 minutes on 2 cores).
   const auto run = train_tiny(model, train, 900, 2e-3, 99);
 

@@ -4,10 +4,10 @@
 
 #include <cmath>
 
-#include "model/attention_blocks.hpp"
-#include "model/flow.hpp"
-#include "model/rope.hpp"
-#include "model/world_model.hpp"
+#include "reel/model/attention_blocks.hpp"
+#include "reel/model/flow.hpp"
+#include "reel/model/rope.hpp"
+#include "reel/model/world_model.hpp"
 #include "tests/support/gradcheck.hpp"
 
 namespace reel::test {

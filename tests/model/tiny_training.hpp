@@ -5,9 +5,9 @@
 
 #include <torch/torch.h>
 
-#include "model/flow.hpp"
-#include "data/loader.hpp"
-#include "model/world_model.hpp"
+#include "reel/model/flow.hpp"
+#include "reel/data/loader.hpp"
+#include "reel/model/world_model.hpp"
 
 namespace reel::test {
 
@@ -17,7 +17,7 @@ struct TinyRun {
   double seconds = 0;
 };
 
-inline TinyRun train_tiny(WorldModel& model, ClipLoader& loader, int64_t steps, double lr, uint64_t seed) {
+inline TinyRun train_tiny(WorldModel& model, SampleLoader& loader, int64_t steps, double lr, uint64_t seed) {
   const auto& cfg = model->config();
   torch::optim::AdamW opt(model->parameters(), torch::optim::AdamWOptions(lr).weight_decay(0.0).betas({0.9, 0.99}));
   TinyRun run;
@@ -29,9 +29,9 @@ inline TinyRun train_tiny(WorldModel& model, ClipLoader& loader, int64_t steps, 
       static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr * std::min(1.0, (step + 1) / 50.0));
     }
     auto batch = loader.next();
-    auto x0 = patchify(frames_to_float(batch.frames), cfg);
+    auto x0 = patchify(frames_to_float(batch.at("frames")), cfg);
     auto flow = make_flow_batch(x0, batch.sample_ids, step, seed, cfg);
-    auto pred = model->forward(flow.x_t, flow.t, batch.actions);
+    auto pred = model->forward(flow.x_t, flow.t, batch.at("actions"));
     auto loss = flow_loss_sum(pred, flow) / double(target_elements(cfg, x0.size(0)));
     opt.zero_grad();
     loss.backward();

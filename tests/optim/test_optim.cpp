@@ -3,9 +3,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "optim/adamw.hpp"
-#include "optim/clip.hpp"
-#include "optim/schedule.hpp"
+#include "reel/optim/adamw.hpp"
+#include "reel/optim/clip.hpp"
+#include "reel/optim/schedule.hpp"
 #include "tests/support/test_env.hpp"
 
 namespace reel::test {

@@ -1,7 +1,8 @@
 // parallelize() and FSDP refuse what they cannot run, before anything is sharded.
 #include <gtest/gtest.h>
 
-#include "parallel/parallelize.hpp"
+#include "reel/model/world_model.hpp"
+#include "reel/parallel/parallelize.hpp"
 #include "tests/support/test_env.hpp"
 
 namespace reel::test {

@@ -9,10 +9,11 @@
 #include <cmath>
 #include <numeric>
 
-#include "model/rope.hpp"
-#include "model/attention.hpp"
-#include "model/attention_blocks.hpp"
-#include "parallel/sequence/sequence_parallel.hpp"
+#include "reel/model/world_model.hpp"
+#include "reel/model/rope.hpp"
+#include "reel/model/attention.hpp"
+#include "reel/model/attention_blocks.hpp"
+#include "reel/parallel/sequence/sequence_parallel.hpp"
 #include "tests/support/test_env.hpp"
 
 namespace reel::test {
@@ -28,6 +29,9 @@ ModelConfig attention_config(int64_t heads = 12) {
   cfg.dim = heads * 8;
   return cfg;
 }
+
+// The model's structure only (no parameter memory): what sequence parallelism reads.
+WorldModel structure(const ModelConfig& cfg) { return WorldModel(cfg, ParamInit{at::kCPU, /*deferred=*/true}); }
 
 struct Reference {
   at::Tensor q, k, v, dout, out, dq, dk, dv;  // [B, H, L, hd] each
@@ -65,7 +69,7 @@ void expect_matches_one_rank(const std::string& mode, int ulysses, const std::st
   sc.ulysses = ulysses;
   sc.balance = balance;
   auto mesh = ProcessMesh::create(runtime().world(), MeshConfig{1, sp, 0, sc.ulysses_degree(sp)});
-  SequenceParallel seq(cfg, mesh, sc);
+  SequenceParallel seq(*structure(cfg), mesh, sc);
   ASSERT_TRUE(seq.active());
   for (bool causal : masks) {
     const auto ref = reference(cfg, causal, cfg.tokens() > 1024 ? 1 : 2);
@@ -234,7 +238,7 @@ TEST(SequenceParallel, ShapesThatCannotSplitAreRefusedWithTheNumbers) {
   auto mesh = ProcessMesh::create(runtime().world(), MeshConfig{1, sp, 0, sp});
   const auto heads = attention_config(sp + 1);  // sp + 1 heads never divide over sp ranks
   try {
-    SequenceParallel seq(heads, mesh, ulysses);
+    SequenceParallel seq(*structure(heads), mesh, ulysses);
     ADD_FAILURE() << "expected an error";
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find(std::to_string(sp + 1) + " attention heads do not divide over Ulysses degree " +
@@ -250,11 +254,11 @@ TEST(SequenceParallel, ShapesThatCannotSplitAreRefusedWithTheNumbers) {
   few.frames = 2;  // one frame-group of 16 tokens
   few.context_groups = 0;
   few.height = few.width = 4;  // 1 token per group
-  EXPECT_THROW(SequenceParallel(few, mesh, ulysses), std::invalid_argument);
+  EXPECT_THROW(SequenceParallel(*structure(few), mesh, ulysses), std::invalid_argument);
   // The mesh was built for Ulysses; asking it for a ring is a mismatch, named.
   SequenceConfig ring;
   ring.mode = "ring";
-  EXPECT_THROW(SequenceParallel(attention_config(), mesh, ring), std::invalid_argument);
+  EXPECT_THROW(SequenceParallel(*structure(attention_config()), mesh, ring), std::invalid_argument);
 }
 
 }  // namespace

@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 #include <mpi.h>
 
-#include "dist/watchdog.hpp"
+#include "reel/dist/watchdog.hpp"
 
 #include <iostream>
 #include <memory>

@@ -1,7 +1,7 @@
 // What every reel test binary shares: the Runtime its main() started.
 #pragma once
 
-#include "dist/runtime.hpp"
+#include "reel/dist/runtime.hpp"
 
 namespace reel::test {
 

@@ -6,7 +6,7 @@
 #include <cmath>
 #include <string>
 
-#include "train/trainer.hpp"
+#include "reel/train/trainer.hpp"
 
 namespace reel {
 namespace {

@@ -6,11 +6,12 @@
 #include <gtest/gtest.h>
 #include <malloc.h>
 
-#include "dist/process_mesh.hpp"
-#include "parallel/parallelize.hpp"
-#include "plan/estimate.hpp"
+#include "reel/model/world_model.hpp"
+#include "reel/dist/process_mesh.hpp"
+#include "reel/parallel/parallelize.hpp"
+#include "reel/plan/estimate.hpp"
 #include "tests/support/test_env.hpp"
-#include "train/memory.hpp"
+#include "reel/train/memory.hpp"
 
 namespace reel::test {
 namespace {
@@ -91,7 +92,7 @@ std::pair<int64_t, double> accumulation_peak(const std::string& mode) {
   const int64_t before = resident_bytes();
   for (int64_t m = 0; m < kMicro; ++m) {
     fsdp->set_micro_batch(m, kMicro);
-    fsdp->forward(tokens, t, actions).pow(2).sum().backward();
+    fsdp->forward([&] { return model->forward(tokens, t, actions); }).pow(2).sum().backward();
     fsdp->finish_backward();
   }
   const int64_t peak = peak_resident_bytes() - before;
@@ -167,7 +168,8 @@ TEST(Memory, BackwardKeepsAtMostOneParameterGradient) {
   auto tokens = at::randn({2, cfg.tokens(), cfg.patch_dim()});
   auto t = at::rand({2, cfg.groups()});
   auto actions = at::randn({2, cfg.frames, cfg.action_dim});
-  auto out = fsdp->forward(tokens.requires_grad_(true), t, actions);
+  tokens.requires_grad_(true);
+  auto out = fsdp->forward([&] { return model->forward(tokens, t, actions); });
   tokens.register_hook([&](const at::Tensor&) { count(); });
   out.pow(2).sum().backward();
   count();  // after backward, before finish_backward clears the last one

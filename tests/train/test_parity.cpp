@@ -14,14 +14,15 @@
 
 #include <filesystem>
 
-#include "data/physics_world.hpp"
-#include "data/weights.hpp"
+#include "reel/data/physics_world.hpp"
+#include "reel/data/weights.hpp"
 #include "tests/support/scratch.hpp"
 #include "tests/support/test_env.hpp"
 #include "tests/train/parity_support.hpp"
-#include "model/flow.hpp"
-#include "train/throughput.hpp"
-#include "train/trainer.hpp"
+#include "reel/model/flow.hpp"
+#include "reel/train/model_spec.hpp"
+#include "reel/train/throughput.hpp"
+#include "reel/train/trainer.hpp"
 
 namespace reel::test {
 namespace {
@@ -48,65 +49,15 @@ const std::string& scratch() {
 // A small model and batch that divide over 1-4 data-parallel ranks (and, with 2
 // micro-batches of the 24-clip batch, still do).
 TrainConfig parity_config(int micro = 1) {
-  TrainConfig c;
-  c.model_choice.dim = 64;
-  c.model_choice.depth = 2;
-  c.data.path = scratch() + "/world.h5";
-  c.data.global_batch = 12 * micro;
-  c.data.micro_batches = micro;
-  c.data.eval_clips = 4;
-  c.data.seed = 5;
+  TrainConfig c = parity_base(scratch() + "/world.h5", scratch() + "/run", micro);
   c.run.steps = 12;
-  c.run.dir = scratch() + "/run";
-  c.run.seed = 17;
   c.schedule.lr = 2e-3;
   c.schedule.warmup_steps = 3;
-  c.clip = 0.5;  // clips at every step here: the norm is compared before clipping
-  c.log.level = "warn";
   c.resolve();
   return c;
 }
 
-// The 1-rank gradient of a unit's slice that this rank's shard holds: [shard].
-at::Tensor reference_slice(const UnitLayout& layout, const std::map<std::string, at::Tensor>& grads, int rank) {
-  std::vector<at::Tensor> parts;
-  for (const auto& slot : layout.params) parts.push_back(grads.at(slot.name).reshape({-1}));
-  auto flat = at::cat(parts);
-  flat = at::constant_pad_nd(flat, {0, layout.padded - layout.numel});
-  return flat.narrow(0, layout.begin(rank), layout.shard);
-}
-
-void expect_close(double got, double want, const std::string& what) {
-  EXPECT_NEAR(got, want, kTol * std::abs(want)) << what;
-}
-
-// Trains the Trainer and the reference side by side and compares everything per step.
-void expect_parity(TrainConfig c) {
-  c.resolve();
-  const auto reference = train_reference(c);
-  Trainer trainer(c, runtime().world());
-  const int shard_rank = trainer.mesh().shard_group().rank();
-  for (int64_t step = 0; step < c.run.steps; ++step) {
-    const auto& ref = reference.steps[step];
-    const std::string at = "step " + std::to_string(step);
-    expect_close(trainer.forward_backward(step), ref.loss, at + " loss");
-    for (auto& unit : trainer.fsdp().units()) {
-      const auto want = reference_slice(unit->layout(), ref.grads, shard_rank);
-      const double scale = want.abs().max().item<double>();
-      const double diff = (unit->grad_shard() - want).abs().max().item<double>();
-      EXPECT_LE(diff, kTol * scale + 1e-12) << at << " unit " << unit->layout().name << ": gradient differs by "
-                                            << diff << " (largest " << scale << ")";
-    }
-    expect_close(trainer.optimizer_step(step), ref.grad_norm, at + " gradient norm");
-  }
-  EXPECT_LT(reference.steps.back().loss, reference.steps.front().loss) << "training must move";
-  const auto params = trainer.fsdp().full_parameters();
-  for (const auto& p : reference.model->named_parameters()) {
-    const auto& got = params.at(p.key());
-    EXPECT_TRUE(at::allclose(got, p.value(), kTol, kTol))
-        << p.key() << " max diff " << (got - p.value()).abs().max().item<float>();
-  }
-}
+void expect_parity(const TrainConfig& c) { test::expect_parity(c, world_reference_loss(), kTol); }
 
 TEST(Parity, Fsdp) { expect_parity(parity_config()); }
 // Gradient accumulation: sharded (each micro-batch reduce-scattered into the shard, the
@@ -124,7 +75,7 @@ TEST(Parity, GradientAccumulationHybridSharding) {
   for (const char* mode : {"sharded", "unsharded"}) {
     SCOPED_TRACE(mode);
     auto c = parity_config(2);
-    c.mesh.shard_group = n % 2 == 0 ? n / 2 : 1;
+    c.mesh.shard_group = hsdp_shard_group(n);
     c.parallel.fsdp.grad_accumulation = mode;
     c.parallel.fsdp.async_reduce = std::string(mode) == "sharded" ? "true" : "false";
     expect_parity(c);
@@ -149,7 +100,7 @@ TEST(Parity, HybridShardingWithReplicas) {
   const int n = world().size();
   if (n == 1) GTEST_SKIP() << "HSDP needs replica groups of size > 1: at least 2 ranks";
   auto c = parity_config();
-  c.mesh.shard_group = n % 2 == 0 ? n / 2 : 1;  // 2 replicas (or n, for odd worlds)
+  c.mesh.shard_group = hsdp_shard_group(n);  // 2 replicas (or n, for odd worlds)
   ASSERT_GT(n / c.mesh.shard_group, 1);
   expect_parity(c);
 }
@@ -169,7 +120,7 @@ TEST(Parity, AsyncReduceHybridSharding) {
   const int n = world().size();
   if (n == 1) GTEST_SKIP() << "HSDP needs replica groups of size > 1: at least 2 ranks";
   auto c = parity_config();
-  c.mesh.shard_group = n % 2 == 0 ? n / 2 : 1;
+  c.mesh.shard_group = hsdp_shard_group(n);
   c.parallel.fsdp.async_reduce = "true";
   expect_parity(c);
 }
@@ -303,7 +254,7 @@ TEST(Parity, SequenceParallelHybrid) { expect_sequence_parity("hybrid", 2); }
 
 TEST(Parity, Bfloat16TracksFloat32) {
   auto c = parity_config();
-  const auto reference = train_reference(c);
+  const auto reference = train_reference(c, world_reference_loss());
   c.parallel.fsdp.param_dtype = "bfloat16";
   c.parallel.fsdp.reduce_dtype = "bfloat16";
   Trainer trainer(c, runtime().world());
@@ -380,14 +331,14 @@ TEST(Throughput, HardwareFlopsAddWhatActivationCheckpointingRecomputes) {
   cfg.depth = 5;
   const double model = training_step_flops(cfg, 8), block = block_forward_flops(cfg, 8);
   ActivationCheckpointConfig ac;
-  EXPECT_EQ(step_flops(cfg, 8, ac).model, model);
-  EXPECT_EQ(step_flops(cfg, 8, ac).hardware, model);
+  EXPECT_EQ(step_flops(model_spec("world"), cfg, 8, ac).model, model);
+  EXPECT_EQ(step_flops(model_spec("world"), cfg, 8, ac).hardware, model);
   ac.mode = "full";
-  EXPECT_EQ(step_flops(cfg, 8, ac).model, model);
-  EXPECT_DOUBLE_EQ(step_flops(cfg, 8, ac).hardware, model + 5 * block);
+  EXPECT_EQ(step_flops(model_spec("world"), cfg, 8, ac).model, model);
+  EXPECT_DOUBLE_EQ(step_flops(model_spec("world"), cfg, 8, ac).hardware, model + 5 * block);
   ac.mode = "every";
   ac.every = 2;  // blocks 0, 2, 4
-  EXPECT_DOUBLE_EQ(step_flops(cfg, 8, ac).hardware, model + 3 * block);
+  EXPECT_DOUBLE_EQ(step_flops(model_spec("world"), cfg, 8, ac).hardware, model + 3 * block);
 }
 
 const auto* const kRemoveScratch = remove_at_end(scratch);

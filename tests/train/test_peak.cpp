@@ -12,9 +12,9 @@
 #include <optional>
 #include <sstream>
 
-#include "dist/process_mesh.hpp"
+#include "reel/dist/process_mesh.hpp"
 #include "tests/support/test_env.hpp"
-#include "train/throughput.hpp"
+#include "reel/train/throughput.hpp"
 
 namespace reel::test {
 namespace {

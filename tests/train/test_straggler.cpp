@@ -5,7 +5,7 @@
 
 #include <vector>
 
-#include "train/straggler.hpp"
+#include "reel/train/straggler.hpp"
 
 namespace reel {
 namespace {
