@@ -57,8 +57,10 @@ Point measure(const Call& raw, const Call& reel, int reps) {
 
 std::string human(int64_t bytes) {
   char buf[32];
-  if (bytes >= (1 << 20)) std::snprintf(buf, sizeof buf, "%lld MiB", (long long)(bytes >> 20));
-  else std::snprintf(buf, sizeof buf, "%lld KiB", (long long)(bytes >> 10));
+  if (bytes >= (1 << 20))
+    std::snprintf(buf, sizeof buf, "%lld MiB", (long long)(bytes >> 20));
+  else
+    std::snprintf(buf, sizeof buf, "%lld KiB", (long long)(bytes >> 10));
   return buf;
 }
 
@@ -68,8 +70,10 @@ int main(int argc, char** argv) {
   int64_t max_mib = 256;
   int reps = 5;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--max-mib")) max_mib = std::atoll(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--reps")) reps = std::atoi(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--max-mib"))
+      max_mib = std::atoll(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--reps"))
+      reps = std::atoi(argv[i + 1]);
   }
   reel::RuntimeConfig config;
   config.backend = "mpi";
@@ -87,8 +91,7 @@ int main(int argc, char** argv) {
   const char* ops[] = {"all_reduce", "all_gather", "reduce_scatter", "all_to_all", "broadcast"};
   for (const char* op : ops) {
     const std::string name = op;
-    const double factor = name == "all_reduce" ? 2.0 * (n - 1) / n
-                          : name == "broadcast" ? 1.0 : double(n - 1) / n;
+    const double factor = name == "all_reduce" ? 2.0 * (n - 1) / n : name == "broadcast" ? 1.0 : double(n - 1) / n;
     for (int64_t bytes = 1024; bytes <= (max_mib << 20); bytes *= 4) {
       const int64_t count = bytes / 4, chunk = count / n;  // float32 elements
       auto big = at::rand({count}), other = at::rand({count});
@@ -99,13 +102,19 @@ int main(int argc, char** argv) {
         raw_call = [&] { MPI_Allreduce(MPI_IN_PLACE, big.data_ptr(), int(count), MPI_FLOAT, MPI_SUM, raw); };
         reel_call = [&] { comm.all_reduce(big); };
       } else if (name == "all_gather") {
-        raw_call = [&] { MPI_Allgather(part.data_ptr(), int(chunk), MPI_FLOAT, big_n.data_ptr(), int(chunk), MPI_FLOAT, raw); };
+        raw_call = [&] {
+          MPI_Allgather(part.data_ptr(), int(chunk), MPI_FLOAT, big_n.data_ptr(), int(chunk), MPI_FLOAT, raw);
+        };
         reel_call = [&] { comm.all_gather(part, big_n); };
       } else if (name == "reduce_scatter") {
-        raw_call = [&] { MPI_Reduce_scatter_block(big_n.data_ptr(), part.data_ptr(), int(chunk), MPI_FLOAT, MPI_SUM, raw); };
+        raw_call = [&] {
+          MPI_Reduce_scatter_block(big_n.data_ptr(), part.data_ptr(), int(chunk), MPI_FLOAT, MPI_SUM, raw);
+        };
         reel_call = [&] { comm.reduce_scatter(big_n, part); };
       } else if (name == "all_to_all") {
-        raw_call = [&] { MPI_Alltoall(big_n.data_ptr(), int(chunk), MPI_FLOAT, other_n.data_ptr(), int(chunk), MPI_FLOAT, raw); };
+        raw_call = [&] {
+          MPI_Alltoall(big_n.data_ptr(), int(chunk), MPI_FLOAT, other_n.data_ptr(), int(chunk), MPI_FLOAT, raw);
+        };
         reel_call = [&] { comm.all_to_all(big_n, other_n); };
       } else {
         raw_call = [&] { MPI_Bcast(big.data_ptr(), int(count), MPI_FLOAT, 0, raw); };
@@ -128,8 +137,8 @@ int main(int argc, char** argv) {
     }
   }
   if (me == 0 && points) {
-    std::printf("\nreel / raw from 1 MiB up, %d points: geometric mean %.3f (min %.3f, max %.3f)\n",
-                points, std::exp(log_sum / points), lowest, highest);
+    std::printf("\nreel / raw from 1 MiB up, %d points: geometric mean %.3f (min %.3f, max %.3f)\n", points,
+                std::exp(log_sum / points), lowest, highest);
   }
   MPI_Comm_free(&raw);
   return 0;

@@ -8,8 +8,8 @@
 
 #include <iostream>
 
-#include "reel/model/world_model.hpp"
 #include "reel/dist/runtime.hpp"
+#include "reel/model/world_model.hpp"
 #include "reel/optim/adamw.hpp"
 #include "reel/parallel/parallelize.hpp"
 #include "reel/train/memory.hpp"
@@ -64,8 +64,8 @@ int main(int argc, char** argv) {
   if (world.rank() == 0) {
     const double gib = double(1 << 30);
     std::cout << preset << " (" << cfg.depth << " blocks, " << params / 1e9 << "B parameters, whole model "
-              << 4.0 * params / gib << " GiB fp32, largest unit " << 4.0 * unit / gib << " GiB) at "
-              << world.size() << " rank(s)" << (optimizer ? " with AdamW moments" : "") << "\n";
+              << 4.0 * params / gib << " GiB fp32, largest unit " << 4.0 * unit / gib << " GiB) at " << world.size()
+              << " rank(s)" << (optimizer ? " with AdamW moments" : "") << "\n";
     for (int r = 0; r < world.size(); ++r) {
       const auto* v = all.data_ptr<double>() + 3 * r;
       std::cout << "  rank " << r << ": construction peak " << v[0] / gib << " GiB, held after " << v[1] / gib

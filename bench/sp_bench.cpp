@@ -18,9 +18,9 @@
 #include <iomanip>
 #include <iostream>
 
-#include "reel/model/world_model.hpp"
 #include "reel/dist/runtime.hpp"
 #include "reel/model/flow.hpp"
+#include "reel/model/world_model.hpp"
 #include "reel/parallel/parallelize.hpp"
 #include "reel/train/memory.hpp"
 
@@ -83,7 +83,8 @@ Outcome run(Runtime& rt, const ModelConfig& cfg, const Layout& l, int64_t batch,
       auto flow = select_tokens(make_flow_batch(x0, ids, s, 1, cfg), par.sequence->index());
       x0 = at::Tensor();
       auto actions = at::zeros({batch, cfg.frames, cfg.action_dim});
-      auto loss = flow_loss_sum(par.fsdp->forward([&] { return model->forward(flow.x_t, flow.t, actions, par.sequence->index()); }), flow);
+      auto loss = flow_loss_sum(
+          par.fsdp->forward([&] { return model->forward(flow.x_t, flow.t, actions, par.sequence->index()); }), flow);
       loss.backward();
       par.fsdp->finish_backward();
     }
@@ -121,9 +122,10 @@ int main(int argc, char** argv) {
   std::string only;
   po::options_description desc("reel_sp_bench options");
   desc.add_options()("help,h", "show this help")("budget", po::value(&budget)->default_value(budget),
-                                                "per-rank memory budget of one step, MiB")(
-      "speed-groups", po::value(&speed_groups)->default_value(speed_groups), "frame-groups per clip for speed and bytes")(
-      "only", po::value(&only), "longest | bytes | ring | speed (default: all)");
+                                                 "per-rank memory budget of one step, MiB")(
+      "speed-groups", po::value(&speed_groups)->default_value(speed_groups),
+      "frame-groups per clip for speed and bytes")("only", po::value(&only),
+                                                   "longest | bytes | ring | speed (default: all)");
   po::variables_map vm;
   po::store(po::parse_command_line(argc, argv, desc), vm);
   if (vm.count("help")) return std::cout << desc << "\n", 0;
@@ -134,8 +136,8 @@ int main(int argc, char** argv) {
   Runtime rt(rc);
   const bool root = rt.world()->rank() == 0;
   const ModelConfig base = model_preset("long_cpu");  // 64 tokens per frame-group
-  const std::vector<Layout> layouts = {{1, "ulysses"},    {2, "ulysses"}, {4, "ulysses"}, {2, "ring"},
-                                       {4, "ring"},       {4, "hybrid"}};
+  const std::vector<Layout> layouts = {{1, "ulysses"}, {2, "ulysses"}, {4, "ulysses"},
+                                       {2, "ring"},    {4, "ring"},    {4, "hybrid"}};
   std::cout << std::fixed << std::setprecision(2);
   if (only.empty() || only == "longest") {
     if (root) std::cout << "\n| layout | longest clip (tokens) | x sp=1 | / (sp x sp=1) |\n|---|---|---|---|\n";
@@ -143,35 +145,48 @@ int main(int argc, char** argv) {
     for (const auto& l : layouts) {
       const double tokens = double(longest(rt, base, l, budget, 2) * base.tokens_per_group());
       if (l.sp == 1) single = tokens;
-      if (root) std::cout << "| " << l.name() << " | " << int64_t(tokens) << " | " << tokens / single << " | "
-                          << tokens / single / l.sp << " |\n" << std::flush;
+      if (root)
+        std::cout << "| " << l.name() << " | " << int64_t(tokens) << " | " << tokens / single << " | "
+                  << tokens / single / l.sp << " |\n"
+                  << std::flush;
     }
   }
   const ModelConfig cfg = with_groups(base, speed_groups);
   if (only.empty() || only == "bytes" || only == "speed") {
-    if (root) std::cout << "\n| layout (" << cfg.tokens() << "-token clips, 4 per step) | step (s) | tokens/s | vs dp only | "
-                           "attention bytes sent, rank 0 | analytic |\n|---|---|---|---|---|---|\n";
+    if (root)
+      std::cout << "\n| layout (" << cfg.tokens()
+                << "-token clips, 4 per step) | step (s) | tokens/s | vs dp only | "
+                   "attention bytes sent, rank 0 | analytic |\n|---|---|---|---|---|---|\n";
     double dp_only = 0;
     for (const auto& l : layouts) {
       const auto o = run(rt, cfg, l, 4 / (4 / l.sp), 4);  // every layout: 4 clips per step in all
       const double tps = 4.0 * cfg.tokens() / o.step_s;
       if (l.sp == 1) dp_only = tps;
-      if (root) std::cout << "| " << l.name() << " | " << o.step_s << " | " << int64_t(tps) << " | " << tps / dp_only
-                          << " | " << o.stats.bytes_sent << " | " << o.expected_bytes << " |\n" << std::flush;
+      if (root)
+        std::cout << "| " << l.name() << " | " << o.step_s << " | " << int64_t(tps) << " | " << tps / dp_only << " | "
+                  << o.stats.bytes_sent << " | " << o.expected_bytes << " |\n"
+                  << std::flush;
     }
   }
   if (only.empty() || only == "ring") {
-    if (root) std::cout << "\n| ring sp=4, frame-causal | attention work max/mean | attention time max/mean | exposed wait (s) | step (s) |\n|---|---|---|---|---|\n";
+    if (root)
+      std::cout << "\n| ring sp=4, frame-causal | attention work max/mean | attention time max/mean | exposed wait (s) "
+                   "| step (s) |\n|---|---|---|---|---|\n";
     double wait_serial = 0, wait_overlap = 0;
-    for (const Layout& l : {Layout{4, "ring", "contiguous"}, Layout{4, "ring", "zigzag"}, Layout{4, "ring", "zigzag", false}}) {
+    for (const Layout& l :
+         {Layout{4, "ring", "contiguous"}, Layout{4, "ring", "zigzag"}, Layout{4, "ring", "zigzag", false}}) {
       const auto o = run(rt, cfg, l, 1, 4);
       const double wait = max_over(*rt.world(), o.stats.ring_wait_s, true);
       (l.overlap ? wait_overlap : wait_serial) = wait;
-      if (root) std::cout << "| " << l.balance << (l.overlap ? ", overlapped" : ", not overlapped") << " | "
-                          << o.work_max / o.work_mean << " | " << o.compute_max / o.compute_mean << " | " << wait << " | " << o.step_s << " |\n" << std::flush;
+      if (root)
+        std::cout << "| " << l.balance << (l.overlap ? ", overlapped" : ", not overlapped") << " | "
+                  << o.work_max / o.work_mean << " | " << o.compute_max / o.compute_mean << " | " << wait << " | "
+                  << o.step_s << " |\n"
+                  << std::flush;
     }
-    if (root) std::cout << "\nring communication hidden behind computation: "
-                        << 100.0 * (1.0 - wait_overlap / std::max(wait_serial, 1e-12)) << "%\n";
+    if (root)
+      std::cout << "\nring communication hidden behind computation: "
+                << 100.0 * (1.0 - wait_overlap / std::max(wait_serial, 1e-12)) << "%\n";
   }
   return 0;
 }

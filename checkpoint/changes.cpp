@@ -18,12 +18,15 @@ bool starts_with(const std::string& s, const std::string& prefix) { return s.rfi
 // measures, how it checkpoints, how the work is laid out over the ranks (resharding and
 // gradient accumulation reorder floating-point sums, nothing more), how it guards itself.
 bool is_info_key(const std::string& key) {
-  static const std::set<std::string> keys = {
-      "data.prefetch",        "data.micro_batches",  "data.micro_batch",     "run.dir",
-      "run.log_every",        "run.eval_every",      "run.peak_flops",       "run.resume",
-      "run.overwrite",        "run.allow_data_change", "run.lock",           "run.nonfinite",
-      "run.max_skips",        "run.plot",            "run.rollout_steps",    "run.rollout_context_t",
-      "run.keep_best"};
+  static const std::set<std::string> keys = {"data.prefetch",     "data.micro_batches",
+                                             "data.micro_batch",  "run.dir",
+                                             "run.log_every",     "run.eval_every",
+                                             "run.peak_flops",    "run.resume",
+                                             "run.overwrite",     "run.allow_data_change",
+                                             "run.lock",          "run.nonfinite",
+                                             "run.max_skips",     "run.plot",
+                                             "run.rollout_steps", "run.rollout_context_t",
+                                             "run.keep_best"};
   if (keys.count(key)) return true;
   // parallel.* is the layout, except the dtypes, which change every step's numerics.
   if (starts_with(key, "parallel.")) return key != "parallel.param_dtype" && key != "parallel.reduce_dtype";
@@ -79,7 +82,7 @@ std::vector<ConfigChange> config_changes(const std::string& saved_ini, const std
     const std::string old_value = a == was.end() ? "(absent)" : a->second;
     const std::string new_value = b == now.end() ? "(absent)" : b->second;
     if (old_value == new_value) continue;
-    ConfigChange c{key, old_value, new_value};
+    ConfigChange c{key, old_value, new_value, ChangeClass::kInfo, ""};
     c.kind = classify(key, now, c.why);
     // A model key one side does not record (a configuration older than the option) is
     // left to the model check of the stored architecture (check_same_model).
@@ -93,7 +96,8 @@ std::string model_change_refusal(const std::vector<ConfigChange>& changes, const
   std::string fields;
   for (const auto& c : changes) {
     if (c.kind != ChangeClass::kRefused) continue;
-    fields += (fields.empty() ? "" : "; ") + c.key + " is " + c.old_value + " in the checkpoint, " + c.new_value + " in this configuration";
+    fields += (fields.empty() ? "" : "; ") + c.key + " is " + c.old_value + " in the checkpoint, " + c.new_value +
+              " in this configuration";
   }
   if (fields.empty()) return "";
   // The changed keys come last: they are what the user acts on.
@@ -116,8 +120,8 @@ DataVerdict check_data_identity(const TrainState& saved, const std::string& save
   };
   if (saved.data_clips == now.clips && saved.data_sha256 == now.sha256) {
     if (saved_path != now.path) {
-      v.info = "data file moved: " + saved_path + " -> " + now.path + " (the same " + describe(now.clips, now.sha256) +
-               ")";
+      v.info =
+          "data file moved: " + saved_path + " -> " + now.path + " (the same " + describe(now.clips, now.sha256) + ")";
     }
     return v;
   }

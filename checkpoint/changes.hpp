@@ -23,10 +23,10 @@ enum class ChangeClass {
 };
 
 struct ConfigChange {
-  std::string key;                    // "optim.lr"
-  std::string old_value, new_value;   // "(absent)" where one side has no such key
+  std::string key;                   // "optim.lr"
+  std::string old_value, new_value;  // "(absent)" where one side has no such key
   ChangeClass kind = ChangeClass::kInfo;
-  std::string why;                    // for a few keys: what the change does
+  std::string why;  // for a few keys: what the change does
   std::string text() const { return key + ": " + old_value + " -> " + new_value; }
 };
 

@@ -36,7 +36,8 @@ std::vector<TensorSummary> summarize(CheckpointReader& reader) {
 
 void export_weights(CheckpointReader& reader, const std::string& path) {
   WeightsWriter writer(path, reader.state().model);
-  for (const auto& [param, shape] : reader.parameters()) writer.write(param, read_whole(reader, "params", param, shape));
+  for (const auto& [param, shape] : reader.parameters())
+    writer.write(param, read_whole(reader, "params", param, shape));
   writer.close();
 }
 
@@ -49,7 +50,8 @@ void export_safetensors(CheckpointReader& reader, const std::string& path) {
     header[param] = {{"dtype", "F32"}, {"shape", shape}, {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
   }
-  header["__metadata__"] = {{"format", "pt"}, {"producer", std::string("reel ") + reel_version()},
+  header["__metadata__"] = {{"format", "pt"},
+                            {"producer", std::string("reel ") + reel_version()},
                             {"step", std::to_string(reader.manifest().state.step)}};
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');

@@ -45,8 +45,12 @@ uint32_t crc32_of(const void* data, size_t bytes) {
 nlohmann::json to_json(const FileRecord& f) {
   nlohmann::json datasets = nlohmann::json::array();
   for (const auto& d : f.datasets) {
-    datasets.push_back({{"kind", d.kind}, {"param", d.param}, {"shape", d.shape}, {"begin", d.begin},
-                        {"end", d.end}, {"crc32", d.crc32}});
+    datasets.push_back({{"kind", d.kind},
+                        {"param", d.param},
+                        {"shape", d.shape},
+                        {"begin", d.begin},
+                        {"end", d.end},
+                        {"crc32", d.crc32}});
   }
   return {{"name", f.name}, {"bytes", f.bytes}, {"datasets", datasets}};
 }
@@ -65,18 +69,28 @@ nlohmann::json to_json(const Manifest& m) {
   nlohmann::json files = nlohmann::json::array();
   for (const auto& f : m.files) files.push_back(to_json(f));
   const auto& s = m.state;
-  return {{"format", "reel-checkpoint"}, {"format_version", m.format_version}, {"reel_version", m.reel_version},
+  return {{"format", "reel-checkpoint"},
+          {"format_version", m.format_version},
+          {"reel_version", m.reel_version},
           {"world_size", m.world_size},
-          {"train", {{"step", s.step}, {"optimizer_steps", s.optimizer_steps}, {"data_epoch", s.data.epoch},
-                     {"data_cursor", s.data.cursor}, {"seed", s.seed}, {"data_seed", s.data_seed},
-                     {"data_clips", s.data_clips}, {"data_sha256", s.data_sha256}}},
+          {"train",
+           {{"step", s.step},
+            {"optimizer_steps", s.optimizer_steps},
+            {"data_epoch", s.data.epoch},
+            {"data_cursor", s.data.cursor},
+            {"seed", s.seed},
+            {"data_seed", s.data_seed},
+            {"data_clips", s.data_clips},
+            {"data_sha256", s.data_sha256}}},
           {"mesh", {{"dp", s.dp}, {"sp", s.sp}, {"shard_group", s.shard_group}}},
-          {"config_ini", s.config_ini}, {"files", files}};
+          {"config_ini", s.config_ini},
+          {"files", files}};
 }
 
 Manifest manifest_from_json(const nlohmann::json& j, const std::string& path) {
   try {
-    if (j.at("format").get<std::string>() != "reel-checkpoint") throw std::runtime_error("format is not reel-checkpoint");
+    if (j.at("format").get<std::string>() != "reel-checkpoint")
+      throw std::runtime_error("format is not reel-checkpoint");
     Manifest m;
     m.format_version = j.at("format_version").get<int>();
     if (m.format_version != kCheckpointFormatVersion) {

@@ -36,11 +36,11 @@ const char* reel_version();
 // The training state besides the tensors: identical on every rank, independent of the
 // number of ranks.
 struct TrainState {
-  int64_t step = 0;             // completed optimizer steps
-  int64_t optimizer_steps = 0;  // AdamW's step count (bias correction)
-  DataPosition data;            // the loader's global position
+  int64_t step = 0;                  // completed optimizer steps
+  int64_t optimizer_steps = 0;       // AdamW's step count (bias correction)
+  DataPosition data;                 // the loader's global position
   uint64_t seed = 0, data_seed = 0;  // all randomness derives from these and the step
-  std::string config_ini;       // the full training configuration
+  std::string config_ini;            // the full training configuration
   ModelConfig model;
   // The layout that saved it (loading reshards to any other).
   int dp = 1, sp = 1, shard_group = 1;  // shard_group: ranks sharing one copy of the parameters
@@ -52,8 +52,8 @@ struct TrainState {
 
 // One dataset of a rank file: a slice of one parameter's flat values.
 struct DatasetRecord {
-  std::string kind;   // params | exp_avg | exp_avg_sq
-  std::string param;  // the model's parameter name
+  std::string kind;            // params | exp_avg | exp_avg_sq
+  std::string param;           // the model's parameter name
   std::vector<int64_t> shape;  // the parameter's logical shape
   int64_t begin = 0, end = 0;  // the flat range held
   uint32_t crc32 = 0;

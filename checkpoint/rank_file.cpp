@@ -27,7 +27,8 @@ RankSnapshot take_snapshot(const std::vector<UnitShard>& units, const TrainState
       if (a >= b) continue;
       ShardPiece p{slot.name, slot.shape, a - slot.offset, b - slot.offset, {}};
       // A copy, not a view: the optimizer updates the shards right after this returns.
-      for (int k = 0; k < 3; ++k) p.values[k] = sources[k]->narrow(0, a - lo, b - a).to(at::kCPU, at::kFloat, false, true);
+      for (int k = 0; k < 3; ++k)
+        p.values[k] = sources[k]->narrow(0, a - lo, b - a).to(at::kCPU, at::kFloat, false, true);
       s.pieces.push_back(std::move(p));
     }
   }
@@ -55,7 +56,8 @@ void write_state(hid_t file, const RankSnapshot& s, const std::string& path) {
        write_attribute(train.get(), "seed", static_cast<int64_t>(t.seed)) &&
        write_attribute(train.get(), "data_seed", static_cast<int64_t>(t.data_seed)) &&
        write_attribute(train.get(), "config_ini", t.config_ini) &&
-       write_attribute(train.get(), "mesh_dp", int64_t{t.dp}) && write_attribute(train.get(), "mesh_sp", int64_t{t.sp}) &&
+       write_attribute(train.get(), "mesh_dp", int64_t{t.dp}) &&
+       write_attribute(train.get(), "mesh_sp", int64_t{t.sp}) &&
        write_attribute(train.get(), "mesh_shard_group", int64_t{t.shard_group}) &&
        write_attribute(train.get(), "data_clips", t.data_clips) &&
        write_attribute(train.get(), "data_sha256", t.data_sha256);
@@ -65,12 +67,14 @@ void write_state(hid_t file, const RankSnapshot& s, const std::string& path) {
 }
 
 // One dataset; the caller holds hdf5_mutex() (and computed the checksum without it).
-void write_piece(hid_t group, const char* kind, const ShardPiece& p, const at::Tensor& values, const std::string& path) {
+void write_piece(hid_t group, const char* kind, const ShardPiece& p, const at::Tensor& values,
+                 const std::string& path) {
   const hsize_t n = static_cast<hsize_t>(p.end - p.begin);
   H5Id space(H5Screate_simple(1, &n, nullptr), H5Sclose);
   H5Id ds(H5Dcreate2(group, p.param.c_str(), H5T_IEEE_F32LE, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
           H5Dclose);
-  const bool ok = ds.valid() && H5Dwrite(ds.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data_ptr()) >= 0 &&
+  const bool ok = ds.valid() &&
+                  H5Dwrite(ds.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data_ptr()) >= 0 &&
                   write_attribute(ds.get(), "shape", p.shape) && write_attribute(ds.get(), "begin", p.begin) &&
                   write_attribute(ds.get(), "end", p.end) && write_attribute(ds.get(), "dtype", std::string("float32"));
   if (!ok) fail(path, std::string("cannot write ") + kind + "/" + p.param + " (disk full?)");
@@ -109,8 +113,8 @@ FileRecord write_rank_file(const std::string& dir, const RankSnapshot& s) {
     for (int k = 0; k < 3; ++k) {
       for (const auto& p : s.pieces) {
         const auto& v = p.values[k];
-        record.datasets.push_back({kShardKinds[k], p.param, p.shape, p.begin, p.end,
-                                   crc32_of(v.data_ptr(), v.numel() * sizeof(float))});
+        record.datasets.push_back(
+            {kShardKinds[k], p.param, p.shape, p.begin, p.end, crc32_of(v.data_ptr(), v.numel() * sizeof(float))});
         locked([&] { write_piece(groups[k].get(), kShardKinds[k], p, v, path); });
       }
     }
@@ -143,8 +147,8 @@ TrainState read_rank_state(const std::string& path) {
   const bool ok = train.valid() && read_attribute(train.get(), "step", t.step) &&
                   read_attribute(train.get(), "optimizer_steps", t.optimizer_steps) &&
                   read_attribute(train.get(), "data_epoch", t.data.epoch) &&
-                  read_attribute(train.get(), "data_cursor", t.data.cursor) && read_attribute(train.get(), "seed", seed) &&
-                  read_attribute(train.get(), "data_seed", data_seed) &&
+                  read_attribute(train.get(), "data_cursor", t.data.cursor) &&
+                  read_attribute(train.get(), "seed", seed) && read_attribute(train.get(), "data_seed", data_seed) &&
                   read_attribute(train.get(), "config_ini", t.config_ini) &&
                   read_attribute(train.get(), "mesh_dp", dp) && read_attribute(train.get(), "mesh_sp", sp) &&
                   read_attribute(train.get(), "mesh_shard_group", shard_group);

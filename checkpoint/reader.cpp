@@ -89,12 +89,14 @@ at::Tensor CheckpointReader::read_dataset(size_t f, size_t d) {
     H5Id h5(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
     if (!h5.valid()) fail(path, "cannot open (truncated or damaged?)");
     const std::string name = "/" + rec.path();
-    if (H5Lexists(h5.get(), rec.kind.c_str(), H5P_DEFAULT) <= 0 || H5Lexists(h5.get(), name.c_str(), H5P_DEFAULT) <= 0) {
+    if (H5Lexists(h5.get(), rec.kind.c_str(), H5P_DEFAULT) <= 0 ||
+        H5Lexists(h5.get(), name.c_str(), H5P_DEFAULT) <= 0) {
       fail(where, "missing");
     }
     H5Id ds(H5Dopen2(h5.get(), name.c_str(), H5P_DEFAULT), H5Dclose);
     const auto dims = ds.valid() ? dataset_dims(ds.get()) : std::vector<hsize_t>{};
-    if (dims.size() != 1 || static_cast<int64_t>(dims[0]) != values.numel()) fail(where, "has another size than the manifest's");
+    if (dims.size() != 1 || static_cast<int64_t>(dims[0]) != values.numel())
+      fail(where, "has another size than the manifest's");
     if (H5Dread(ds.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data_ptr()) < 0) {
       fail(where, "cannot be read (damaged file?)");
     }
@@ -152,13 +154,15 @@ void load_shards(CheckpointReader& reader, const std::vector<UnitShard>& units) 
       auto it = params.find(slot.name);
       if (it == params.end()) fail(reader.dir(), "has no parameter " + slot.name + " (another architecture?)");
       if (it->second != slot.shape) {
-        fail(reader.dir(), "parameter " + slot.name + " is " + shape_text(it->second) + ", the model's " +
-                               shape_text(slot.shape));
+        fail(reader.dir(),
+             "parameter " + slot.name + " is " + shape_text(it->second) + ", the model's " + shape_text(slot.shape));
       }
       const int64_t a = std::max(lo, slot.offset), b = std::min(hi, slot.offset + slot.numel);
       if (a >= b) continue;
       for (int k = 0; k < 3; ++k) {
-        targets[k].narrow(0, a - lo, b - a).copy_(reader.read(kShardKinds[k], slot.name, a - slot.offset, b - slot.offset));
+        targets[k]
+            .narrow(0, a - lo, b - a)
+            .copy_(reader.read(kShardKinds[k], slot.name, a - slot.offset, b - slot.offset));
       }
     }
   }

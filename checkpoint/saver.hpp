@@ -58,8 +58,8 @@ class AsyncSaver {
   };
   void finish(bool all_done);
   void commit(const std::string& tmp, int64_t step);  // rank 0
-  void retain(int64_t committed);                      // rank 0
-  int agree(bool failed_here);  // collective: the lowest rank that failed, or -1
+  void retain(int64_t committed);                     // rank 0
+  int agree(bool failed_here);                        // collective: the lowest rank that failed, or -1
 
   std::string root_;
   int keep_;

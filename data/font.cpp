@@ -61,8 +61,9 @@ bool font_has(char c) { return find_glyph(c) != nullptr; }
 bool glyph_pixel(char c, int64_t x, int64_t y) {
   const Glyph* g = find_glyph(c);
   if (!g) {
-    throw std::invalid_argument(std::string("the picture font has no glyph for '") + c +
-                                "' (data/font.cpp covers lowercase a c d e f h i m n o p r s t u v x and 0-9; add it there)");
+    throw std::invalid_argument(
+        std::string("the picture font has no glyph for '") + c +
+        "' (data/font.cpp covers lowercase a c d e f h i m n o p r s t u v x and 0-9; add it there)");
   }
   if (x < 0 || x >= kGlyphWidth || y < 0 || y >= kGlyphHeight) return false;
   return g->rows[y][x] == '#';

@@ -137,16 +137,17 @@ bool transfer_row(hid_t dataset, hid_t mem_type, int64_t index, void* buf, bool 
 
 std::string hdf5_error_text() {
   std::string text;
-  H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD,
-           [](unsigned, const H5E_error2_t* e, void* out) -> herr_t {
-             char minor[256] = "";
-             H5Eget_msg(e->min_num, nullptr, minor, sizeof(minor));
-             std::string& t = *static_cast<std::string*>(out);
-             t = minor;  // downward: the last one visited is the innermost
-             if (e->desc && *e->desc) t += std::string(" (") + e->desc + ")";
-             return 0;
-           },
-           &text);
+  H5Ewalk2(
+      H5E_DEFAULT, H5E_WALK_DOWNWARD,
+      [](unsigned, const H5E_error2_t* e, void* out) -> herr_t {
+        char minor[256] = "";
+        H5Eget_msg(e->min_num, nullptr, minor, sizeof(minor));
+        std::string& t = *static_cast<std::string*>(out);
+        t = minor;  // downward: the last one visited is the innermost
+        if (e->desc && *e->desc) t += std::string(" (") + e->desc + ")";
+        return 0;
+      },
+      &text);
   return text;
 }
 
@@ -213,8 +214,9 @@ H5Id open_checked_dataset(hid_t file, const std::string& what, const std::string
   dims = dataset_dims(ds.get());
   const int got = static_cast<int>(dims.size());
   if (got != rank || found != dtype) {
-    fail_file(what, path, std::string("dataset ") + name + " must be rank " + std::to_string(rank) + " " + dtype +
-                              ", found rank " + std::to_string(got) + " " + found);
+    fail_file(what, path,
+              std::string("dataset ") + name + " must be rank " + std::to_string(rank) + " " + dtype + ", found rank " +
+                  std::to_string(got) + " " + found);
   }
   return ds;
 }

@@ -53,8 +53,8 @@ GridGeometry grid_geometry(const std::vector<GridRow>& rows, int64_t pad, int64_
       throw std::invalid_argument("grid: row '" + r.label + "' needs frames uint8 [T, H, W, 3] and first_column >= 0");
     }
     if (r.frames.size(1) != rows[0].frames.size(1) || r.frames.size(2) != rows[0].frames.size(2)) {
-      throw std::invalid_argument("grid: row '" + r.label + "' has frames of another size than row '" +
-                                  rows[0].label + "'");
+      throw std::invalid_argument("grid: row '" + r.label + "' has frames of another size than row '" + rows[0].label +
+                                  "'");
     }
     g.columns = std::max(g.columns, r.first_column + r.frames.size(0));
   }
@@ -121,7 +121,15 @@ void draw_text(at::Tensor& image, const std::string& text, int64_t x, int64_t y,
 }
 
 at::Tensor video_to_frames(const at::Tensor& video) {
-  return video.detach().cpu().add(1.0).mul(127.5).round().clamp(0, 255).to(at::kByte).permute({0, 2, 3, 1}).contiguous();
+  return video.detach()
+      .cpu()
+      .add(1.0)
+      .mul(127.5)
+      .round()
+      .clamp(0, 255)
+      .to(at::kByte)
+      .permute({0, 2, 3, 1})
+      .contiguous();
 }
 
 }  // namespace reel

@@ -7,8 +7,7 @@
 
 namespace reel {
 
-SampleLoader::SampleLoader(LoaderConfig config, DataPosition start)
-    : config_(std::move(config)), position_(start) {
+SampleLoader::SampleLoader(LoaderConfig config, DataPosition start) : config_(std::move(config)), position_(start) {
   auto& c = config_;
   reader_ = c.open ? c.open(c.path) : std::make_unique<VideoReader>(c.path);
   const int64_t n = reader_->sample_count();
@@ -18,17 +17,19 @@ SampleLoader::SampleLoader(LoaderConfig config, DataPosition start)
     bad("clip range [" + std::to_string(c.first) + ", " + std::to_string(c.first + c.count) +
         ") is not inside the file's " + std::to_string(n) + " clips");
   }
-  if (c.shares < 1 || c.share < 0 || c.share >= c.shares) bad("share " + std::to_string(c.share) + " of " + std::to_string(c.shares));
+  if (c.shares < 1 || c.share < 0 || c.share >= c.shares)
+    bad("share " + std::to_string(c.share) + " of " + std::to_string(c.shares));
   if (c.global_batch < 1 || c.global_batch % c.shares != 0) {
-    bad("global batch " + std::to_string(c.global_batch) + " does not divide over " +
-        std::to_string(c.shares) + " data-parallel groups");
+    bad("global batch " + std::to_string(c.global_batch) + " does not divide over " + std::to_string(c.shares) +
+        " data-parallel groups");
   }
   if (c.step_clips == 0) c.step_clips = c.global_batch;
   if (c.step_clips < c.global_batch || c.step_clips % c.global_batch != 0 || c.step_clips > c.count) {
-    bad("a step of " + std::to_string(c.step_clips) + " clips must be a whole number of " + std::to_string(c.global_batch) +
-        "-clip micro-batches within the " + std::to_string(c.count) + " clips");
+    bad("a step of " + std::to_string(c.step_clips) + " clips must be a whole number of " +
+        std::to_string(c.global_batch) + "-clip micro-batches within the " + std::to_string(c.count) + " clips");
   }
-  if (c.global_batch > c.count) bad("global batch " + std::to_string(c.global_batch) + " exceeds the " + std::to_string(c.count) + " clips");
+  if (c.global_batch > c.count)
+    bad("global batch " + std::to_string(c.global_batch) + " exceeds the " + std::to_string(c.count) + " clips");
   if (start.cursor < 0 || start.cursor > c.count || start.epoch < 0) bad("invalid start position");
   if (c.prefetch > 0) worker_ = std::thread([this] { prefetch_loop(); });
 }
@@ -59,7 +60,8 @@ std::vector<int64_t> SampleLoader::order(int64_t epoch) const {
 DataPosition SampleLoader::advance(DataPosition at) const {
   // A step starting here must fit whole; a micro-batch within a step always does.
   if (at.cursor % config_.step_clips == 0 && at.cursor + config_.step_clips > config_.count) return {at.epoch + 1, 0};
-  if (at.cursor + config_.global_batch > config_.count) return {at.epoch + 1, 0};  // a position saved by a run with other steps
+  if (at.cursor + config_.global_batch > config_.count)
+    return {at.epoch + 1, 0};  // a position saved by a run with other steps
   return at;
 }
 

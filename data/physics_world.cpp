@@ -5,8 +5,8 @@
 #include <random>
 #include <stdexcept>
 
-#include "reel/model/seed.hpp"
 #include "reel/data/video_file.hpp"
+#include "reel/model/seed.hpp"
 
 namespace reel {
 namespace {
@@ -16,15 +16,27 @@ struct Ball {
   uint8_t color[3];
 };
 
-constexpr uint8_t kColors[][3] = {{255, 255, 255}, {230, 60, 60}, {60, 200, 80},
-                                  {70, 110, 240}, {230, 200, 50}, {200, 80, 220}};
+constexpr uint8_t kColors[][3] = {{255, 255, 255}, {230, 60, 60},  {60, 200, 80},
+                                  {70, 110, 240},  {230, 200, 50}, {200, 80, 220}};
 constexpr int kSubsteps = 4;
 
 void collide_walls(Ball& b, double w, double h) {
-  if (b.x < b.r) { b.x = 2 * b.r - b.x; b.vx = std::abs(b.vx); }
-  if (b.x > w - b.r) { b.x = 2 * (w - b.r) - b.x; b.vx = -std::abs(b.vx); }
-  if (b.y < b.r) { b.y = 2 * b.r - b.y; b.vy = std::abs(b.vy); }
-  if (b.y > h - b.r) { b.y = 2 * (h - b.r) - b.y; b.vy = -std::abs(b.vy); }
+  if (b.x < b.r) {
+    b.x = 2 * b.r - b.x;
+    b.vx = std::abs(b.vx);
+  }
+  if (b.x > w - b.r) {
+    b.x = 2 * (w - b.r) - b.x;
+    b.vx = -std::abs(b.vx);
+  }
+  if (b.y < b.r) {
+    b.y = 2 * b.r - b.y;
+    b.vy = std::abs(b.vy);
+  }
+  if (b.y > h - b.r) {
+    b.y = 2 * (h - b.r) - b.y;
+    b.vy = -std::abs(b.vy);
+  }
 }
 
 // Equal masses: an elastic collision exchanges the velocity components along the normal.
@@ -34,12 +46,16 @@ void collide_pair(Ball& a, Ball& b) {
   const double nx = dx / dist, ny = dy / dist;
   const double rel = (a.vx - b.vx) * nx + (a.vy - b.vy) * ny;
   if (rel > 0) {
-    a.vx -= rel * nx; a.vy -= rel * ny;
-    b.vx += rel * nx; b.vy += rel * ny;
+    a.vx -= rel * nx;
+    a.vy -= rel * ny;
+    b.vx += rel * nx;
+    b.vy += rel * ny;
   }
   const double push = (min - dist) / 2;  // separate overlapping balls
-  a.x -= push * nx; a.y -= push * ny;
-  b.x += push * nx; b.y += push * ny;
+  a.x -= push * nx;
+  a.y -= push * ny;
+  b.x += push * nx;
+  b.y += push * ny;
 }
 
 void render(const std::vector<Ball>& balls, uint8_t* img, int64_t h, int64_t w) {
@@ -117,7 +133,8 @@ void PhysicsWorldSpec::validate() const {
     if (!ok) throw std::invalid_argument("physics world: " + what + ", got " + std::to_string(value));
   };
   need(std::isfinite(radius) && radius > 0 && radius < 16, "radius must be in (0, 16) pixels at 32x32", radius);
-  need(std::isfinite(gravity) && std::abs(gravity) <= 4, "gravity must be finite, in [-4, 4] pixels / frame^2", gravity);
+  need(std::isfinite(gravity) && std::abs(gravity) <= 4, "gravity must be finite, in [-4, 4] pixels / frame^2",
+       gravity);
   need(std::isfinite(max_speed) && max_speed >= 0, "max_speed must be finite and >= 0", max_speed);
   need(std::isfinite(push), "push must be finite", push);
   need(std::isfinite(fps) && fps > 0, "fps must be finite and > 0", fps);
@@ -125,8 +142,8 @@ void PhysicsWorldSpec::validate() const {
 
 void write_physics_world(const std::string& path, const PhysicsWorldSpec& s) {
   s.validate();
-  const std::string provenance = "reel physics world: seed " + std::to_string(s.seed) + ", " +
-                                 std::to_string(s.balls) + " balls, gravity " + std::to_string(s.gravity);
+  const std::string provenance = "reel physics world: seed " + std::to_string(s.seed) + ", " + std::to_string(s.balls) +
+                                 " balls, gravity " + std::to_string(s.gravity);
   VideoWriter writer(path, s.clips, s.frames, s.height, s.width, 3, 2, s.fps, provenance);
   for (int64_t i = 0; i < s.clips; ++i) {
     auto clip = simulate_clip(s, i);

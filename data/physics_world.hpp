@@ -11,11 +11,11 @@ namespace reel {
 
 struct PhysicsWorldSpec {
   int64_t clips = 256, frames = 8, height = 16, width = 16;  // the tiny preset's clips
-  int64_t balls = 3;        // including the agent; at least 1
-  double radius = 3.0;      // pixels at 32 x 32 (scaled with the resolution)
-  double gravity = 0.15;    // pixels / frame^2 at 32 x 32
-  double max_speed = 1.5;   // initial speed bound, pixels / frame at 32 x 32
-  double push = 0.3;        // agent acceleration per unit action
+  int64_t balls = 3;                                         // including the agent; at least 1
+  double radius = 3.0;                                       // pixels at 32 x 32 (scaled with the resolution)
+  double gravity = 0.15;                                     // pixels / frame^2 at 32 x 32
+  double max_speed = 1.5;                                    // initial speed bound, pixels / frame at 32 x 32
+  double push = 0.3;                                         // agent acceleration per unit action
   uint64_t seed = 0;
   double fps = 10.0;
   // Throws std::invalid_argument naming the field: sizes below the minimum, a radius

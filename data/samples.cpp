@@ -53,9 +53,10 @@ SampleReport write_samples(WorldModelImpl& model, const std::string& data_path, 
       const auto future = [&](const char* label, const at::Tensor& v) {
         return GridRow{label, video_to_frames(v[b].narrow(0, c, cfg.frames - c)), c};
       };
-      auto grid = labelled_grid({GridRow{"context", video_to_frames(video[b].narrow(0, 0, c)), 0},
-                                 future("predicted", predicted), future("truth", video),
-                                 future("reversed", predicted_rev)}, 2, options.zoom);
+      auto grid =
+          labelled_grid({GridRow{"context", video_to_frames(video[b].narrow(0, 0, c)), 0},
+                         future("predicted", predicted), future("truth", video), future("reversed", predicted_rev)},
+                        2, options.zoom);
       const std::string file = sample_path(out_dir, ids[b]);
       write_png(file, grid);
       report.files.push_back(file);

@@ -12,10 +12,10 @@
 namespace reel {
 
 struct SampleOptions {
-  RolloutSpec rollout;    // steps, seed, context level (from_group/groups: the model's)
-  int64_t pictures = 4;   // PNG grids for the first this many clips
-  int64_t zoom = 4;       // pixel zoom of the pictures
-  int64_t batch = 16;     // clips rolled out together
+  RolloutSpec rollout;   // steps, seed, context level (from_group/groups: the model's)
+  int64_t pictures = 4;  // PNG grids for the first this many clips
+  int64_t zoom = 4;      // pixel zoom of the pictures
+  int64_t batch = 16;    // clips rolled out together
 };
 
 struct SampleReport {

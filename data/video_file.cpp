@@ -10,19 +10,18 @@ namespace reel {
 // message padded with 0x80, zeros and its length in bits (64-bit big-endian).
 namespace {
 constexpr uint32_t kSha256K[64] = {
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98,
-    0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786,
-    0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8,
-    0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13,
-    0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819,
-    0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a,
-    0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
-    0xc67178f2};
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
 inline uint32_t rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
 }  // namespace
 
-Sha256::Sha256()
-    : h_{0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19} {}
+Sha256::Sha256() : h_{0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19} {}
 
 void Sha256::block(const unsigned char* p) {
   uint32_t w[64];
@@ -94,8 +93,8 @@ VideoReader::VideoReader(const std::string& path) {
   frames_ = open_checked_dataset(file_.get(), kWhat, path, "/frames", 5, "uint8", f);
   actions_ = open_checked_dataset(file_.get(), kWhat, path, "/actions", 3, "float32", a);
   if (a[0] != f[0] || a[1] != f[1]) {
-    fail(path, "/actions [" + std::to_string(a[0]) + ", " + std::to_string(a[1]) +
-                   ", A] does not match /frames [" + std::to_string(f[0]) + ", " + std::to_string(f[1]) + ", ...]");
+    fail(path, "/actions [" + std::to_string(a[0]) + ", " + std::to_string(a[1]) + ", A] does not match /frames [" +
+                   std::to_string(f[0]) + ", " + std::to_string(f[1]) + ", ...]");
   }
   int64_t version = -1;
   read_attribute(file_.get(), "schema_version", version);
@@ -187,9 +186,8 @@ std::string VideoReader::compute_content_sha256() {
   return hash.hex_digest();
 }
 
-VideoWriter::VideoWriter(const std::string& path, int64_t clips, int64_t frames, int64_t height,
-                         int64_t width, int64_t channels, int64_t action_dim, double fps,
-                         const std::string& provenance)
+VideoWriter::VideoWriter(const std::string& path, int64_t clips, int64_t frames, int64_t height, int64_t width,
+                         int64_t channels, int64_t action_dim, double fps, const std::string& provenance)
     : path_(path), clips_(clips) {
   std::lock_guard<std::mutex> lock(hdf5_mutex());
   hdf5_quiet();

@@ -31,7 +31,7 @@ struct VideoFileInfo {
   int64_t clips = 0, frames = 0, height = 0, width = 0, channels = 0, action_dim = 0;
   double fps = 0;
   std::string provenance;
-  bool checksums = false;  // every clip carries a Fletcher-32 checksum (false: an older file)
+  bool checksums = false;      // every clip carries a Fletcher-32 checksum (false: an older file)
   std::string content_sha256;  // the stored content_sha256 attribute; "" when the file has none
 };
 
@@ -88,7 +88,7 @@ class VideoReader : public SampleReader {
 
   VideoFileInfo info_;
   H5Id file_, frames_, actions_;
-  std::uintmax_t size_ = 0;                  // the file as opened
+  std::uintmax_t size_ = 0;  // the file as opened
   std::filesystem::file_time_type mtime_{};
 };
 
@@ -97,8 +97,8 @@ class VideoReader : public SampleReader {
 // (otherwise the file has none and reel computes it when it trains on the file).
 class VideoWriter {
  public:
-  VideoWriter(const std::string& path, int64_t clips, int64_t frames, int64_t height, int64_t width,
-              int64_t channels, int64_t action_dim, double fps, const std::string& provenance);
+  VideoWriter(const std::string& path, int64_t clips, int64_t frames, int64_t height, int64_t width, int64_t channels,
+              int64_t action_dim, double fps, const std::string& provenance);
   ~VideoWriter();
   VideoWriter(const VideoWriter&) = delete;
   VideoWriter& operator=(const VideoWriter&) = delete;

@@ -37,8 +37,8 @@ H5Id open_file(const std::string& path) {
   }
   read_attribute(file.get(), "format_version", version);
   if (version != kWeightsFormatVersion) {
-    fail(path, "format_version " + std::to_string(version) + ", this reel reads " +
-                   std::to_string(kWeightsFormatVersion));
+    fail(path,
+         "format_version " + std::to_string(version) + ", this reel reads " + std::to_string(kWeightsFormatVersion));
   }
   return file;
 }
@@ -62,9 +62,8 @@ ModelConfig read_model_config(hid_t object, const std::string& path) {
 bool write_model_config(hid_t object, const ModelConfig& config) {
   ModelConfig c = config;
   bool ok = true;
-  visit_config(c, [&](const char* key, auto& field) {
-    ok = ok && write_attribute(object, std::string("model.") + key, field);
-  });
+  visit_config(
+      c, [&](const char* key, auto& field) { ok = ok && write_attribute(object, std::string("model.") + key, field); });
   return ok;
 }
 

@@ -6,7 +6,6 @@
 #include <iomanip>
 #include <sstream>
 
-
 namespace reel {
 namespace {
 
@@ -37,11 +36,11 @@ at::Tensor agent_positions(const at::Tensor& frames) {
   TORCH_CHECK(frames.dim() == 4 && frames.size(1) == 3, "agent_positions takes RGB frames [N, 3, H, W], got ",
               frames.sizes());
   const int64_t h = frames.size(2), w = frames.size(3);
-  auto v = (frames.to(at::kDouble) + 1) / 2;                        // [N, 3, H, W] in [0, 1]
+  auto v = (frames.to(at::kDouble) + 1) / 2;                       // [N, 3, H, W] in [0, 1]
   auto white = ((std::get<0>(v.min(1)) - 0.5) / 0.5).clamp(0, 1);  // [N, H, W]
   auto ys = at::arange(h, at::kDouble).add(0.5).view({1, h, 1});
   auto xs = at::arange(w, at::kDouble).add(0.5).view({1, 1, w});
-  auto mass = white.sum({1, 2});                                    // [N]
+  auto mass = white.sum({1, 2});  // [N]
   auto x = (white * xs).sum({1, 2}) / mass.clamp_min(1e-9);
   auto y = (white * ys).sum({1, 2}) / mass.clamp_min(1e-9);
   auto found = mass > 0.5;  // at least half a pixel of white
@@ -74,7 +73,11 @@ at::Tensor reversed_actions(const at::Tensor& actions, int64_t from) {
 }
 
 RolloutMetrics::RolloutMetrics(int64_t groups, int64_t frames)
-    : groups_(groups), frames_(frames), mse_model_(groups), mse_copy_(groups), agent_model_(frames),
+    : groups_(groups),
+      frames_(frames),
+      mse_model_(groups),
+      mse_copy_(groups),
+      agent_model_(frames),
       agent_copy_(frames) {}
 
 void RolloutMetrics::add(const at::Tensor& truth, const at::Tensor& predicted, const at::Tensor& predicted_reversed,
@@ -111,7 +114,8 @@ void RolloutMetrics::add(const at::Tensor& truth, const at::Tensor& predicted, c
 
 at::Tensor RolloutMetrics::pack() const {
   std::vector<double> all{clips_, shift_dot_, shift_physics2_, shift_model_, shift_physics_};
-  for (const auto* v : {&mse_model_, &mse_copy_, &agent_model_, &agent_copy_}) all.insert(all.end(), v->begin(), v->end());
+  for (const auto* v : {&mse_model_, &mse_copy_, &agent_model_, &agent_copy_})
+    all.insert(all.end(), v->begin(), v->end());
   return at::tensor(all, at::kDouble);
 }
 
@@ -157,8 +161,8 @@ std::string RolloutMetrics::json_fields() const {
 std::string RolloutMetrics::summary() const {
   std::ostringstream s;
   s << "rollout MSE " << fixed(mse(), 4) << " vs copy-last-frame " << fixed(mse_copy(), 4) << " (ratio "
-    << fixed(ratio(mse(), mse_copy()), 2) << ") over " << groups_ << " predicted frame-group(s) of "
-    << clips_ << " clips\n"
+    << fixed(ratio(mse(), mse_copy()), 2) << ") over " << groups_ << " predicted frame-group(s) of " << clips_
+    << " clips\n"
     << "agent position error " << fixed(agent_error(), 2) << " px vs copy-last-frame " << fixed(agent_error_copy(), 2)
     << " px (ratio " << fixed(ratio(agent_error(), agent_error_copy()), 2) << ")\n"
     << "action following: reversed actions move the predicted agent " << fixed(action_shift(), 2)

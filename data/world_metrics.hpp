@@ -52,12 +52,12 @@ struct RolloutMetrics {
   void unpack(const at::Tensor& packed);
 
   double clips() const { return clips_; }
-  double mse() const;             // model, mean over clips, predicted frames and pixels
-  double mse_copy() const;        // copy-last-frame
-  double agent_error() const;     // model, pixels, mean over clips and predicted frames
+  double mse() const;          // model, mean over clips, predicted frames and pixels
+  double mse_copy() const;     // copy-last-frame
+  double agent_error() const;  // model, pixels, mean over clips and predicted frames
   double agent_error_copy() const;
-  double action_gain() const;     // <model shift, physics shift> / |physics shift|^2
-  double action_shift() const;    // mean |model shift|, pixels
+  double action_gain() const;   // <model shift, physics shift> / |physics shift|^2
+  double action_shift() const;  // mean |model shift|, pixels
   double action_shift_physics() const;
   // "key": value pairs of a JSON object (metrics.jsonl, reel sample --json): the means
   // above, their ratios, and the per-group and per-frame lists.
@@ -68,8 +68,8 @@ struct RolloutMetrics {
  private:
   int64_t groups_ = 0, frames_ = 0;
   double clips_ = 0;
-  std::vector<double> mse_model_, mse_copy_;      // [groups] sums over clips
-  std::vector<double> agent_model_, agent_copy_;  // [frames] sums over clips, pixels
+  std::vector<double> mse_model_, mse_copy_;                                         // [groups] sums over clips
+  std::vector<double> agent_model_, agent_copy_;                                     // [frames] sums over clips, pixels
   double shift_dot_ = 0, shift_physics2_ = 0, shift_model_ = 0, shift_physics_ = 0;  // sums
 };
 

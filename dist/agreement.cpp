@@ -22,7 +22,8 @@ std::vector<std::string> gather_texts(Communicator& comm, const std::string& tex
   comm.all_gather(mine.to(comm.device()), all);
   const auto host = all.cpu();
   std::vector<std::string> out;
-  for (int r = 0; r < comm.size(); ++r) out.emplace_back(reinterpret_cast<const char*>(host.data_ptr<uint8_t>()) + r * bytes);
+  for (int r = 0; r < comm.size(); ++r)
+    out.emplace_back(reinterpret_cast<const char*>(host.data_ptr<uint8_t>()) + r * bytes);
   return out;
 }
 

@@ -16,9 +16,12 @@ namespace reel {
 
 std::string to_string(ReduceOp op) {
   switch (op) {
-    case ReduceOp::kSum: return "sum";
-    case ReduceOp::kAvg: return "avg";
-    case ReduceOp::kMax: return "max";
+    case ReduceOp::kSum:
+      return "sum";
+    case ReduceOp::kAvg:
+      return "avg";
+    case ReduceOp::kMax:
+      return "max";
   }
   return "unknown";
 }
@@ -27,8 +30,14 @@ namespace {
 
 bool supported_dtype(at::ScalarType t) {
   switch (t) {
-    case at::kFloat: case at::kDouble: case at::kHalf: case at::kBFloat16:
-    case at::kLong: case at::kInt: case at::kChar: case at::kByte:
+    case at::kFloat:
+    case at::kDouble:
+    case at::kHalf:
+    case at::kBFloat16:
+    case at::kLong:
+    case at::kInt:
+    case at::kChar:
+    case at::kByte:
       return true;
     default:
       return false;
@@ -51,8 +60,16 @@ std::string shape_of(const at::Tensor& t) {
 }
 
 // Codes for the consistency check: which call a rank is making.
-enum OpCode : int64_t { kAllReduce = 1, kAllGather, kReduceScatter, kAllToAll, kAllToAllV,
-                        kBroadcast, kBarrier, kSplit };
+enum OpCode : int64_t {
+  kAllReduce = 1,
+  kAllGather,
+  kReduceScatter,
+  kAllToAll,
+  kAllToAllV,
+  kBroadcast,
+  kBarrier,
+  kSplit
+};
 
 int64_t code_of(const std::string& op) {
   if (op == "all_reduce") return kAllReduce;
@@ -79,13 +96,12 @@ void Communicator::check_tensor(const std::string& op, const at::Tensor& t) cons
   if (!t.is_contiguous()) throw_invalid(op, "tensor " + shape_of(t) + " is not contiguous");
 }
 
-void Communicator::check_pair(const std::string& op, const at::Tensor& in,
-                              const at::Tensor& out) const {
+void Communicator::check_pair(const std::string& op, const at::Tensor& in, const at::Tensor& out) const {
   check_tensor(op, in);
   check_tensor(op, out);
   if (in.scalar_type() != out.scalar_type()) {
-    throw_invalid(op, "input dtype " + std::string(c10::toString(in.scalar_type())) +
-                          " differs from output dtype " + c10::toString(out.scalar_type()));
+    throw_invalid(op, "input dtype " + std::string(c10::toString(in.scalar_type())) + " differs from output dtype " +
+                          c10::toString(out.scalar_type()));
   }
   if (in.device() != out.device()) {
     throw_invalid(op, "input on " + in.device().str() + " but output on " + out.device().str());
@@ -94,8 +110,7 @@ void Communicator::check_pair(const std::string& op, const at::Tensor& in,
 
 void Communicator::check_reduce(const std::string& op, const at::Tensor& t, ReduceOp reduce) const {
   if (reduce == ReduceOp::kAvg && !at::isFloatingType(t.scalar_type())) {
-    throw_invalid(op, "avg needs a floating dtype, got " +
-                          std::string(c10::toString(t.scalar_type())));
+    throw_invalid(op, "avg needs a floating dtype, got " + std::string(c10::toString(t.scalar_type())));
   }
 }
 
@@ -120,8 +135,8 @@ void Communicator::set_label(std::string label) {
 
 void Communicator::set_nodes(std::vector<int> node_of_rank) {
   if (!node_of_rank.empty() && static_cast<int>(node_of_rank.size()) != size_) {
-    throw_invalid("set_nodes", "one node per rank (" + std::to_string(size_) + "), got " +
-                                   std::to_string(node_of_rank.size()));
+    throw_invalid("set_nodes",
+                  "one node per rank (" + std::to_string(size_) + "), got " + std::to_string(node_of_rank.size()));
   }
   nodes_ = std::move(node_of_rank);
 }
@@ -162,16 +177,15 @@ void Communicator::verify(const std::string& op, const at::Tensor& t, int64_t ex
     auto describe = [&](int q) {
       std::ostringstream d;
       d << "rank " << q << " has (op " << s[4 * q] << ", dtype "
-        << (s[4 * q + 1] < 0 ? "none" : c10::toString(static_cast<at::ScalarType>(s[4 * q + 1])))
-        << ", numel " << s[4 * q + 2] << ", arg " << s[4 * q + 3] << ")";
+        << (s[4 * q + 1] < 0 ? "none" : c10::toString(static_cast<at::ScalarType>(s[4 * q + 1]))) << ", numel "
+        << s[4 * q + 2] << ", arg " << s[4 * q + 3] << ")";
       return d.str();
     };
     throw_invalid(op, "ranks disagree on the call: " + describe(0) + ", " + describe(r));
   }
 }
 
-void Communicator::verify_splits(const std::vector<int64_t>& send_rows,
-                                 const std::vector<int64_t>& recv_rows) {
+void Communicator::verify_splits(const std::vector<int64_t>& send_rows, const std::vector<int64_t>& recv_rows) {
   // Every rank gathers every rank's (send, recv) splits and checks the whole matrix, so
   // that all ranks throw together: recv_rows[j] on rank i must equal send_rows[i] on rank j.
   std::vector<int64_t> mine(send_rows);
@@ -185,9 +199,8 @@ void Communicator::verify_splits(const std::vector<int64_t>& send_rows,
     for (int j = 0; j < size_; ++j) {
       const int64_t expects = m[i * 2 * size_ + size_ + j], sends = m[j * 2 * size_ + i];
       if (expects == sends) continue;
-      throw_invalid("all_to_all_v", "rank " + std::to_string(i) + " expects " +
-                                        std::to_string(expects) + " rows from rank " +
-                                        std::to_string(j) + ", which sends " +
+      throw_invalid("all_to_all_v", "rank " + std::to_string(i) + " expects " + std::to_string(expects) +
+                                        " rows from rank " + std::to_string(j) + ", which sends " +
                                         std::to_string(sends));
     }
   }
@@ -197,13 +210,11 @@ WorkPtr Communicator::all_reduce_async(const at::Tensor& tensor, ReduceOp op) {
   return all_reduce_async(tensor, tensor, op);
 }
 
-WorkPtr Communicator::all_reduce_async(const at::Tensor& input, const at::Tensor& output,
-                                       ReduceOp op) {
+WorkPtr Communicator::all_reduce_async(const at::Tensor& input, const at::Tensor& output, ReduceOp op) {
   check_pair("all_reduce", input, output);
   check_reduce("all_reduce", input, op);
   if (input.numel() != output.numel()) {
-    throw_invalid("all_reduce", "input " + shape_of(input) + " and output " + shape_of(output) +
-                                    " differ in numel");
+    throw_invalid("all_reduce", "input " + shape_of(input) + " and output " + shape_of(output) + " differ in numel");
   }
   verify("all_reduce", input, static_cast<int64_t>(op));
   const int64_t bytes = 2 * (size_ - 1) * nbytes(input) / size_;
@@ -214,9 +225,8 @@ WorkPtr Communicator::all_reduce_async(const at::Tensor& input, const at::Tensor
 WorkPtr Communicator::all_gather_async(const at::Tensor& input, const at::Tensor& output) {
   check_pair("all_gather", input, output);
   if (output.numel() != input.numel() * size_) {
-    throw_invalid("all_gather", "output " + shape_of(output) + " must have " +
-                                    std::to_string(size_) + " x input numel (input " +
-                                    shape_of(input) + ")");
+    throw_invalid("all_gather", "output " + shape_of(output) + " must have " + std::to_string(size_) +
+                                    " x input numel (input " + shape_of(input) + ")");
   }
   verify("all_gather", input);
   const int64_t bytes = (size_ - 1) * nbytes(input);
@@ -224,14 +234,12 @@ WorkPtr Communicator::all_gather_async(const at::Tensor& input, const at::Tensor
   return described(do_all_gather(input, output));
 }
 
-WorkPtr Communicator::reduce_scatter_async(const at::Tensor& input, const at::Tensor& output,
-                                           ReduceOp op) {
+WorkPtr Communicator::reduce_scatter_async(const at::Tensor& input, const at::Tensor& output, ReduceOp op) {
   check_pair("reduce_scatter", input, output);
   check_reduce("reduce_scatter", input, op);
   if (input.numel() != output.numel() * size_) {
-    throw_invalid("reduce_scatter", "input " + shape_of(input) + " must have " +
-                                        std::to_string(size_) + " x output numel (output " +
-                                        shape_of(output) + ")");
+    throw_invalid("reduce_scatter", "input " + shape_of(input) + " must have " + std::to_string(size_) +
+                                        " x output numel (output " + shape_of(output) + ")");
   }
   verify("reduce_scatter", output, static_cast<int64_t>(op));
   const int64_t bytes = (size_ - 1) * nbytes(output);
@@ -243,8 +251,7 @@ WorkPtr Communicator::all_to_all_async(const at::Tensor& input, const at::Tensor
   check_pair("all_to_all", input, output);
   if (input.numel() != output.numel() || input.numel() % size_ != 0) {
     throw_invalid("all_to_all", "input " + shape_of(input) + " and output " + shape_of(output) +
-                                    " must have equal numel divisible by " +
-                                    std::to_string(size_) + " ranks");
+                                    " must have equal numel divisible by " + std::to_string(size_) + " ranks");
   }
   verify("all_to_all", input);
   int64_t remote_peers = 0;
@@ -255,15 +262,14 @@ WorkPtr Communicator::all_to_all_async(const at::Tensor& input, const at::Tensor
 }
 
 WorkPtr Communicator::all_to_all_async(const at::Tensor& input, const at::Tensor& output,
-                                       const std::vector<int64_t>& send_rows,
-                                       const std::vector<int64_t>& recv_rows) {
+                                       const std::vector<int64_t>& send_rows, const std::vector<int64_t>& recv_rows) {
   const std::string op = "all_to_all_v";
   check_pair(op, input, output);
   if (input.dim() == 0 || output.dim() == 0) throw_invalid(op, "tensors need a dim 0 to split");
   if (static_cast<int>(send_rows.size()) != size_ || static_cast<int>(recv_rows.size()) != size_) {
     throw_invalid(op, "need one split per rank (" + std::to_string(size_) + "), got " +
-                          std::to_string(send_rows.size()) + " send and " +
-                          std::to_string(recv_rows.size()) + " recv splits");
+                          std::to_string(send_rows.size()) + " send and " + std::to_string(recv_rows.size()) +
+                          " recv splits");
   }
   for (int r = 0; r < size_; ++r) {
     if (send_rows[r] < 0 || recv_rows[r] < 0) throw_invalid(op, "negative split");
@@ -271,9 +277,8 @@ WorkPtr Communicator::all_to_all_async(const at::Tensor& input, const at::Tensor
   const int64_t in_rows = std::accumulate(send_rows.begin(), send_rows.end(), int64_t{0});
   const int64_t out_rows = std::accumulate(recv_rows.begin(), recv_rows.end(), int64_t{0});
   if (in_rows != input.size(0) || out_rows != output.size(0)) {
-    throw_invalid(op, "splits sum to " + std::to_string(in_rows) + " send / " +
-                          std::to_string(out_rows) + " recv rows but input " + shape_of(input) +
-                          " and output " + shape_of(output));
+    throw_invalid(op, "splits sum to " + std::to_string(in_rows) + " send / " + std::to_string(out_rows) +
+                          " recv rows but input " + shape_of(input) + " and output " + shape_of(output));
   }
   const int64_t row = row_numel(input);
   const int64_t out_row = row_numel(output);
@@ -298,8 +303,7 @@ WorkPtr Communicator::all_to_all_async(const at::Tensor& input, const at::Tensor
 WorkPtr Communicator::broadcast_async(const at::Tensor& tensor, int root) {
   check_tensor("broadcast", tensor);
   if (root < 0 || root >= size_) {
-    throw_invalid("broadcast", "root " + std::to_string(root) + " is outside [0, " +
-                                   std::to_string(size_) + ")");
+    throw_invalid("broadcast", "root " + std::to_string(root) + " is outside [0, " + std::to_string(size_) + ")");
   }
   verify("broadcast", tensor, root);
   if (rank_ == root) count("broadcast", nbytes(tensor), ring_internode(nbytes(tensor)));
@@ -331,8 +335,7 @@ WorkPtr Communicator::recv_async(const at::Tensor& tensor, int peer, int tag) {
   return described(do_recv(tensor, peer, tag));
 }
 
-WorkPtr Communicator::sendrecv_async(const at::Tensor& send, int dst, const at::Tensor& recv,
-                                     int src, int tag) {
+WorkPtr Communicator::sendrecv_async(const at::Tensor& send, int dst, const at::Tensor& recv, int src, int tag) {
   check_tensor("sendrecv", send);
   check_tensor("sendrecv", recv);
   check_peer("sendrecv", dst, tag, size_);
@@ -392,8 +395,7 @@ void Communicator::send(const at::Tensor& t, int peer, int tag) {
 void Communicator::recv(const at::Tensor& t, int peer, int tag) {
   run_blocking([&] { return recv_async(t, peer, tag); });
 }
-void Communicator::sendrecv(const at::Tensor& send, int dst, const at::Tensor& recv, int src,
-                            int tag) {
+void Communicator::sendrecv(const at::Tensor& send, int dst, const at::Tensor& recv, int src, int tag) {
   run_blocking([&] { return sendrecv_async(send, dst, recv, src, tag); });
 }
 void Communicator::barrier() {

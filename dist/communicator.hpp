@@ -80,8 +80,7 @@ class Communicator {
   WorkPtr all_gather_async(const at::Tensor& input, const at::Tensor& output);
   // input [size * n] -> output [n] = reduction over ranks of input[rank*n, (rank+1)*n).
   // In place when output is that slice of input (done through a temporary on MPI).
-  WorkPtr reduce_scatter_async(const at::Tensor& input, const at::Tensor& output,
-                               ReduceOp op = ReduceOp::kSum);
+  WorkPtr reduce_scatter_async(const at::Tensor& input, const at::Tensor& output, ReduceOp op = ReduceOp::kSum);
   // input [size * n] -> output [size * n]: chunk j of input goes to rank j, chunk i of
   // output comes from rank i. In place when input and output are the same tensor.
   WorkPtr all_to_all_async(const at::Tensor& input, const at::Tensor& output);
@@ -89,8 +88,7 @@ class Communicator {
   // j, in rank order; output rows [sum(recv_rows)] — recv_rows[i] rows from rank i. Both
   // tensors have the same row size (numel / size(0)). recv_rows[i] on this rank must equal
   // send_rows[this rank] on rank i. Not in place.
-  WorkPtr all_to_all_async(const at::Tensor& input, const at::Tensor& output,
-                           const std::vector<int64_t>& send_rows,
+  WorkPtr all_to_all_async(const at::Tensor& input, const at::Tensor& output, const std::vector<int64_t>& send_rows,
                            const std::vector<int64_t>& recv_rows);
   // tensor [*] on every rank becomes root's tensor.
   WorkPtr broadcast_async(const at::Tensor& tensor, int root);
@@ -102,15 +100,13 @@ class Communicator {
   // Both directions of a ring step at once: tensor `send` to rank dst while receiving
   // `recv` from rank src (send and recv must not alias). Use this, not send then recv, for
   // exchanges where every rank sends and receives: it cannot deadlock on any backend.
-  WorkPtr sendrecv_async(const at::Tensor& send, int dst, const at::Tensor& recv, int src,
-                         int tag = 0);
+  WorkPtr sendrecv_async(const at::Tensor& send, int dst, const at::Tensor& recv, int src, int tag = 0);
   // Returns once every rank has entered the barrier.
   WorkPtr barrier_async();
 
   void all_reduce(const at::Tensor& tensor, ReduceOp op = ReduceOp::kSum);
   void all_gather(const at::Tensor& input, const at::Tensor& output);
-  void reduce_scatter(const at::Tensor& input, const at::Tensor& output,
-                      ReduceOp op = ReduceOp::kSum);
+  void reduce_scatter(const at::Tensor& input, const at::Tensor& output, ReduceOp op = ReduceOp::kSum);
   void all_to_all(const at::Tensor& input, const at::Tensor& output);
   void broadcast(const at::Tensor& tensor, int root);
   void send(const at::Tensor& tensor, int peer, int tag = 0);
@@ -134,24 +130,19 @@ class Communicator {
   virtual void share_progress(Communicator& other) { (void)other; }
 
  protected:
-  Communicator(int rank, int size, CommOptions options)
-      : rank_(rank), size_(size), options_(options) {}
+  Communicator(int rank, int size, CommOptions options) : rank_(rank), size_(size), options_(options) {}
 
   // Backend implementations: arguments already validated as documented above.
-  virtual WorkPtr do_all_reduce(const at::Tensor& input, const at::Tensor& output,
-                                ReduceOp op) = 0;
+  virtual WorkPtr do_all_reduce(const at::Tensor& input, const at::Tensor& output, ReduceOp op) = 0;
   virtual WorkPtr do_all_gather(const at::Tensor& input, const at::Tensor& output) = 0;
-  virtual WorkPtr do_reduce_scatter(const at::Tensor& input, const at::Tensor& output,
-                                    ReduceOp op) = 0;
+  virtual WorkPtr do_reduce_scatter(const at::Tensor& input, const at::Tensor& output, ReduceOp op) = 0;
   // Counts in elements, one per rank.
   virtual WorkPtr do_all_to_all(const at::Tensor& input, const at::Tensor& output,
-                                const std::vector<int64_t>& send_counts,
-                                const std::vector<int64_t>& recv_counts) = 0;
+                                const std::vector<int64_t>& send_counts, const std::vector<int64_t>& recv_counts) = 0;
   virtual WorkPtr do_broadcast(const at::Tensor& tensor, int root) = 0;
   virtual WorkPtr do_send(const at::Tensor& tensor, int peer, int tag) = 0;
   virtual WorkPtr do_recv(const at::Tensor& tensor, int peer, int tag) = 0;
-  virtual WorkPtr do_sendrecv(const at::Tensor& send, int dst, const at::Tensor& recv, int src,
-                              int tag) = 0;
+  virtual WorkPtr do_sendrecv(const at::Tensor& send, int dst, const at::Tensor& recv, int src, int tag) = 0;
   virtual WorkPtr do_barrier() = 0;
   virtual std::shared_ptr<Communicator> do_split(int color, int key) = 0;
 
@@ -197,7 +188,7 @@ class Communicator {
   // literals of one name share the counter they point to).
   std::map<const char*, std::atomic<int64_t>*> counters_, internode_counters_;
   std::vector<int> nodes_;  // node of each rank; empty: all on one node
-  std::string last_op_;  // the last op issued, as the watchdog numbered it
+  std::string last_op_;     // the last op issued, as the watchdog numbered it
 };
 
 using CommunicatorPtr = std::shared_ptr<Communicator>;

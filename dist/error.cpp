@@ -54,10 +54,7 @@ std::string format(const std::string& op, const std::string& detail, const char*
 }  // namespace
 
 DistError::DistError(const std::string& op, const std::string& detail, const char* file, int line)
-    : std::runtime_error(format(op, detail, file, line)),
-      op_(op),
-      rank_(world_rank_or_unknown()),
-      host_(host_name()) {}
+    : std::runtime_error(format(op, detail, file, line)), op_(op), rank_(world_rank_or_unknown()), host_(host_name()) {}
 
 void check_mpi(int code, const char* call, const char* file, int line) {
   if (code == MPI_SUCCESS) return;

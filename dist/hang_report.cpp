@@ -18,7 +18,7 @@ namespace {
 // Bytes per element of the dtype names c10::toString writes; 0: unknown.
 int64_t element_bytes(const std::string& dtype) {
   static const std::map<std::string, int64_t> sizes = {
-      {"Double", 8}, {"Float", 4}, {"Half", 2}, {"BFloat16", 2}, {"Long", 8}, {"Int", 4},
+      {"Double", 8}, {"Float", 4}, {"Half", 2}, {"BFloat16", 2}, {"Long", 8},         {"Int", 4},
       {"Short", 2},  {"Char", 1},  {"Byte", 1}, {"Bool", 1},     {"ComplexFloat", 8}, {"ComplexDouble", 16}};
   const auto it = sizes.find(dtype);
   return it == sizes.end() ? 0 : it->second;
@@ -76,9 +76,7 @@ std::string join(const std::vector<int>& ranks) {
   return s;
 }
 
-std::string ranks_word(const std::vector<int>& ranks) {
-  return (ranks.size() == 1 ? "rank " : "ranks ") + join(ranks);
-}
+std::string ranks_word(const std::vector<int>& ranks) { return (ranks.size() == 1 ? "rank " : "ranks ") + join(ranks); }
 
 bool contains(const std::vector<int>& v, int x) { return std::find(v.begin(), v.end(), x) != v.end(); }
 
@@ -143,7 +141,8 @@ Dump parse_dump(const std::string& text, const std::string& file) {
     }
   }
   if (d.rank < 0) {
-    throw std::runtime_error(file + ": not a reel hang dump (no line 'rank R (host): blocked in communication ...'); "
+    throw std::runtime_error(file +
+                             ": not a reel hang dump (no line 'rank R (host): blocked in communication ...'); "
                              "move it out of the run directory, or restore it");
   }
   return d;
@@ -221,9 +220,8 @@ bool main_wait(const Dump& d, Dump::Wait& out) {
 // rank's on a communicator that shares its progress (HSDP: shard and replicate). Blames
 // the last call issued on another communicator before it, as far as the history shows.
 void queued_behind(const Dump& d, Dump::Wait& w, std::vector<std::string>& notes) {
-  const auto it = std::find_if(d.recent.rbegin(), d.recent.rend(), [&](const Call& c) {
-    return c.comm == w.call.comm && c.seq == w.call.seq;
-  });
+  const auto it = std::find_if(d.recent.rbegin(), d.recent.rend(),
+                               [&](const Call& c) { return c.comm == w.call.comm && c.seq == w.call.seq; });
   const auto before = std::find_if(it, d.recent.rend(), [&](const Call& c) { return c.comm != w.call.comm; });
   if (it == d.recent.rend() || before == d.recent.rend()) return;
   notes.push_back("rank " + std::to_string(d.rank) + " waits in " + w.call.name() + ", a group of 1 rank, queued " +
@@ -275,8 +273,9 @@ namespace {
 
 // A live rank writes a dump only when its own wait passes dist.timeout within the grace
 // after the first dump; one busy elsewhere (computing, in a slow phase) writes none.
-constexpr const char* kNoDump = "no dump: the rank died or was stopped (a crash, an OOM kill, SIGSTOP, a lost node), "
-                                "or it was busy, not blocked, until the job ended";
+constexpr const char* kNoDump =
+    "no dump: the rank died or was stopped (a crash, an OOM kill, SIGSTOP, a lost node), "
+    "or it was busy, not blocked, until the job ended";
 
 // One communicator's calls complete in order: a rank that waits in #N on C while another
 // rank of the same C waits in #M < N (which this rank issued before N, and which has not
@@ -338,7 +337,8 @@ std::vector<Stuck> collect(const std::vector<Dump>& dumps, std::map<int, int>& s
     auto& op = op_at[{w.call.comm, w.call.seq}];
     if (!op.empty() && op != w.call.op) {
       r.notes.push_back("ranks wait in both " + op + " and " + w.call.op + " as #" + std::to_string(w.call.seq) +
-                        " on " + w.call.comm + ": they issued different collectives (a desync; --dist.verify "
+                        " on " + w.call.comm +
+                        ": they issued different collectives (a desync; --dist.verify "
                         "checks every call and names the first that differs)");
     }
     op = w.call.op;
@@ -378,8 +378,9 @@ std::string explain(const Report& r, int i, std::set<int>& seen, std::set<int>& 
   seen.insert(i);
   std::string out = ranks_word(s.waiting) + (s.waiting.size() == 1 ? " waits" : " wait") + " in " + s.call.name();
   if (s.never_entered.empty()) {
-    return out + ", which every rank of its group entered: the transport itself is stuck (network, NCCL), or the "
-                 "ranks passed different sizes";
+    return out +
+           ", which every rank of its group entered: the transport itself is stuck (network, NCCL), or the "
+           "ranks passed different sizes";
   }
   out += ", which " + ranks_word(s.never_entered) + " never entered" +
          (s.group_known ? "" : " (its members are not in the dumps: the ranks behind on " + s.call.comm + ")");
@@ -388,9 +389,12 @@ std::string explain(const Report& r, int i, std::set<int>& seen, std::set<int>& 
   std::vector<std::string> parts;
   for (int q : s.never_entered) {
     const RankState& st = r.ranks[q];
-    if (!st.dumped) dead.push_back(q);
-    else if (st.stuck < 0) parts.push_back("rank " + std::to_string(q) + " " + st.doing);
-    else waiting_in[st.stuck].push_back(q);
+    if (!st.dumped)
+      dead.push_back(q);
+    else if (st.stuck < 0)
+      parts.push_back("rank " + std::to_string(q) + " " + st.doing);
+    else
+      waiting_in[st.stuck].push_back(q);
   }
   for (const auto& [j, ranks] : waiting_in) {
     if (seen.count(j)) {
@@ -403,8 +407,8 @@ std::string explain(const Report& r, int i, std::set<int>& seen, std::set<int>& 
   // A rank already named further down the chain (the one the others wait for) is not repeated.
   dead.erase(std::remove_if(dead.begin(), dead.end(), [&](int q) { return causes.count(q) > 0; }), dead.end());
   if (!dead.empty()) {
-    parts.push_back(ranks_word(dead) + " wrote no dump: " + (dead.size() == 1 ? "it" : "they") +
-                    " died or " + (dead.size() == 1 ? "was" : "were") + " stopped — the likely cause");
+    parts.push_back(ranks_word(dead) + " wrote no dump: " + (dead.size() == 1 ? "it" : "they") + " died or " +
+                    (dead.size() == 1 ? "was" : "were") + " stopped — the likely cause");
     causes.insert(dead.begin(), dead.end());
   }
   for (size_t k = 0; k < parts.size(); ++k) out += (k ? "; " : ": ") + parts[k];

@@ -39,10 +39,10 @@ struct Dump {
   int world_size = 0;     // 0: the dump does not say (written by an older reel)
   std::string dumped_at;  // "2026-12-06T10:01:02Z"; empty: not said
   struct Wait {
-    Call call;              // seq -1 for "a blocking collective on C": resolved by analyse()
+    Call call;  // seq -1 for "a blocking collective on C": resolved by analyse()
     int64_t seconds = 0;
-    int group_size = 0;     // "(2 ranks, this rank 1)"; 0: not said
-    std::string text;       // as written
+    int group_size = 0;  // "(2 ranks, this rank 1)"; 0: not said
+    std::string text;    // as written
   };
   std::vector<Wait> waits;
   std::vector<Call> last_issued;                    // per communicator
@@ -62,13 +62,13 @@ std::vector<Dump> read_dumps(const std::string& dir);
 // One collective some ranks are blocked in.
 struct Stuck {
   Call call;
-  std::vector<int> waiting;        // blocked in it
-  std::vector<int> entered;        // issued it (the waiting ones and those blocked elsewhere after it)
-  std::vector<int> never_entered;  // of its group (or, group unknown, the candidates)
+  std::vector<int> waiting;         // blocked in it
+  std::vector<int> entered;         // issued it (the waiting ones and those blocked elsewhere after it)
+  std::vector<int> never_entered;   // of its group (or, group unknown, the candidates)
   std::map<int, Call> last_before;  // never-entered ranks with a dump: their last call on this communicator
   bool group_known = false;
-  int group_size = 0;              // 0: unknown
-  int64_t waited_s = 0;            // the longest wait in it
+  int group_size = 0;    // 0: unknown
+  int64_t waited_s = 0;  // the longest wait in it
 };
 
 // One rank as the report sees it.
@@ -89,7 +89,7 @@ struct Report {
   std::vector<Stuck> stuck;
   std::vector<RankState> ranks;  // by rank
   std::vector<int> likely_cause;
-  std::string explanation;       // one sentence: the chain of waits to the likely cause
+  std::string explanation;  // one sentence: the chain of waits to the likely cause
   std::vector<std::string> notes;
 };
 
@@ -98,7 +98,7 @@ struct Report {
 Report analyse(std::vector<Dump> dumps);
 // A few lines for a person.
 std::string to_text(const Report& report);
-namespace detail {  // shared by the analysis and its output
+namespace detail {                                      // shared by the analysis and its output
 std::string join(const std::vector<int>& ranks);        // "0,1,3"
 std::string ranks_word(const std::vector<int>& ranks);  // "rank 3" or "ranks 0,1"
 bool contains(const std::vector<int>& v, int x);

@@ -70,21 +70,31 @@ std::string to_json(const Report& r) {
   auto call = [](const Call& c) {
     return json{{"comm", c.comm}, {"op", c.op}, {"seq", c.seq}, {"bytes", c.bytes}, {"detail", c.detail}};
   };
-  json j{{"world_size", r.world_size}, {"world_size_from", r.world_size_from}, {"dumped", r.dumped},
-         {"no_dump", r.no_dump},       {"files", r.files},                       {"likely_cause", r.likely_cause},
-         {"explanation", r.explanation}, {"notes", r.notes}};
+  json j{{"world_size", r.world_size},
+         {"world_size_from", r.world_size_from},
+         {"dumped", r.dumped},
+         {"no_dump", r.no_dump},
+         {"files", r.files},
+         {"likely_cause", r.likely_cause},
+         {"explanation", r.explanation},
+         {"notes", r.notes}};
   j["stuck"] = json::array();
   for (const auto& s : r.stuck) {
     json last_before = json::array();
     for (const auto& [rank, c] : s.last_before) last_before.push_back({{"rank", rank}, {"call", call(c)}});
-    j["stuck"].push_back({{"call", call(s.call)}, {"waiting", s.waiting}, {"entered", s.entered},
-                          {"never_entered", s.never_entered}, {"last_before", last_before},
-                          {"group_known", s.group_known}, {"group_size", s.group_size}, {"waited_s", s.waited_s}});
+    j["stuck"].push_back({{"call", call(s.call)},
+                          {"waiting", s.waiting},
+                          {"entered", s.entered},
+                          {"never_entered", s.never_entered},
+                          {"last_before", last_before},
+                          {"group_known", s.group_known},
+                          {"group_size", s.group_size},
+                          {"waited_s", s.waited_s}});
   }
   j["ranks"] = json::array();
   for (const auto& st : r.ranks) {
-    j["ranks"].push_back({{"rank", st.rank}, {"dumped", st.dumped}, {"host", st.host},
-                          {"stuck", st.stuck}, {"doing", st.doing}});
+    j["ranks"].push_back(
+        {{"rank", st.rank}, {"dumped", st.dumped}, {"host", st.host}, {"stuck", st.stuck}, {"doing", st.doing}});
   }
   return j.dump(2) + "\n";
 }

@@ -87,8 +87,8 @@ MpiCommunicator::~MpiCommunicator() {
 
 void MpiCommunicator::check_device(const std::string& op, const at::Tensor& t) const {
   if (!t.is_cpu() && !t.is_cuda()) {
-    throw_invalid(op, "tensor on " + t.device().str() +
-                          ": the mpi backend takes CPU tensors (or CUDA tensors, staged)");
+    throw_invalid(op,
+                  "tensor on " + t.device().str() + ": the mpi backend takes CPU tensors (or CUDA tensors, staged)");
   }
 }
 
@@ -111,8 +111,7 @@ WorkPtr MpiCommunicator::launch(std::function<void()> fn, std::function<void()> 
   return work;
 }
 
-WorkPtr MpiCommunicator::do_all_reduce(const at::Tensor& input, const at::Tensor& output,
-                                       ReduceOp op) {
+WorkPtr MpiCommunicator::do_all_reduce(const at::Tensor& input, const at::Tensor& output, ReduceOp op) {
   const int count = count_of("all_reduce", input.numel());
   const int n = size();
   // direct: MPI works on the caller's memory; otherwise (CUDA) on a staged copy that
@@ -121,15 +120,15 @@ WorkPtr MpiCommunicator::do_all_reduce(const at::Tensor& input, const at::Tensor
   if (direct) {
     const bool in_place = same_data(input, output);
     return launch([=] {
-      REEL_MPI_CHECK(MPI_Allreduce(in_place ? MPI_IN_PLACE : input.data_ptr(), output.data_ptr(),
-                                   count, mpi_type(input.scalar_type()), mpi_op(op, input.scalar_type()), comm_));
+      REEL_MPI_CHECK(MPI_Allreduce(in_place ? MPI_IN_PLACE : input.data_ptr(), output.data_ptr(), count,
+                                   mpi_type(input.scalar_type()), mpi_op(op, input.scalar_type()), comm_));
       if (op == ReduceOp::kAvg) output.div_(n);
     });
   }
   at::Tensor buf = reduction_copy(input);
   auto fn = [=] {
-    REEL_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf.data_ptr(), count,
-                                 mpi_type(buf.scalar_type()), mpi_op(op, buf.scalar_type()), comm_));
+    REEL_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf.data_ptr(), count, mpi_type(buf.scalar_type()),
+                                 mpi_op(op, buf.scalar_type()), comm_));
     if (op == ReduceOp::kAvg) buf.div_(n);
   };
   return launch(fn, [output, buf] { output.copy_(buf.view(output.sizes())); });
@@ -139,30 +138,29 @@ WorkPtr MpiCommunicator::do_all_gather(const at::Tensor& input, const at::Tensor
   const int count = count_of("all_gather", input.numel());
   count_of("all_gather", output.numel());
   const auto offset = static_cast<int64_t>(rank()) * input.numel() * input.element_size();
-  const bool in_place = input.is_cpu() &&
-      static_cast<const char*>(input.data_ptr()) == static_cast<const char*>(output.data_ptr()) + offset;
+  const bool in_place = input.is_cpu() && static_cast<const char*>(input.data_ptr()) ==
+                                              static_cast<const char*>(output.data_ptr()) + offset;
   if (!in_place && input.is_cpu() && output.is_cpu() && overlaps(input, output)) {
     throw_invalid("all_gather", "input overlaps output other than as this rank's slice");
   }
   at::Tensor in = host_copy(input), out = host_target(output);
   const MPI_Datatype type = mpi_type(input.scalar_type());
   auto fn = [=] {
-    REEL_MPI_CHECK(MPI_Allgather(in_place ? MPI_IN_PLACE : in.data_ptr(), count, type,
-                                 out.data_ptr(), count, type, comm_));
+    REEL_MPI_CHECK(
+        MPI_Allgather(in_place ? MPI_IN_PLACE : in.data_ptr(), count, type, out.data_ptr(), count, type, comm_));
   };
   return launch(fn, copy_back(output, out));
 }
 
-WorkPtr MpiCommunicator::do_reduce_scatter(const at::Tensor& input, const at::Tensor& output,
-                                           ReduceOp op) {
+WorkPtr MpiCommunicator::do_reduce_scatter(const at::Tensor& input, const at::Tensor& output, ReduceOp op) {
   const int count = count_of("reduce_scatter", output.numel());
   count_of("reduce_scatter", input.numel());
   const int n = size();
   const bool direct = input.is_cpu() && output.is_cpu() && !overlaps(input, output);
   if (direct) {
     return launch([=] {
-      REEL_MPI_CHECK(MPI_Reduce_scatter_block(input.data_ptr(), output.data_ptr(), count,
-                                              mpi_type(input.scalar_type()), mpi_op(op, input.scalar_type()), comm_));
+      REEL_MPI_CHECK(MPI_Reduce_scatter_block(input.data_ptr(), output.data_ptr(), count, mpi_type(input.scalar_type()),
+                                              mpi_op(op, input.scalar_type()), comm_));
       if (op == ReduceOp::kAvg) output.div_(n);
     });
   }
@@ -171,8 +169,8 @@ WorkPtr MpiCommunicator::do_reduce_scatter(const at::Tensor& input, const at::Te
   at::Tensor src = input.is_cpu() ? input : reduction_copy(input);
   at::Tensor dst = at::empty({count}, src.options());
   auto fn = [=] {
-    REEL_MPI_CHECK(MPI_Reduce_scatter_block(src.data_ptr(), dst.data_ptr(), count,
-                                            mpi_type(src.scalar_type()), mpi_op(op, src.scalar_type()), comm_));
+    REEL_MPI_CHECK(MPI_Reduce_scatter_block(src.data_ptr(), dst.data_ptr(), count, mpi_type(src.scalar_type()),
+                                            mpi_op(op, src.scalar_type()), comm_));
     if (op == ReduceOp::kAvg) dst.div_(n);
   };
   return launch(fn, [output, dst] { output.copy_(dst.view(output.sizes())); });
@@ -184,9 +182,8 @@ WorkPtr MpiCommunicator::do_all_to_all(const at::Tensor& input, const at::Tensor
   const std::string op = "all_to_all";
   count_of(op, input.numel());
   count_of(op, output.numel());
-  const bool equal = send_counts == recv_counts &&
-      std::all_of(send_counts.begin(), send_counts.end(),
-                  [&](int64_t c) { return c == send_counts[0]; });
+  const bool equal = send_counts == recv_counts && std::all_of(send_counts.begin(), send_counts.end(),
+                                                               [&](int64_t c) { return c == send_counts[0]; });
   const bool in_place = input.is_cpu() && same_data(input, output);
   if (!in_place && input.is_cpu() && output.is_cpu() && overlaps(input, output)) {
     throw_invalid(op, "input and output overlap without being the same tensor");
@@ -207,8 +204,8 @@ WorkPtr MpiCommunicator::do_all_to_all(const at::Tensor& input, const at::Tensor
     if (equal) {
       REEL_MPI_CHECK(MPI_Alltoall(send, sc[0], type, out.data_ptr(), rc[0], type, comm_));
     } else {
-      REEL_MPI_CHECK(MPI_Alltoallv(send, sc.data(), sd.data(), type, out.data_ptr(), rc.data(),
-                                   rd.data(), type, comm_));
+      REEL_MPI_CHECK(
+          MPI_Alltoallv(send, sc.data(), sd.data(), type, out.data_ptr(), rc.data(), rd.data(), type, comm_));
     }
   };
   return launch(fn, copy_back(output, out));
@@ -249,8 +246,7 @@ WorkPtr MpiCommunicator::do_send(const at::Tensor& tensor, int peer, int tag) {
   const int count = count_of("send", tensor.numel());
   at::Tensor buf = host_copy(tensor);
   MPI_Request request;
-  REEL_MPI_CHECK(MPI_Isend(buf.data_ptr(), count, mpi_type(tensor.scalar_type()), peer, tag,
-                           comm_, &request));
+  REEL_MPI_CHECK(MPI_Isend(buf.data_ptr(), count, mpi_type(tensor.scalar_type()), peer, tag, comm_, &request));
   return std::make_shared<RequestWork>(request, buf);
 }
 
@@ -259,15 +255,13 @@ WorkPtr MpiCommunicator::do_recv(const at::Tensor& tensor, int peer, int tag) {
   const int count = count_of("recv", tensor.numel());
   at::Tensor buf = host_target(tensor);
   MPI_Request request;
-  REEL_MPI_CHECK(MPI_Irecv(buf.data_ptr(), count, mpi_type(tensor.scalar_type()), peer, tag,
-                           comm_, &request));
+  REEL_MPI_CHECK(MPI_Irecv(buf.data_ptr(), count, mpi_type(tensor.scalar_type()), peer, tag, comm_, &request));
   auto work = std::make_shared<RequestWork>(request, buf);
   if (auto step = copy_back(tensor, buf)) work->then(step);
   return work;
 }
 
-WorkPtr MpiCommunicator::do_sendrecv(const at::Tensor& send, int dst, const at::Tensor& recv,
-                                     int src, int tag) {
+WorkPtr MpiCommunicator::do_sendrecv(const at::Tensor& send, int dst, const at::Tensor& recv, int src, int tag) {
   trace::CollectiveSpan span(trace::take(this));  // posting both; the wait shows the transfer
   // Both posted before either is waited on: a ring of these cannot deadlock.
   WorkPtr receiving = do_recv(recv, src, tag);

@@ -40,16 +40,13 @@ class MpiCommunicator final : public Communicator {
  protected:
   WorkPtr do_all_reduce(const at::Tensor& input, const at::Tensor& output, ReduceOp op) override;
   WorkPtr do_all_gather(const at::Tensor& input, const at::Tensor& output) override;
-  WorkPtr do_reduce_scatter(const at::Tensor& input, const at::Tensor& output,
-                            ReduceOp op) override;
-  WorkPtr do_all_to_all(const at::Tensor& input, const at::Tensor& output,
-                        const std::vector<int64_t>& send_counts,
+  WorkPtr do_reduce_scatter(const at::Tensor& input, const at::Tensor& output, ReduceOp op) override;
+  WorkPtr do_all_to_all(const at::Tensor& input, const at::Tensor& output, const std::vector<int64_t>& send_counts,
                         const std::vector<int64_t>& recv_counts) override;
   WorkPtr do_broadcast(const at::Tensor& tensor, int root) override;
   WorkPtr do_send(const at::Tensor& tensor, int peer, int tag) override;
   WorkPtr do_recv(const at::Tensor& tensor, int peer, int tag) override;
-  WorkPtr do_sendrecv(const at::Tensor& send, int dst, const at::Tensor& recv, int src,
-                      int tag) override;
+  WorkPtr do_sendrecv(const at::Tensor& send, int dst, const at::Tensor& recv, int src, int tag) override;
   WorkPtr do_barrier() override;
   std::shared_ptr<Communicator> do_split(int color, int key) override;
   void check_device(const std::string& op, const at::Tensor& t) const override;

@@ -71,15 +71,24 @@ void combine_half(const uint16_t* in, uint16_t* inout, int64_t n, bool bf16, boo
 
 MPI_Datatype mpi_reduce_type(at::ScalarType t) {
   switch (t) {
-    case at::kFloat: return MPI_FLOAT;
-    case at::kDouble: return MPI_DOUBLE;
-    case at::kLong: return MPI_INT64_T;
-    case at::kInt: return MPI_INT32_T;
-    case at::kChar: return MPI_INT8_T;
-    case at::kByte: return MPI_UINT8_T;
-    case at::kBFloat16: return half_types().bf16;
-    case at::kHalf: return half_types().f16;
-    default: throw std::invalid_argument(std::string("no MPI type for ") + c10::toString(t));
+    case at::kFloat:
+      return MPI_FLOAT;
+    case at::kDouble:
+      return MPI_DOUBLE;
+    case at::kLong:
+      return MPI_INT64_T;
+    case at::kInt:
+      return MPI_INT32_T;
+    case at::kChar:
+      return MPI_INT8_T;
+    case at::kByte:
+      return MPI_UINT8_T;
+    case at::kBFloat16:
+      return half_types().bf16;
+    case at::kHalf:
+      return half_types().f16;
+    default:
+      throw std::invalid_argument(std::string("no MPI type for ") + c10::toString(t));
   }
 }
 

@@ -20,11 +20,9 @@
 
 namespace reel {
 
-void check_nccl(ncclResult_t result, ncclComm_t comm, const char* call, const char* file,
-                int line) {
+void check_nccl(ncclResult_t result, ncclComm_t comm, const char* call, const char* file, int line) {
   if (result == ncclSuccess) return;
-  std::string detail = std::string("NCCL error ") + std::to_string(result) + ": " +
-                       ncclGetErrorString(result);
+  std::string detail = std::string("NCCL error ") + std::to_string(result) + ": " + ncclGetErrorString(result);
   const char* last = ncclGetLastError(comm);
   if (last && *last) detail += " (" + std::string(last) + ")";
   throw DistError(call, detail, file, line);
@@ -40,30 +38,42 @@ void check_cuda(cudaError_t err, const char* call, const char* file, int line) {
 
 ncclDataType_t nccl_type(at::ScalarType t) {
   switch (t) {
-    case at::kFloat: return ncclFloat32;
-    case at::kDouble: return ncclFloat64;
-    case at::kHalf: return ncclFloat16;
-    case at::kBFloat16: return ncclBfloat16;
-    case at::kLong: return ncclInt64;
-    case at::kInt: return ncclInt32;
-    case at::kChar: return ncclInt8;
-    case at::kByte: return ncclUint8;
-    default: throw_invalid("nccl", std::string("no NCCL type for ") + c10::toString(t));
+    case at::kFloat:
+      return ncclFloat32;
+    case at::kDouble:
+      return ncclFloat64;
+    case at::kHalf:
+      return ncclFloat16;
+    case at::kBFloat16:
+      return ncclBfloat16;
+    case at::kLong:
+      return ncclInt64;
+    case at::kInt:
+      return ncclInt32;
+    case at::kChar:
+      return ncclInt8;
+    case at::kByte:
+      return ncclUint8;
+    default:
+      throw_invalid("nccl", std::string("no NCCL type for ") + c10::toString(t));
   }
 }
 
 ncclRedOp_t nccl_op(ReduceOp op) {
   switch (op) {
-    case ReduceOp::kSum: return ncclSum;
-    case ReduceOp::kAvg: return ncclAvg;
-    case ReduceOp::kMax: return ncclMax;
+    case ReduceOp::kSum:
+      return ncclSum;
+    case ReduceOp::kAvg:
+      return ncclAvg;
+    case ReduceOp::kMax:
+      return ncclMax;
   }
   return ncclSum;
 }
 
 [[noreturn]] void throw_aborted(const std::string& op) {
-  throw DistError(op, "the NCCL communicator was aborted after a fault (" +
-                          AbortRegistry::process().reason() + ")", __FILE__, __LINE__);
+  throw DistError(op, "the NCCL communicator was aborted after a fault (" + AbortRegistry::process().reason() + ")",
+                  __FILE__, __LINE__);
 }
 
 // One enqueued NCCL operation: finished when its end event has fired. wait() orders the
@@ -72,8 +82,13 @@ class NcclWork final : public Work, public std::enable_shared_from_this<NcclWork
  public:
   NcclWork(std::string op, ncclComm_t comm, at::Device device, std::vector<at::Tensor> keep,
            std::chrono::milliseconds timeout, std::shared_ptr<std::atomic<bool>> aborted)
-      : op_(std::move(op)), comm_(comm), device_(device), keep_(std::move(keep)), timeout_(timeout),
-        aborted_(std::move(aborted)), start_(std::chrono::steady_clock::now()) {}
+      : op_(std::move(op)),
+        comm_(comm),
+        device_(device),
+        keep_(std::move(keep)),
+        timeout_(timeout),
+        aborted_(std::move(aborted)),
+        start_(std::chrono::steady_clock::now()) {}
 
   at::cuda::CUDAEvent& end() { return end_; }
   ncclComm_t comm() const { return comm_; }
@@ -112,13 +127,14 @@ class NcclWork final : public Work, public std::enable_shared_from_this<NcclWork
     if (async != ncclSuccess && async != ncclInProgress) {
       reason = std::string("asynchronous NCCL error: ") + ncclGetErrorString(async);
     } else if (std::chrono::steady_clock::now() - start_ > timeout_) {
-      reason = "timed out after " + std::to_string(timeout_.count()) +
-               " ms (a rank may have failed or skipped this call)";
+      reason =
+          "timed out after " + std::to_string(timeout_.count()) + " ms (a rank may have failed or skipped this call)";
     }
     if (reason.empty()) return;
     const auto aborted = AbortRegistry::process().abort_all(op_ + ": " + reason);
-    throw DistError(op_, reason + "; aborted " + std::to_string(aborted.size()) +
-                             " NCCL communicator(s) of this process", __FILE__, __LINE__);
+    throw DistError(op_,
+                    reason + "; aborted " + std::to_string(aborted.size()) + " NCCL communicator(s) of this process",
+                    __FILE__, __LINE__);
   }
 
   std::string op_;
@@ -157,7 +173,9 @@ class NcclMonitor {
   }
 
  private:
-  NcclMonitor() { std::thread([this] { loop(); }).detach(); }
+  NcclMonitor() {
+    std::thread([this] { loop(); }).detach();
+  }
   void loop() {
     std::unique_lock<std::mutex> lock(mutex_);
     for (;;) {
@@ -208,13 +226,12 @@ std::shared_ptr<NcclCommunicator> NcclCommunicator::create(MPI_Comm comm, CommOp
   int device = 0;
   REEL_CUDA_CHECK(cudaGetDevice(&device));
   ncclComm_t nccl = init_nccl(own.comm, own.rank, own.size);
-  return std::shared_ptr<NcclCommunicator>(
-      new NcclCommunicator(own.comm, own.rank, own.size, options, nccl,
-                           at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(device))));
+  return std::shared_ptr<NcclCommunicator>(new NcclCommunicator(
+      own.comm, own.rank, own.size, options, nccl, at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(device))));
 }
 
-NcclCommunicator::NcclCommunicator(MPI_Comm mpi, int rank, int size, CommOptions options,
-                                   ncclComm_t comm, at::Device device)
+NcclCommunicator::NcclCommunicator(MPI_Comm mpi, int rank, int size, CommOptions options, ncclComm_t comm,
+                                   at::Device device)
     : Communicator(rank, size, options),
       mpi_(mpi),
       comm_(comm),
@@ -230,7 +247,7 @@ NcclCommunicator::NcclCommunicator(MPI_Comm mpi, int rank, int size, CommOptions
 }
 
 NcclCommunicator::~NcclCommunicator() {
-  NcclMonitor::process().forget(comm_);         // the monitor polls its handle no more
+  NcclMonitor::process().forget(comm_);        // the monitor polls its handle no more
   AbortRegistry::process().remove(abort_id_);  // from here on no abort can run
   if (!aborted_->load()) ncclCommDestroy(comm_);
   int finalized = 0;
@@ -240,8 +257,8 @@ NcclCommunicator::~NcclCommunicator() {
 
 void NcclCommunicator::check_device(const std::string& op, const at::Tensor& t) const {
   if (t.device() != device_) {
-    throw_invalid(op, "tensor on " + t.device().str() + ": the nccl backend of this rank takes " +
-                          device_.str() + " tensors");
+    throw_invalid(
+        op, "tensor on " + t.device().str() + ": the nccl backend of this rank takes " + device_.str() + " tensors");
   }
 }
 
@@ -264,23 +281,23 @@ WorkPtr NcclCommunicator::enqueue(const std::string& op, std::vector<at::Tensor>
   return work;
 }
 
-WorkPtr NcclCommunicator::do_all_reduce(const at::Tensor& input, const at::Tensor& output,
-                                        ReduceOp op) {
+WorkPtr NcclCommunicator::do_all_reduce(const at::Tensor& input, const at::Tensor& output, ReduceOp op) {
   return enqueue("all_reduce", {input, output}, [&](cudaStream_t s) {
-    REEL_NCCL_CHECK(ncclAllReduce(input.data_ptr(), output.data_ptr(), input.numel(),
-                                  nccl_type(input.scalar_type()), nccl_op(op), comm_, s), comm_);
+    REEL_NCCL_CHECK(ncclAllReduce(input.data_ptr(), output.data_ptr(), input.numel(), nccl_type(input.scalar_type()),
+                                  nccl_op(op), comm_, s),
+                    comm_);
   });
 }
 
 WorkPtr NcclCommunicator::do_all_gather(const at::Tensor& input, const at::Tensor& output) {
   return enqueue("all_gather", {input, output}, [&](cudaStream_t s) {
-    REEL_NCCL_CHECK(ncclAllGather(input.data_ptr(), output.data_ptr(), input.numel(),
-                                  nccl_type(input.scalar_type()), comm_, s), comm_);
+    REEL_NCCL_CHECK(
+        ncclAllGather(input.data_ptr(), output.data_ptr(), input.numel(), nccl_type(input.scalar_type()), comm_, s),
+        comm_);
   });
 }
 
-WorkPtr NcclCommunicator::do_reduce_scatter(const at::Tensor& input, const at::Tensor& output,
-                                            ReduceOp op) {
+WorkPtr NcclCommunicator::do_reduce_scatter(const at::Tensor& input, const at::Tensor& output, ReduceOp op) {
   return enqueue("reduce_scatter", {input, output}, [&](cudaStream_t s) {
     REEL_NCCL_CHECK(ncclReduceScatter(input.data_ptr(), output.data_ptr(), output.numel(),
                                       nccl_type(input.scalar_type()), nccl_op(op), comm_, s),
@@ -311,34 +328,32 @@ WorkPtr NcclCommunicator::do_all_to_all(const at::Tensor& input, const at::Tenso
 
 WorkPtr NcclCommunicator::do_broadcast(const at::Tensor& tensor, int root) {
   return enqueue("broadcast", {tensor}, [&](cudaStream_t s) {
-    REEL_NCCL_CHECK(ncclBroadcast(tensor.data_ptr(), tensor.data_ptr(), tensor.numel(),
-                                  nccl_type(tensor.scalar_type()), root, comm_, s), comm_);
+    REEL_NCCL_CHECK(ncclBroadcast(tensor.data_ptr(), tensor.data_ptr(), tensor.numel(), nccl_type(tensor.scalar_type()),
+                                  root, comm_, s),
+                    comm_);
   });
 }
 
 // NCCL has no tags: matching is by order between a pair, which the contract already asks.
 WorkPtr NcclCommunicator::do_send(const at::Tensor& tensor, int peer, int /*tag*/) {
   return enqueue("send", {tensor}, [&](cudaStream_t s) {
-    REEL_NCCL_CHECK(ncclSend(tensor.data_ptr(), tensor.numel(), nccl_type(tensor.scalar_type()),
-                             peer, comm_, s), comm_);
+    REEL_NCCL_CHECK(ncclSend(tensor.data_ptr(), tensor.numel(), nccl_type(tensor.scalar_type()), peer, comm_, s),
+                    comm_);
   });
 }
 
 WorkPtr NcclCommunicator::do_recv(const at::Tensor& tensor, int peer, int /*tag*/) {
   return enqueue("recv", {tensor}, [&](cudaStream_t s) {
-    REEL_NCCL_CHECK(ncclRecv(tensor.data_ptr(), tensor.numel(), nccl_type(tensor.scalar_type()),
-                             peer, comm_, s), comm_);
+    REEL_NCCL_CHECK(ncclRecv(tensor.data_ptr(), tensor.numel(), nccl_type(tensor.scalar_type()), peer, comm_, s),
+                    comm_);
   });
 }
 
-WorkPtr NcclCommunicator::do_sendrecv(const at::Tensor& send, int dst, const at::Tensor& recv,
-                                      int src, int /*tag*/) {
+WorkPtr NcclCommunicator::do_sendrecv(const at::Tensor& send, int dst, const at::Tensor& recv, int src, int /*tag*/) {
   return enqueue("sendrecv", {send, recv}, [&](cudaStream_t s) {
     REEL_NCCL_CHECK(ncclGroupStart(), comm_);
-    REEL_NCCL_CHECK(ncclSend(send.data_ptr(), send.numel(), nccl_type(send.scalar_type()), dst,
-                             comm_, s), comm_);
-    REEL_NCCL_CHECK(ncclRecv(recv.data_ptr(), recv.numel(), nccl_type(recv.scalar_type()), src,
-                             comm_, s), comm_);
+    REEL_NCCL_CHECK(ncclSend(send.data_ptr(), send.numel(), nccl_type(send.scalar_type()), dst, comm_, s), comm_);
+    REEL_NCCL_CHECK(ncclRecv(recv.data_ptr(), recv.numel(), nccl_type(recv.scalar_type()), src, comm_, s), comm_);
     REEL_NCCL_CHECK(ncclGroupEnd(), comm_);
   });
 }

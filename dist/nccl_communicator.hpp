@@ -34,8 +34,7 @@
 
 namespace reel {
 
-void check_nccl(ncclResult_t result, ncclComm_t comm, const char* call, const char* file,
-                int line);
+void check_nccl(ncclResult_t result, ncclComm_t comm, const char* call, const char* file, int line);
 
 class NcclCommunicator final : public Communicator {
  public:
@@ -49,23 +48,19 @@ class NcclCommunicator final : public Communicator {
  protected:
   WorkPtr do_all_reduce(const at::Tensor& input, const at::Tensor& output, ReduceOp op) override;
   WorkPtr do_all_gather(const at::Tensor& input, const at::Tensor& output) override;
-  WorkPtr do_reduce_scatter(const at::Tensor& input, const at::Tensor& output,
-                            ReduceOp op) override;
-  WorkPtr do_all_to_all(const at::Tensor& input, const at::Tensor& output,
-                        const std::vector<int64_t>& send_counts,
+  WorkPtr do_reduce_scatter(const at::Tensor& input, const at::Tensor& output, ReduceOp op) override;
+  WorkPtr do_all_to_all(const at::Tensor& input, const at::Tensor& output, const std::vector<int64_t>& send_counts,
                         const std::vector<int64_t>& recv_counts) override;
   WorkPtr do_broadcast(const at::Tensor& tensor, int root) override;
   WorkPtr do_send(const at::Tensor& tensor, int peer, int tag) override;
   WorkPtr do_recv(const at::Tensor& tensor, int peer, int tag) override;
-  WorkPtr do_sendrecv(const at::Tensor& send, int dst, const at::Tensor& recv, int src,
-                      int tag) override;
+  WorkPtr do_sendrecv(const at::Tensor& send, int dst, const at::Tensor& recv, int src, int tag) override;
   WorkPtr do_barrier() override;
   std::shared_ptr<Communicator> do_split(int color, int key) override;
   void check_device(const std::string& op, const at::Tensor& t) const override;
 
  private:
-  NcclCommunicator(MPI_Comm mpi, int rank, int size, CommOptions options, ncclComm_t comm,
-                   at::Device device);
+  NcclCommunicator(MPI_Comm mpi, int rank, int size, CommOptions options, ncclComm_t comm, at::Device device);
   // Orders the NCCL stream after the caller's stream, runs launch(stream), records the end.
   WorkPtr enqueue(const std::string& op, std::vector<at::Tensor> tensors,
                   const std::function<void(cudaStream_t)>& launch);
@@ -75,7 +70,7 @@ class NcclCommunicator final : public Communicator {
   at::Device device_;
   c10::cuda::CUDAStream stream_;
   std::shared_ptr<std::atomic<bool>> aborted_;  // set once, by the registry's abort
-  uint64_t abort_id_ = 0;                        // this communicator in AbortRegistry
+  uint64_t abort_id_ = 0;                       // this communicator in AbortRegistry
 };
 
 }  // namespace reel

@@ -2,9 +2,9 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <ifaddrs.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -41,9 +41,9 @@ struct State {
   std::mutex mutex;
   std::function<void(const std::string&)> on_loss;
   std::string report_dir;
-  std::vector<Node> nodes;  // in order of their lowest world rank
-  int self = -1;            // this rank's node
-  std::vector<int> targets; // the neighbour nodes it watches
+  std::vector<Node> nodes;   // in order of their lowest world rank
+  int self = -1;             // this rank's node
+  std::vector<int> targets;  // the neighbour nodes it watches
   bool started = false;
   std::atomic<bool> stopped{false};
 };
@@ -178,7 +178,8 @@ void watch(int listener, std::vector<int> targets, std::chrono::seconds timeout,
     if (::poll(&p, 1, 100) > 0) {
       int fd;
       while ((fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC)) >= 0) ::close(fd);
-      if (errno != EAGAIN && errno != EWOULDBLOCK) std::this_thread::sleep_for(std::chrono::milliseconds(100));  // EMFILE: back off
+      if (errno != EAGAIN && errno != EWOULDBLOCK)
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));  // EMFILE: back off
     }
     // A turn far longer than the interval: this process was stopped (scontrol suspend) or
     // starved. Its clocks start again, like the watchdog's: silence it slept through is not a loss.

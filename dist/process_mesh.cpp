@@ -7,9 +7,9 @@
 #include <cstring>
 #include <functional>
 #include <istream>
-#include <ostream>
 #include <map>
 #include <numeric>
+#include <ostream>
 #include <sstream>
 
 #include "reel/dist/error.hpp"
@@ -21,9 +21,8 @@ std::vector<int> placement_order(const std::vector<std::string>& host_of) {
   for (const auto& h : host_of) host_index.emplace(h, static_cast<int>(host_index.size()));
   std::vector<int> order(host_of.size());
   for (size_t r = 0; r < order.size(); ++r) order[r] = static_cast<int>(r);
-  std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
-    return host_index.at(host_of[a]) < host_index.at(host_of[b]);
-  });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int a, int b) { return host_index.at(host_of[a]) < host_index.at(host_of[b]); });
   return order;
 }
 
@@ -34,8 +33,7 @@ constexpr int kHostBytes = 256;
 // Every rank's node name (dist/error.hpp: node_name), gathered over world.
 std::vector<std::string> gather_hosts(Communicator& world) {
   auto mine = at::zeros({kHostBytes}, at::kByte);
-  std::memcpy(mine.data_ptr(), node_name().data(),
-              std::min<size_t>(node_name().size(), kHostBytes - 1));
+  std::memcpy(mine.data_ptr(), node_name().data(), std::min<size_t>(node_name().size(), kHostBytes - 1));
   auto all = at::empty({world.size() * kHostBytes}, at::TensorOptions(at::kByte).device(world.device()));
   world.all_gather(mine.to(world.device()), all);
   auto cpu = all.cpu();
@@ -91,16 +89,13 @@ int uniform_ranks_per_node(const std::vector<int>& node_of, int nodes) {
 void check_degrees(int n, int dp, int sp, int k, const MeshConfig& config) {
   if (sp < 1) throw_invalid("ProcessMesh", "sequence parallel degree sp=" + std::to_string(sp) + " must be >= 1");
   if (k < 1 || n % k != 0) {
-    throw_invalid("ProcessMesh", "HSDP shard group of " + std::to_string(k) +
-                                     " ranks must divide the world size " + std::to_string(n) +
-                                     " (0: shard over every rank; node: the ranks of one node)");
+    throw_invalid("ProcessMesh", "HSDP shard group of " + std::to_string(k) + " ranks must divide the world size " +
+                                     std::to_string(n) + " (0: shard over every rank; node: the ranks of one node)");
   }
   if (dp < 1 || static_cast<long>(dp) * sp != n) {
-    throw_invalid("ProcessMesh", "data parallel degree dp=" + std::to_string(dp) +
-                                     " x sequence parallel degree sp=" + std::to_string(sp) +
-                                     " = " + std::to_string(static_cast<long>(dp) * sp) +
-                                     " must equal the world size " + std::to_string(n) +
-                                     " (both degrees >= 1)");
+    throw_invalid("ProcessMesh", "data parallel degree dp=" + std::to_string(dp) + " x sequence parallel degree sp=" +
+                                     std::to_string(sp) + " = " + std::to_string(static_cast<long>(dp) * sp) +
+                                     " must equal the world size " + std::to_string(n) + " (both degrees >= 1)");
   }
   if (config.ulysses < 1 || sp % config.ulysses != 0) {
     throw_invalid("ProcessMesh", "Ulysses degree " + std::to_string(config.ulysses) +
@@ -220,7 +215,8 @@ Communicator& ProcessMesh::axis(const std::string& name) const {
   if (name == "ring") return *ring_group_;
   if (name == "shard") return *shard_;
   if (name == "replicate") return *replicate_;
-  throw std::invalid_argument("unknown mesh axis '" + name + "' (expected world, dp, sp, ulysses, ring, shard or replicate)");
+  throw std::invalid_argument("unknown mesh axis '" + name +
+                              "' (expected world, dp, sp, ulysses, ring, shard or replicate)");
 }
 
 std::string ProcessMesh::describe() const {
@@ -231,8 +227,7 @@ std::string ProcessMesh::describe() const {
          (hybrid() ? "HSDP: shard groups of " + std::to_string(shard_->size()) + " x " +
                          std::to_string(replicate_->size()) + " replicas"
                    : "FSDP over " + std::to_string(shard_->size()) + " ranks") +
-         ", this rank: dp " + std::to_string(dp_rank_) + ", sp " +
-         std::to_string(sp_rank_);
+         ", this rank: dp " + std::to_string(dp_rank_) + ", sp " + std::to_string(sp_rank_);
 }
 
 std::string ProcessMesh::placement() const {
@@ -270,10 +265,10 @@ std::vector<std::string> ProcessMesh::warnings() const {
   // (consecutive, starting at multiples of g) inside one node.
   const int g = per_node > 0 ? std::gcd(sp_, per_node) : 1;
   if (u > 1 && crosses && g > 1 && g < u) {
-    out.push_back("the Ulysses all-to-all (" + std::to_string(u) + " ranks, every layer, forward and backward) crosses nodes; with " +
-                  std::to_string(per_node) + " ranks per node, --parallel.sp_mode hybrid --parallel.ulysses " +
-                  std::to_string(g) + " keeps it inside a node and passes the ring across (" +
-                  std::to_string(sp_ / g) + " ranks)");
+    out.push_back("the Ulysses all-to-all (" + std::to_string(u) +
+                  " ranks, every layer, forward and backward) crosses nodes; with " + std::to_string(per_node) +
+                  " ranks per node, --parallel.sp_mode hybrid --parallel.ulysses " + std::to_string(g) +
+                  " keeps it inside a node and passes the ring across (" + std::to_string(sp_ / g) + " ranks)");
   }
   return out;
 }

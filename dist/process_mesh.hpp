@@ -28,7 +28,7 @@ namespace reel {
 struct ShardGroup {
   static constexpr int kNode = -1;
   int ranks = 0;
-  ShardGroup(int r = 0) : ranks(r) {}  // NOLINT: a rank count is a shard group
+  ShardGroup(int r = 0) : ranks(r) {}     // NOLINT: a rank count is a shard group
   operator int() const { return ranks; }  // NOLINT
   bool node() const { return ranks == kNode; }
 };
@@ -37,8 +37,8 @@ std::ostream& operator<<(std::ostream& out, const ShardGroup& group);
 
 // The requested layout; create() resolves and validates it. The defaults live here.
 struct MeshConfig {
-  int dp = 0;           // data-parallel degree; 0: world size / sp
-  int sp = 1;           // sequence-parallel degree
+  int dp = 0;              // data-parallel degree; 0: world size / sp
+  int sp = 1;              // sequence-parallel degree
   ShardGroup shard_group;  // HSDP: ranks per shard group (0: shard over every rank, FSDP; node)
   // Sequence parallelism inside sp: the all-to-all (Ulysses) degree; sp / ulysses is the
   // ring degree. 1: ring only; sp: Ulysses only.

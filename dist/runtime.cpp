@@ -29,8 +29,7 @@ BackendKind parse_backend(const std::string& name) {
   if (name == "auto") return BackendKind::kAuto;
   if (name == "mpi") return BackendKind::kMpi;
   if (name == "nccl") return BackendKind::kNccl;
-  throw std::invalid_argument("unknown communication backend '" + name +
-                              "' (expected auto, mpi or nccl)");
+  throw std::invalid_argument("unknown communication backend '" + name + "' (expected auto, mpi or nccl)");
 }
 
 namespace {
@@ -73,8 +72,7 @@ namespace {
 // Rank and size on this host, from MPI's shared-memory split.
 void fill_local(LaunchInfo& info) {
   MPI_Comm local;
-  REEL_MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, info.world_rank,
-                                     MPI_INFO_NULL, &local));
+  REEL_MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, info.world_rank, MPI_INFO_NULL, &local));
   REEL_MPI_CHECK(MPI_Comm_rank(local, &info.local_rank));
   REEL_MPI_CHECK(MPI_Comm_size(local, &info.local_size));
   REEL_MPI_CHECK(MPI_Comm_free(&local));
@@ -85,10 +83,9 @@ void fill_local(LaunchInfo& info) {
 void check_environment() {
   const int slurm_tasks = env_int("SLURM_NTASKS", 0);
   if (detect_launcher() == "srun" && slurm_tasks > 1 && !env("PMIX_RANK") && !env("PMI_RANK")) {
-    throw std::runtime_error(
-        "launched by srun with SLURM_NTASKS=" + std::to_string(slurm_tasks) +
-        " but without PMIx, so MPI cannot form one job: use srun --mpi=pmix (or set "
-        "MpiDefault=pmix in slurm.conf), or mpirun inside the allocation");
+    throw std::runtime_error("launched by srun with SLURM_NTASKS=" + std::to_string(slurm_tasks) +
+                             " but without PMIx, so MPI cannot form one job: use srun --mpi=pmix (or set "
+                             "MpiDefault=pmix in slurm.conf), or mpirun inside the allocation");
   }
 }
 
@@ -96,10 +93,9 @@ void check_environment() {
 void check_launch(const LaunchInfo& info) {
   const int slurm_tasks = env_int("SLURM_NTASKS", 0);
   if (info.launcher == "srun" && slurm_tasks > 1 && info.world_size == 1) {
-    throw std::runtime_error(
-        "launched by srun with SLURM_NTASKS=" + std::to_string(slurm_tasks) +
-        " but MPI sees a world of 1 rank: srun did not hand MPI the job (use srun "
-        "--mpi=pmix, or set MpiDefault=pmix)");
+    throw std::runtime_error("launched by srun with SLURM_NTASKS=" + std::to_string(slurm_tasks) +
+                             " but MPI sees a world of 1 rank: srun did not hand MPI the job (use srun "
+                             "--mpi=pmix, or set MpiDefault=pmix)");
   }
   // srun sets SLURM_NTASKS for its job step: any other world size means the ranks were
   // not started as one job (e.g. mpirun of several ranks inside each srun task).
@@ -117,14 +113,14 @@ CommunicatorPtr make_world(BackendKind kind, const RuntimeConfig& config) {
 #ifdef REEL_HAVE_NCCL
   if (!nccl_usable()) {
     throw std::runtime_error("backend nccl requested but no CUDA device is visible on rank " +
-                             std::to_string(world_rank_or_unknown()) + " (host " + host_name() +
-                             ")");
+                             std::to_string(world_rank_or_unknown()) + " (host " + host_name() + ")");
   }
   return NcclCommunicator::create(MPI_COMM_WORLD, config.comm);
 #else
   (void)config;
-  throw std::runtime_error("backend nccl requested but this reel was built without NCCL "
-                           "(configure with REEL_CUDA=ON on a machine with nvcc and NCCL)");
+  throw std::runtime_error(
+      "backend nccl requested but this reel was built without NCCL "
+      "(configure with REEL_CUDA=ON on a machine with nvcc and NCCL)");
 #endif
 }
 
@@ -133,8 +129,7 @@ CommunicatorPtr make_world(BackendKind kind, const RuntimeConfig& config) {
 Runtime::Runtime(const RuntimeConfig& config) {
   const BackendKind kind = parse_backend(config.backend);  // bad input before any start-up
   if (config.threads < 0) {
-    throw std::invalid_argument("threads must be >= 0 (0 = automatic), got " +
-                                std::to_string(config.threads));
+    throw std::invalid_argument("threads must be >= 0 (0 = automatic), got " + std::to_string(config.threads));
   }
   // Read before MPI_Init: a singleton MPI_Init sets launcher-like variables itself.
   info_.launcher = detect_launcher();

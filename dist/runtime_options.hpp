@@ -14,13 +14,17 @@ void visit_runtime_options(RuntimeConfig& r, LogConfig& l, Visit&& v) {
   v("dist.backend", r.backend, "auto | mpi | nccl (auto: NCCL where the rank has a GPU)");
   v("dist.threads", r.threads, "intra-op threads per rank (0: cores / ranks on the host)");
   v("dist.verify", r.comm.verify_consistency, "check that every rank makes the same call with the same sizes");
-  v("dist.desync_every", r.desync_every, "train: every N steps the ranks compare fingerprints of their collectives (0: never)");
-  v("dist.timeout", r.timeout_s, "seconds one communication may block before the rank dumps its recent collectives and aborts the job (0: never)");
-  v("dist.node_timeout", r.node_timeout_s, "seconds a node may stop answering before the job ends naming it (more than one node; 0: never)");
+  v("dist.desync_every", r.desync_every,
+    "train: every N steps the ranks compare fingerprints of their collectives (0: never)");
+  v("dist.timeout", r.timeout_s,
+    "seconds one communication may block before the rank dumps its recent collectives and aborts the job (0: never)");
+  v("dist.node_timeout", r.node_timeout_s,
+    "seconds a node may stop answering before the job ends naming it (more than one node; 0: never)");
   v("log.level", l.level, "trace | debug | info | warn | error | critical | off");
   v("log.all_ranks", l.all_ranks, "every rank prints, not only rank 0");
   v("log.dir", l.dir, "also log every rank to DIR/rank<R>.log");
-  v("log.trace", l.trace, "train: record a timeline of every rank over steps A-B (or one step A; 1-based) into "
+  v("log.trace", l.trace,
+    "train: record a timeline of every rank over steps A-B (or one step A; 1-based) into "
     "RUN_DIR/trace/trace.json (Chrome trace / Perfetto; one file per rank beside it; empty: off)");
 }
 

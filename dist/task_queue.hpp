@@ -61,7 +61,7 @@ class TaskQueue {
   std::mutex mutex_;
   std::condition_variable cv_;
   std::deque<std::pair<std::function<void()>, std::shared_ptr<TaskState>>> queue_;
-  bool busy_ = false;  // the worker or an inline caller is inside a backend call
+  bool busy_ = false;       // the worker or an inline caller is inside a backend call
   int inline_waiting_ = 0;  // callers blocked in run_inline()
   bool stop_ = false;
   std::thread worker_;

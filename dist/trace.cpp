@@ -53,8 +53,8 @@ void record(const char* name, const char* cat, int64_t start_ns, int64_t end_ns,
   auto& b = detail::buffer();
   // The lock is the writer's (Session::stop reads the buffers); uncontended while recording.
   std::lock_guard<std::mutex> lock(b.mutex);
-  b.events.push_back({name, cat, start_ns, end_ns - start_ns, detail::current_step.load(std::memory_order_relaxed),
-                      std::move(args)});
+  b.events.push_back(
+      {name, cat, start_ns, end_ns - start_ns, detail::current_step.load(std::memory_order_relaxed), std::move(args)});
 }
 
 void name_thread(const char* name) {
@@ -141,8 +141,8 @@ CollectiveSpan::~CollectiveSpan() {
   nvtxRangePop();
 #endif
   const int64_t end = now_ns();
-  std::string args = "\"comm\":" + quote(c_->comm) + ",\"bytes\":" + std::to_string(c_->bytes) +
-                     ",\"what\":" + quote(c_->what);
+  std::string args =
+      "\"comm\":" + quote(c_->comm) + ",\"bytes\":" + std::to_string(c_->bytes) + ",\"what\":" + quote(c_->what);
   auto& b = detail::buffer();
   std::lock_guard<std::mutex> lock(b.mutex);
   b.events.push_back({c_->op, "comm", start_, end - start_, detail::current_step.load(std::memory_order_relaxed),
@@ -161,8 +161,8 @@ StepRange parse_steps(const std::string& text) {
   int used = 0;
   const bool one = std::sscanf(text.c_str(), "%lld%n", &a, &used) == 1 && used == static_cast<int>(text.size());
   used = 0;
-  const bool two = !one && std::sscanf(text.c_str(), "%lld-%lld%n", &a, &b, &used) == 2 &&
-                   used == static_cast<int>(text.size());
+  const bool two =
+      !one && std::sscanf(text.c_str(), "%lld-%lld%n", &a, &b, &used) == 2 && used == static_cast<int>(text.size());
   if (!one && !two) throw bad("not a step or a range");
   if (one) b = a;
   if (a < 1) throw bad("steps start at 1");

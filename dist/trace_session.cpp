@@ -59,21 +59,22 @@ std::vector<std::pair<detail::ThreadBuffer*, std::vector<detail::Event>>> take_e
 // to microseconds since the origin).
 std::string events_json(int rank, const std::string& host, int64_t shift_ns) {
   const std::string pid = std::to_string(rank);
-  std::string out = "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":" + pid + ",\"tid\":0,\"args\":{\"name\":" +
-                    quote("rank " + pid + " (" + host + ")") + "}},{\"name\":\"process_sort_index\",\"ph\":\"M\",\"pid\":" +
-                    pid + ",\"tid\":0,\"args\":{\"sort_index\":" + pid + "}}";
+  std::string out = "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":" + pid +
+                    ",\"tid\":0,\"args\":{\"name\":" + quote("rank " + pid + " (" + host + ")") +
+                    "}},{\"name\":\"process_sort_index\",\"ph\":\"M\",\"pid\":" + pid +
+                    ",\"tid\":0,\"args\":{\"sort_index\":" + pid + "}}";
   for (auto& [buffer, events] : take_events()) {
     const std::string tid = std::to_string(buffer->tid);
     const std::string thread = buffer->name ? buffer->name : "thread " + tid;
-    out += ",{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":" + pid + ",\"tid\":" + tid + ",\"args\":{\"name\":" +
-           quote(thread) + "}}";
+    out += ",{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":" + pid + ",\"tid\":" + tid +
+           ",\"args\":{\"name\":" + quote(thread) + "}}";
     for (const auto& e : events) {
       std::string args = "\"step\":" + std::to_string(e.step);
       if (!e.args.empty()) args += "," + e.args;
       if (e.issued_ns >= 0) args += ",\"issued_us\":" + micros(e.issued_ns + shift_ns);
-      out += ",{\"name\":" + quote(e.name) + ",\"cat\":" + quote(e.cat) + ",\"ph\":\"X\",\"ts\":" +
-             micros(e.start_ns + shift_ns) + ",\"dur\":" + micros(e.dur_ns) + ",\"pid\":" + pid + ",\"tid\":" + tid +
-             ",\"args\":{" + args + "}}";
+      out += ",{\"name\":" + quote(e.name) + ",\"cat\":" + quote(e.cat) +
+             ",\"ph\":\"X\",\"ts\":" + micros(e.start_ns + shift_ns) + ",\"dur\":" + micros(e.dur_ns) +
+             ",\"pid\":" + pid + ",\"tid\":" + tid + ",\"args\":{" + args + "}}";
     }
   }
   return out;
@@ -110,7 +111,8 @@ std::vector<std::string> gather_at_root(Communicator& comm, const std::string& t
   const int64_t total = host_sizes.sum().item<int64_t>(), largest = host_sizes.max().item<int64_t>();
   if (total > kMaxMerged || largest > std::numeric_limits<int>::max()) {
     throw MergeTooLarge("the ranks' traces hold " + std::to_string(total) + " bytes, more than the merged file's " +
-                        std::to_string(kMaxMerged) + ": each rank's file is written, not trace.json (trace fewer steps)");
+                        std::to_string(kMaxMerged) +
+                        ": each rank's file is written, not trace.json (trace fewer steps)");
   }
   if (comm.rank() != 0) {
     if (!text.empty()) {
@@ -236,9 +238,9 @@ void Session::stop() {
     traffic += (traffic.size() > 1 ? "," : "") + quote(key) + ":" + std::to_string(bytes);
   }
   traffic += "}";
-  const std::string meta = "{\"rank\":" + std::to_string(rank) + ",\"host\":" + quote(host) +
-                           ",\"clock_offset_us\":" + micros(offset_ns_) + ",\"clock_uncertainty_us\":" +
-                           micros(uncertainty_ns_) + ",\"traffic_bytes\":" + traffic + "}";
+  const std::string meta =
+      "{\"rank\":" + std::to_string(rank) + ",\"host\":" + quote(host) + ",\"clock_offset_us\":" + micros(offset_ns_) +
+      ",\"clock_uncertainty_us\":" + micros(uncertainty_ns_) + ",\"traffic_bytes\":" + traffic + "}";
   const std::string steps = "\"steps\":[" + std::to_string(steps_.first) + "," + std::to_string(steps_.last) + "]";
   const std::string clock =
       "\"clock\":\"each rank's steady clock plus its offset to rank 0's (the best of " + std::to_string(kPingPongs) +
@@ -247,8 +249,9 @@ void Session::stop() {
   std::string error;
   try {
     std::filesystem::create_directories(dir_);
-    write_text(dir_ + "/rank" + std::to_string(rank) + ".json",
-               "{\"traceEvents\":[" + events + "],\"metadata\":{" + steps + "," + clock + ",\"ranks\":[" + meta + "]}}\n");
+    write_text(
+        dir_ + "/rank" + std::to_string(rank) + ".json",
+        "{\"traceEvents\":[" + events + "],\"metadata\":{" + steps + "," + clock + ",\"ranks\":[" + meta + "]}}\n");
   } catch (const std::exception& e) {
     error = e.what();
   }

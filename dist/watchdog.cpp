@@ -35,9 +35,9 @@ struct State {
   std::chrono::seconds timeout{0};
   int rank = 0, world_size = 0;  // world size 0: unknown (MPI not running at start)
   std::string host, dump_dir;
-  std::map<const void*, uint64_t> next_seq;        // per communicator
-  std::map<const void*, CommInfo> comms;           // per communicator, in pointer order
-  std::deque<Issued> history;                      // the most recent collectives
+  std::map<const void*, uint64_t> next_seq;                               // per communicator
+  std::map<const void*, CommInfo> comms;                                  // per communicator, in pointer order
+  std::deque<Issued> history;                                             // the most recent collectives
   std::map<uint64_t, std::pair<std::string, Clock::time_point>> blocked;  // id -> (what, since)
   uint64_t next_id = 0;
   bool started = false;
@@ -112,7 +112,8 @@ void fire(State& s, std::string text) {
   if (!s.dump_dir.empty()) {
     std::ofstream(s.dump_dir + "/hang_rank" + std::to_string(s.rank) + ".txt") << text;
     std::cerr << "reel: dump written to " << s.dump_dir << "/hang_rank" << s.rank << ".txt; compare the ranks' "
-              << "sequence numbers: those that lag (or wrote no dump) are the ones that stopped\n" << std::flush;
+              << "sequence numbers: those that lag (or wrote no dump) are the ones that stopped\n"
+              << std::flush;
   }
   std::function<void(const std::string&)> handler;
   {

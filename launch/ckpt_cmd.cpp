@@ -30,7 +30,8 @@ int list(const std::string& where) {
   std::vector<std::pair<std::string, fs::path>> entries;
   for (const auto& e : fs::directory_iterator(root)) {
     const std::string name = e.path().filename().string();
-    if (e.is_directory() && (checkpoint_step(name) >= 0 || name.rfind(".tmp_", 0) == 0)) entries.emplace_back(name, e.path());
+    if (e.is_directory() && (checkpoint_step(name) >= 0 || name.rfind(".tmp_", 0) == 0))
+      entries.emplace_back(name, e.path());
   }
   std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
     auto key = [](const std::string& n) { return n.rfind(".tmp_", 0) == 0 ? n.substr(5) : n; };
@@ -89,7 +90,8 @@ int inspect(const std::string& dir) {
 // not know the step a run ended at. A directory holding neither is an error naming both.
 std::string checkpoint_dir(const std::string& where) {
   if (fs::exists(fs::path(where) / "manifest.json")) return where;
-  const fs::path root = fs::is_directory(fs::path(where) / "checkpoints") ? fs::path(where) / "checkpoints" : fs::path(where);
+  const fs::path root =
+      fs::is_directory(fs::path(where) / "checkpoints") ? fs::path(where) / "checkpoints" : fs::path(where);
   if (!fs::is_directory(root)) throw std::invalid_argument(where + ": no such directory");
   int64_t newest = -1;
   fs::path found;
@@ -98,8 +100,10 @@ std::string checkpoint_dir(const std::string& where) {
     if (step > newest && fs::exists(e.path() / "manifest.json")) newest = step, found = e.path();
   }
   if (newest < 0) {
-    throw std::invalid_argument(where + " is neither a checkpoint (no manifest.json) nor a run directory with a "
-                                "complete checkpoint (reel ckpt list " + where + " shows what it holds)");
+    throw std::invalid_argument(where +
+                                " is neither a checkpoint (no manifest.json) nor a run directory with a "
+                                "complete checkpoint (reel ckpt list " +
+                                where + " shows what it holds)");
   }
   std::cerr << "reel ckpt: " << where << ": its newest complete checkpoint, " << found.string() << "\n";
   return found.string();

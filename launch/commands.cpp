@@ -1,8 +1,8 @@
 #include "reel/launch/command.hpp"
 
-#include "reel/lm/lm_spec.hpp"
 #include "reel/launch/plot.hpp"
 #include "reel/launch/tensorboard.hpp"
+#include "reel/lm/lm_spec.hpp"
 
 namespace reel {
 

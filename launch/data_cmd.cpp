@@ -7,10 +7,10 @@
 #include <iostream>
 #include <vector>
 
-#include "reel/launch/command.hpp"
-#include "reel/launch/options.hpp"
 #include "reel/data/physics_world.hpp"
 #include "reel/data/video_file.hpp"
+#include "reel/launch/command.hpp"
+#include "reel/launch/options.hpp"
 #include "reel/lm/corpus.hpp"
 
 namespace po = boost::program_options;
@@ -50,7 +50,8 @@ int inspect_file(const std::string& path) {
   const auto& i = reader.info();
   std::cout << path << ": " << i.clips << " clips of " << i.frames << "x" << i.height << "x" << i.width << "x"
             << i.channels << " (T x H x W x C), " << i.action_dim << " action dims, fps " << i.fps << ", schema "
-            << kVideoSchemaVersion << "\n" << std::flush;
+            << kVideoSchemaVersion << "\n"
+            << std::flush;
   constexpr int64_t kBatch = 16;
   for (int64_t first = 0; first < i.clips; first += kBatch) {
     std::vector<int64_t> clips;
@@ -76,10 +77,10 @@ int run_data(int argc, char** argv) {
   po::options_description desc(
       "reel data options (world: the physics world, balls under gravity, one agent ball; text: sentences of an "
       "invented language for model.family lm)");
-  desc.add_options()("help,h", "show this help")(
-      "kind", po::value(&kind)->default_value(kind), "world (video clips) | text (a corpus for the language model)")(
-      "out", po::value(&out), "output HDF5 file")(
-      "inspect", po::value(&inspect), "check FILE against the schema and describe it (writes nothing)")(
+  desc.add_options()("help,h", "show this help")("kind", po::value(&kind)->default_value(kind),
+                                                 "world (video clips) | text (a corpus for the language model)")(
+      "out", po::value(&out), "output HDF5 file")("inspect", po::value(&inspect),
+                                                  "check FILE against the schema and describe it (writes nothing)")(
       "clips", po::value(&s.clips)->default_value(s.clips), "number of clips")(
       "frames", po::value(&s.frames)->default_value(s.frames), "frames per clip (T)")(
       "height", po::value(&s.height)->default_value(s.height), "frame height (H)")(
@@ -89,13 +90,15 @@ int run_data(int argc, char** argv) {
       "gravity", po::value(&s.gravity)->default_value(s.gravity), "pixels / frame^2 at 32x32")(
       "fps", po::value(&s.fps)->default_value(s.fps), "frame rate recorded in the file")(
       "samples", po::value(&text.samples)->default_value(text.samples), "text: number of samples")(
-      "seq-len", po::value(&text.seq_len)->default_value(text.seq_len), "text: tokens per sample (the model's seq_len)");
+      "seq-len", po::value(&text.seq_len)->default_value(text.seq_len),
+      "text: tokens per sample (the model's seq_len)");
   const OptionAdder add(desc);
   add("seed", s.seed, "the world's (or the text's) seed");  // unsigned: -1 is refused, not wrapped
   if (!parse_options(argc, argv, desc)) return 0;
   if (!inspect.empty()) return inspect_file(inspect);
   if (out.empty()) throw UsageError("reel data: --out FILE (or --inspect FILE) is required");
-  if (kind != "world" && kind != "text") throw UsageError("reel data: --kind must be world or text, got '" + kind + "'");
+  if (kind != "world" && kind != "text")
+    throw UsageError("reel data: --kind must be world or text, got '" + kind + "'");
   text.seed = s.seed;
   try {
     kind == "world" ? s.validate() : text.validate();
@@ -114,8 +117,8 @@ int run_data(int argc, char** argv) {
     return 0;
   }
   write_physics_world(out, s);
-  std::cout << "reel data: wrote " << s.clips << " clips of " << s.frames << "x" << s.height << "x" << s.width
-            << " to " << out << " (each clip with its checksum)\n";
+  std::cout << "reel data: wrote " << s.clips << " clips of " << s.frames << "x" << s.height << "x" << s.width << " to "
+            << out << " (each clip with its checksum)\n";
   return 0;
 }
 

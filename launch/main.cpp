@@ -12,16 +12,16 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
-#include <thread>
 #include <iostream>
+#include <thread>
 
-#include "reel/launch/command.hpp"
-#include "reel/launch/options.hpp"
-#include "reel/launch/version.hpp"
 #include "reel/dist/abort_registry.hpp"
 #include "reel/dist/agreement.hpp"
 #include "reel/dist/node_monitor.hpp"
 #include "reel/dist/watchdog.hpp"
+#include "reel/launch/command.hpp"
+#include "reel/launch/options.hpp"
+#include "reel/launch/version.hpp"
 
 namespace {
 
@@ -30,8 +30,7 @@ void print_help(std::ostream& out) {
       << "usage: reel <command> [options]      (reel <command> --help for its options)\n"
       << "       reel --version | --help\n\ncommands:\n";
   for (const auto& c : reel::commands()) {
-    out << "  " << c.name << std::string(13 - std::min<size_t>(12, c.name.size()), ' ')
-        << c.summary << "\n";
+    out << "  " << c.name << std::string(13 - std::min<size_t>(12, c.name.size()), ' ') << c.summary << "\n";
   }
   out << "\nMulti-rank: mpirun -np 4 reel <command> ...  or  srun --mpi=pmix reel <command> ...\n";
 }
@@ -42,8 +41,8 @@ int fail(const std::string& message) {
   ::gethostname(host, sizeof(host) - 1);
   // One write: the other ranks' messages and mpirun's abort banner go to the same terminal
   // and would otherwise land inside this line.
-  const std::string line = "reel: error" + (size > 1 ? " on rank " + std::to_string(rank) + " (" + host + ")" : "") +
-                           ": " + message + "\n";
+  const std::string line =
+      "reel: error" + (size > 1 ? " on rank " + std::to_string(rank) + " (" + host + ")" : "") + ": " + message + "\n";
   std::cerr.write(line.data(), static_cast<std::streamsize>(line.size()));
   std::cerr.flush();
   // NCCL kernels waiting on peers would outlive the error, and destroying their

@@ -44,8 +44,8 @@ class OptionAdder {
     }
   }
   void operator()(const std::string& key, double& field, const char* help) const {  // --help shows 0.0003
-    desc_.add_options()(key.c_str(), boost::program_options::value<double>(&field)->default_value(field, shortest_text(field)),
-                        help);
+    desc_.add_options()(
+        key.c_str(), boost::program_options::value<double>(&field)->default_value(field, shortest_text(field)), help);
   }
   void operator()(const std::string& key, bool& field, const char* help) const {
     desc_.add_options()(key.c_str(),

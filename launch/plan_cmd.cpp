@@ -22,7 +22,7 @@ struct ClusterOptions {
   std::string preset = "h100";
   int gpus = 0, nodes = 0, gpus_per_node = 0;  // 0: not given
   double memory_gb = -1, reserve_gb = -1, intra_gbs = -1, inter_gbs = -1, intra_us = -1, inter_us = -1;
-  double peak_tflops = -1, efficiency = -1;    // < 0: not given
+  double peak_tflops = -1, efficiency = -1;  // < 0: not given
 
   Cluster resolve() const {
     Cluster c = cluster_preset(preset);
@@ -75,8 +75,8 @@ void add_cluster_options(po::options_description& desc, ClusterOptions& k) {
   desc.add_options()("cluster", po::value(&k.preset)->default_value(k.preset),
                      "preset: h100 | h200 (8-GPU HGX nodes) | cpu (2-core node)")(
       "gpus", checked(&k.gpus, "gpus"), "devices in all (whole nodes; fewer than a node: part of one)")(
-      "nodes", checked(&k.nodes, "nodes"), "nodes")(
-      "gpus-per-node", checked(&k.gpus_per_node, "gpus-per-node"), "devices (ranks) per node")(
+      "nodes", checked(&k.nodes, "nodes"), "nodes")("gpus-per-node", checked(&k.gpus_per_node, "gpus-per-node"),
+                                                    "devices (ranks) per node")(
       "memory-gb", checked(&k.memory_gb, "memory-gb"), "memory per device (GB)")(
       "reserve-gb", checked(&k.reserve_gb, "reserve-gb", true), "memory per device taken before training (GB)")(
       "intra-gbs", checked(&k.intra_gbs, "intra-gbs"), "bus bandwidth inside a node (GB/s per device)")(

@@ -1,7 +1,7 @@
 #include "reel/launch/plot.hpp"
 
-#include <boost/program_options.hpp>
 #include <sys/wait.h>
+#include <boost/program_options.hpp>
 
 #include <array>
 #include <cstdio>

@@ -25,10 +25,10 @@ int run_sample(int argc, char** argv) {
   SampleOptions opt;
   bool json = false;
   po::options_description desc("reel sample options");
-  desc.add_options()("help,h", "show this help")(
-      "weights", po::value(&weights)->required(), "weights file (reel train writes RUN_DIR/model.h5)")(
-      "data", po::value(&data)->required(), "HDF5 video file")(
-      "first", po::value(&first)->default_value(first), "first clip (-1: the last `count` clips)")(
+  desc.add_options()("help,h", "show this help")("weights", po::value(&weights)->required(),
+                                                 "weights file (reel train writes RUN_DIR/model.h5)")(
+      "data", po::value(&data)->required(), "HDF5 video file")("first", po::value(&first)->default_value(first),
+                                                               "first clip (-1: the last `count` clips)")(
       "count", po::value(&count)->default_value(count), "number of clips measured")(
       "pictures", po::value(&opt.pictures)->default_value(opt.pictures), "PNG grids for the first this many")(
       "steps", po::value(&opt.rollout.steps)->default_value(opt.rollout.steps), "Euler steps per frame-group")(
@@ -73,7 +73,8 @@ int run_sample(int argc, char** argv) {
   }
   for (const auto& f : report.files) std::cout << "reel sample: wrote " << f << "\n";
   std::cout << "reel sample: " << count << " clips from " << first << ", " << opt.rollout.steps
-            << " Euler steps per frame-group\n" << report.metrics.summary() << "\n";
+            << " Euler steps per frame-group\n"
+            << report.metrics.summary() << "\n";
   return 0;
 }
 

@@ -99,24 +99,23 @@ int run_smoke(int argc, char** argv) {
   if (!parse_options(argc, argv, desc)) return 0;
   if (mib <= 0) throw std::invalid_argument("--mib must be > 0, got " + std::to_string(mib));
   check_level(log.level);  // bad input fails before start-up
-  if (mesh_config.sp < 1) throw std::invalid_argument("--parallel.sp must be >= 1, got " + std::to_string(mesh_config.sp));
+  if (mesh_config.sp < 1)
+    throw std::invalid_argument("--parallel.sp must be >= 1, got " + std::to_string(mesh_config.sp));
 
   Runtime runtime(config);
   const Logger logger(log, runtime.info().world_rank);
   const int world = runtime.world()->size();
   auto mesh = ProcessMesh::create(runtime.world(), mesh_config);
   const auto& info = runtime.info();
-  logger.info(cat("reel smoke: ", world, " rank(s) via ", info.launcher, ", backend ",
-                  runtime.world()->backend(), ", ", info.threads, " threads/rank; ",
-                  mesh.describe()));
+  logger.info(cat("reel smoke: ", world, " rank(s) via ", info.launcher, ", backend ", runtime.world()->backend(), ", ",
+                  info.threads, " threads/rank; ", mesh.describe()));
   const int64_t n = std::max<int64_t>(1, static_cast<int64_t>(mib * (1 << 20) / 4));
   int failures = 0;
   for (const char* axis : {"world", "dp", "sp", "shard", "replicate"}) {
     for (const auto& r : exercise(mesh.axis(axis), n)) {
       failures += !r.ok;
-      logger.info(cat(pad(axis, -5), " group (size ", mesh.axis(axis).size(), ") ",
-                      pad(r.call, 15), pad(fixed(r.seconds * 1e3, 3), -9), " ms  ",
-                      r.ok ? "ok" : "WRONG RESULT"));
+      logger.info(cat(pad(axis, -5), " group (size ", mesh.axis(axis).size(), ") ", pad(r.call, 15),
+                      pad(fixed(r.seconds * 1e3, 3), -9), " ms  ", r.ok ? "ok" : "WRONG RESULT"));
     }
   }
   if (failures) throw std::runtime_error(std::to_string(failures) + " collectives gave wrong results");

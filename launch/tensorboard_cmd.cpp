@@ -1,10 +1,10 @@
 #include "reel/launch/tensorboard.hpp"
 
-#include <boost/program_options.hpp>
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <boost/program_options.hpp>
 
 #include <cerrno>
 #include <chrono>
@@ -76,7 +76,8 @@ TensorBoardFollower::TensorBoardFollower(const std::string& run_dir) {
   // Close-on-exec on both ends here: the child gets the read end as its stdin (dup2 clears
   // the flag there) and nothing else, so later children (reel plot's) never hold the pipe
   // open and the child sees its end exactly when this process closes the write end.
-  if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error(std::string("cannot make a pipe: ") + std::strerror(errno));
+  if (::pipe2(fds, O_CLOEXEC) != 0)
+    throw std::runtime_error(std::string("cannot make a pipe: ") + std::strerror(errno));
   try {
     pid_ = spawn(script_command(run_dir, {"--follow", "--until-stdin-closes"}), fds[0]);
   } catch (...) {
@@ -115,8 +116,8 @@ void LiveTensorBoard::after_step() {
   tried_ = true;
   try {
     follower_ = std::make_unique<TensorBoardFollower>(run_dir_);
-    log_.info(cat("TensorBoard: following ", run_dir_, "/metrics.jsonl into ", run_dir_, "/tensorboard (tensorboard --logdir ",
-                  run_dir_, "/tensorboard)"));
+    log_.info(cat("TensorBoard: following ", run_dir_, "/metrics.jsonl into ", run_dir_,
+                  "/tensorboard (tensorboard --logdir ", run_dir_, "/tensorboard)"));
   } catch (const std::exception& e) {  // the run goes on: `reel tensorboard` converts it afterwards
     log_.warn(cat("TensorBoard: ", e.what(), "; training goes on (reel tensorboard ", run_dir_, " converts it later)"));
   }
@@ -132,7 +133,8 @@ void LiveTensorBoard::finish() {
   if (rc == 0) {
     log_.info(cat("TensorBoard: events in ", run_dir_, "/tensorboard"));
   } else {
-    log_.warn(cat("TensorBoard: the follower ", rc < 0 ? cat("did not end in ", wait_s, " s") : cat("failed (exit ", rc, ")"),
+    log_.warn(cat("TensorBoard: the follower ",
+                  rc < 0 ? cat("did not end in ", wait_s, " s") : cat("failed (exit ", rc, ")"),
                   "; its message, if any, is above; reel tensorboard ", run_dir_, " writes the events again"));
   }
 }
@@ -144,7 +146,8 @@ int run_tensorboard(int argc, char** argv) {
       "reel tensorboard RUN_DIR [--out DIR] [--follow]: a run's metrics.jsonl as TensorBoard event files "
       "(then: tensorboard --logdir DIR)");
   desc.add_options()("help,h", "show this help")("run-dir", po::value(&dir)->required(), "run directory")(
-      "out", po::value(&out), "folder of the event files (default RUN_DIR/tensorboard); its old event files are replaced")(
+      "out", po::value(&out),
+      "folder of the event files (default RUN_DIR/tensorboard); its old event files are replaced")(
       "follow", po::bool_switch(&follow), "keep converting the steps a running training adds, until Ctrl-C");
   if (!parse_run_dir_options(argc, argv, desc)) return 0;
   std::vector<std::string> extra;
@@ -152,7 +155,8 @@ int run_tensorboard(int argc, char** argv) {
   if (follow) extra.push_back("--follow");
   // Ctrl-C (--follow's end) goes to the whole foreground group: the script, at its default
   // action, writes its last steps and exits 0; this process waits for it instead of dying.
-  struct sigaction ignore {}, old_int {}, old_term {};
+  struct sigaction ignore {
+  }, old_int{}, old_term{};
   ignore.sa_handler = SIG_IGN;
   sigaction(SIGINT, &ignore, &old_int);
   sigaction(SIGTERM, &ignore, &old_term);

@@ -11,17 +11,17 @@
 
 #include <atomic>
 #include <cerrno>
-#include <filesystem>
-#include <optional>
 #include <csignal>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
+#include <optional>
 
+#include "reel/dist/node_monitor.hpp"
 #include "reel/launch/command.hpp"
+#include "reel/launch/options.hpp"
 #include "reel/launch/plot.hpp"
 #include "reel/launch/tensorboard.hpp"
-#include "reel/launch/options.hpp"
-#include "reel/dist/node_monitor.hpp"
 #include "reel/plan/dry_run.hpp"
 #include "reel/train/trainer.hpp"
 
@@ -70,7 +70,7 @@ void require_data_file(const TrainConfig& c) {
 
 int run_train(int argc, char** argv) {
   install_stop_handlers();  // first: a stop can arrive while MPI and the model start
-  TrainConfig c;  // the defaults, each from the struct that owns it
+  TrainConfig c;            // the defaults, each from the struct that owns it
   std::string config_file;
   po::options_description desc(
       "reel train [CONFIG.ini] [--key value ...]\n"
@@ -101,7 +101,7 @@ int run_train(int argc, char** argv) {
     explicit Registered(Trainer* t) { g_trainer = t; }
     ~Registered() { g_trainer = nullptr; }
   } registered(&trainer);
-  if (g_signal != 0) trainer.request_stop();  // arrived while the Trainer was being built
+  if (g_signal != 0) trainer.request_stop();   // arrived while the Trainer was being built
   std::optional<LiveTensorBoard> tensorboard;  // rank 0, --log.tensorboard: TensorBoard live
   if (runtime.world()->rank() == 0 && c.tensorboard) {
     tensorboard.emplace(c.run.dir, trainer.log());

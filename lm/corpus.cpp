@@ -125,13 +125,14 @@ CorpusReader::CorpusReader(const std::string& path) {
   std::string format;
   int64_t version = -1;
   if (!read_attribute(file_.get(), "format", format) || format != kFormat) {
-    fail_file(kWhat, path, std::string("not a reel text corpus (no format = \"") + kFormat +
-                               "\" attribute; reel data --kind text writes one)");
+    fail_file(kWhat, path,
+              std::string("not a reel text corpus (no format = \"") + kFormat +
+                  "\" attribute; reel data --kind text writes one)");
   }
   read_attribute(file_.get(), "schema_version", version);
   if (version != kTextSchemaVersion) {
-    fail_file(kWhat, path, "schema_version " + std::to_string(version) + " (expected " +
-                               std::to_string(kTextSchemaVersion) + ")");
+    fail_file(kWhat, path,
+              "schema_version " + std::to_string(version) + " (expected " + std::to_string(kTextSchemaVersion) + ")");
   }
   std::vector<hsize_t> dims;
   tokens_ = open_checked_dataset(file_.get(), kWhat, path, "/tokens", 2, "uint8", dims);
@@ -158,14 +159,15 @@ Samples CorpusReader::read_samples(const std::vector<int64_t>& indices) {
   for (int64_t n = 0; n < b; ++n) {
     const int64_t i = indices[n];
     if (i < 0 || i >= info_.samples) {
-      fail_file(kWhat, info_.path, "sample " + std::to_string(i) + " is outside [0, " + std::to_string(info_.samples) + ")");
+      fail_file(kWhat, info_.path,
+                "sample " + std::to_string(i) + " is outside [0, " + std::to_string(info_.samples) + ")");
     }
     std::string why;
     if (!transfer_row(tokens_.get(), H5T_NATIVE_UINT8, i, rows[n].data_ptr(), false, &why)) {
-      fail_file(kWhat, info_.path, "sample " + std::to_string(i) + " is damaged: " +
-                                       (why.find("checksum") != std::string::npos ? "it fails its checksum"
-                                                                                  : "it cannot be read") +
-                                       (why.empty() ? "" : " [HDF5: " + why + "]"));
+      fail_file(kWhat, info_.path,
+                "sample " + std::to_string(i) + " is damaged: " +
+                    (why.find("checksum") != std::string::npos ? "it fails its checksum" : "it cannot be read") +
+                    (why.empty() ? "" : " [HDF5: " + why + "]"));
     }
   }
   auto ids = rows.to(at::kLong);

@@ -31,15 +31,15 @@ void validate_lm_config(const ModelConfig& cfg) {
   need(cfg.vocab >= 2, "vocab must be >= 2, got " + std::to_string(cfg.vocab));
   need(cfg.seq_len >= 1, "seq_len must be >= 1, got " + std::to_string(cfg.seq_len));
   need(cfg.head_dim() % 2 == 0, "head_dim (dim / heads) must be even for rotary positions");
-  need(cfg.attention == "causal", "a language model's attention is causal (model.attention causal), got '" +
-                                      cfg.attention + "'");
+  need(cfg.attention == "causal",
+       "a language model's attention is causal (model.attention causal), got '" + cfg.attention + "'");
 }
 
 ModelConfig lm_preset(const std::string& name) {
   ModelConfig c;
   c.family = "lm";
   c.preset = name;
-  c.vocab = 28;  // lm/corpus.hpp's alphabet
+  c.vocab = 28;          // lm/corpus.hpp's alphabet
   if (name == "tiny") {  // trains in CI on 2 cores: 128 characters, 4 blocks of 128
     c.seq_len = 128, c.dim = 128, c.depth = 4, c.heads = 4;
     return c;
@@ -65,8 +65,12 @@ at::Tensor LmBlockImpl::forward(const at::Tensor& x, const TokenContext& ctx) {
   const int64_t b = x.size(0), lc = x.size(1), d = cfg_.dim, h = cfg_.heads, hd = cfg_.head_dim();
   // Attention: pre-norm, rotary q and k, causal over positions (each token its own group).
   auto qkv = qkv_->forward(rms_norm(x, norm1_)).view({b, lc, 3, h, hd}).permute({2, 0, 3, 1, 4});
-  AttentionInputs in{rope(qkv[0], ctx.rope_cos, ctx.rope_sin), rope(qkv[1], ctx.rope_cos, ctx.rope_sin), qkv[2],
-                     ctx.host_groups, ctx.host_groups, /*causal=*/true};
+  AttentionInputs in{rope(qkv[0], ctx.rope_cos, ctx.rope_sin),
+                     rope(qkv[1], ctx.rope_cos, ctx.rope_sin),
+                     qkv[2],
+                     ctx.host_groups,
+                     ctx.host_groups,
+                     /*causal=*/true};
   auto att = attention_fn(in).out.permute({0, 2, 1, 3}).reshape({b, lc, d});  // [B, Lc, D]
   auto y = x + proj_->forward(att);
   const bool swiglu = cfg_.mlp == "swiglu";

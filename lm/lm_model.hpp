@@ -53,9 +53,9 @@ class LanguageModelImpl : public Model {
 
  private:
   ModelConfig cfg_;
-  at::Tensor embed_;        // [vocab, D] token embedding
-  at::Tensor final_norm_;   // [D]
-  Linear head_{nullptr};    // D -> vocab
+  at::Tensor embed_;       // [vocab, D] token embedding
+  at::Tensor final_norm_;  // [D]
+  Linear head_{nullptr};   // D -> vocab
   std::vector<LmBlock> blocks_;
 };
 TORCH_MODULE(LanguageModel);

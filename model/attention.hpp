@@ -17,12 +17,12 @@ struct AttentionResult {
 };
 
 struct AttentionInputs {
-  at::Tensor q;        // [B, H, Lq, head_dim]
-  at::Tensor k;        // [B, H, Lk, head_dim]
-  at::Tensor v;        // [B, H, Lk, head_dim]
+  at::Tensor q;  // [B, H, Lq, head_dim]
+  at::Tensor k;  // [B, H, Lk, head_dim]
+  at::Tensor v;  // [B, H, Lk, head_dim]
   // On the host (their values choose the fused calls; device copies are read back).
-  at::Tensor q_group;  // [Lq] int64 frame-group of each query token
-  at::Tensor k_group;  // [Lk] int64 frame-group of each key token
+  at::Tensor q_group;   // [Lq] int64 frame-group of each query token
+  at::Tensor k_group;   // [Lk] int64 frame-group of each key token
   bool causal = false;  // a query sees keys of its own and earlier frame-groups
 };
 

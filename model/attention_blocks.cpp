@@ -65,8 +65,8 @@ AttentionBlock tile_block(const AttentionBlock& b, const Tile& qt, const Tile& k
   // Contiguous copies (small: [B, H, tile, hd]): batched matmuls over strided slices
   // are several times slower on CPU.
   auto slice = [](const at::Tensor& t, const Tile& r) { return t.narrow(2, r.start, r.len).contiguous(); };
-  return {slice(b.q, qt), slice(b.k, kt), slice(b.v, kt),
-          b.q_group.narrow(0, qt.start, qt.len), b.k_group.narrow(0, kt.start, kt.len),
+  return {slice(b.q, qt), slice(b.k, kt), slice(b.v, kt), b.q_group.narrow(0, qt.start, qt.len),
+          b.k_group.narrow(0, kt.start, kt.len),
           // A tile whose keys all precede its queries' groups needs no mask (masking costs
           // about half as much again as the scores themselves on CPU).
           b.causal && kt.last > qt.first};
@@ -76,9 +76,9 @@ bool tile_visible(const AttentionBlock& b, const Tile& qt, const Tile& kt) { ret
 PartialAttention chunk_forward(const AttentionBlock& b) {
   auto s = scores(b);
   auto m = finite_or_zero(std::get<0>(s.max(-1, /*keepdim=*/true)));  // [B, H, Lq, 1]
-  auto p = at::exp(s - m);                                              // 0 where masked
-  auto l = p.sum(-1, /*keepdim=*/true);                                  // 0 for empty rows
-  auto lse = (at::log(l) + m).squeeze(-1);                               // -inf for empty rows
+  auto p = at::exp(s - m);                                            // 0 where masked
+  auto l = p.sum(-1, /*keepdim=*/true);                               // 0 for empty rows
+  auto lse = (at::log(l) + m).squeeze(-1);                            // -inf for empty rows
   auto out = at::matmul(p / at::where(l.eq(0), at::ones_like(l), l), b.v.to(p.scalar_type()));
   return {out, lse};
 }
@@ -119,8 +119,8 @@ PartialAttention kernel_forward(const at::Tensor& q, const at::Tensor& k, const 
     return {std::get<0>(r), std::get<1>(r)};
   }
   // Memory-efficient attention pads its lse to a multiple of 32 rows.
-  auto r = at::_scaled_dot_product_efficient_attention(q, k, v, std::nullopt, /*compute_log_sumexp=*/true, 0.0,
-                                                       false, scale);
+  auto r = at::_scaled_dot_product_efficient_attention(q, k, v, std::nullopt, /*compute_log_sumexp=*/true, 0.0, false,
+                                                       scale);
   return {std::get<0>(r), std::get<1>(r).narrow(-1, 0, q.size(2))};
 }
 
@@ -132,7 +132,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kernel_backward(const at::Tensor&
                                                                double scale) {
   if (!q.is_cuda()) {
     return at::_scaled_dot_product_flash_attention_for_cpu_backward(dout, q, k, v, out, lse, 0.0, false, std::nullopt,
-                                                                   scale);
+                                                                    scale);
   }
   if (cuda_flash(q)) {
     return at::_scaled_dot_product_flash_attention_backward(dout, q, k, v, out, lse.contiguous(), at::Tensor(),
@@ -151,9 +151,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kernel_backward(const at::Tensor&
 // -dlse added to out and 1 to dout, the kernel's D = rowsum(dout * out) becomes D - dlse
 // and dS = P * (dP - D + dlse), while S, P and dP are unchanged (8 columns keep CUDA's
 // alignment; only the first carries values). The scale stays that of the real head size.
-std::tuple<at::Tensor, at::Tensor, at::Tensor> kernel_backward_with_lse_grad(
-    const at::Tensor& dout, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& out,
-    const at::Tensor& lse, const at::Tensor& dlse, double scale) {
+std::tuple<at::Tensor, at::Tensor, at::Tensor> kernel_backward_with_lse_grad(const at::Tensor& dout,
+                                                                             const at::Tensor& q, const at::Tensor& k,
+                                                                             const at::Tensor& v, const at::Tensor& out,
+                                                                             const at::Tensor& lse,
+                                                                             const at::Tensor& dlse, double scale) {
   const int64_t hd = q.size(-1);
   auto pad = [](const at::Tensor& t) { return at::constant_pad_nd(t, {0, 8}, 0.0); };
   auto extra = [&](const at::Tensor& t, const at::Tensor& first) {  // [B, H, L, hd + 8], column hd = first
@@ -161,16 +163,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kernel_backward_with_lse_grad(
     r.select(-1, hd).copy_(first);
     return r;
   };
-  auto [dq, dk, dv] = kernel_backward(extra(dout, at::ones_like(lse)), pad(q), pad(k), pad(v), extra(out, -dlse),
-                                      lse, scale);
+  auto [dq, dk, dv] =
+      kernel_backward(extra(dout, at::ones_like(lse)), pad(q), pad(k), pad(v), extra(out, -dlse), lse, scale);
   return {dq.narrow(-1, 0, hd), dk.narrow(-1, 0, hd), dv.narrow(-1, 0, hd)};
 }
 
 // Empty rows (no visible key): out 0, lse -inf.
 PartialAttention nothing_seen(const at::Tensor& q, at::ScalarType out_dtype) {
   auto out = at::zeros(q.sizes(), q.options().dtype(out_dtype));
-  return {out, at::full(out.sizes().slice(0, 3), -std::numeric_limits<double>::infinity(),
-                        q.options().dtype(lse_type(q)))};
+  return {out,
+          at::full(out.sizes().slice(0, 3), -std::numeric_limits<double>::infinity(), q.options().dtype(lse_type(q)))};
 }
 
 // One run's forward: one kernel call per key span, merged through the lse (in fp32 at
@@ -374,8 +376,12 @@ struct BlockwiseAttentionFn : public torch::autograd::Function<BlockwiseAttentio
     const AttentionBlock b{s[0], s[1], s[2], s[3], s[4], ctx->saved_data["causal"].toBool()};
     const auto dout = grads[0].contiguous();
     auto g = block_backward(b, dout, s[5], s[6]);
-    return {g.dq.to(b.q.scalar_type()), g.dk.to(b.k.scalar_type()), g.dv.to(b.v.scalar_type()), at::Tensor(),
-            at::Tensor(), at::Tensor()};
+    return {g.dq.to(b.q.scalar_type()),
+            g.dk.to(b.k.scalar_type()),
+            g.dv.to(b.v.scalar_type()),
+            at::Tensor(),
+            at::Tensor(),
+            at::Tensor()};
   }
 };
 

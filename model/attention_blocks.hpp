@@ -44,9 +44,9 @@
 
 namespace reel {
 
-constexpr int64_t kKeyChunk = 512;            // longest tile (tokens); longer keys go blockwise
+constexpr int64_t kKeyChunk = 512;                   // longest tile (tokens); longer keys go blockwise
 constexpr int64_t kTileElements = int64_t{1} << 18;  // B x H x tile x tile at most (1 MiB fp32)
-constexpr int64_t kMaxSortedPieces = 8;  // more pieces of non-decreasing groups: tiles, not fused runs
+constexpr int64_t kMaxSortedPieces = 8;              // more pieces of non-decreasing groups: tiles, not fused runs
 
 struct AttentionBlock {
   at::Tensor q;        // [B, H, Lq, hd]

@@ -25,9 +25,12 @@ void ModelConfig::validate() const {
   require(frames > 0 && channels > 0 && height > 0 && width > 0, "frames, channels, height, width must be > 0");
   require(action_dim >= 0, "action_dim must be >= 0");
   require(patch_t > 0 && patch_h > 0 && patch_w > 0, "patch sizes must be > 0");
-  require(frames % patch_t == 0, "frames " + std::to_string(frames) + " not divisible by patch_t " + std::to_string(patch_t));
-  require(height % patch_h == 0, "height " + std::to_string(height) + " not divisible by patch_h " + std::to_string(patch_h));
-  require(width % patch_w == 0, "width " + std::to_string(width) + " not divisible by patch_w " + std::to_string(patch_w));
+  require(frames % patch_t == 0,
+          "frames " + std::to_string(frames) + " not divisible by patch_t " + std::to_string(patch_t));
+  require(height % patch_h == 0,
+          "height " + std::to_string(height) + " not divisible by patch_h " + std::to_string(patch_h));
+  require(width % patch_w == 0,
+          "width " + std::to_string(width) + " not divisible by patch_w " + std::to_string(patch_w));
   require(head_dim() % 2 == 0 && head_dim() >= 6, "head_dim must be even and >= 6 (3-D RoPE bands)");
   require(time_sampling == "clip" || time_sampling == "group", "time_sampling must be clip or group");
   require(context_groups >= 0 && context_groups < groups(),
@@ -39,20 +42,25 @@ void ModelConfig::validate() const {
   require(context_sampling == "fixed" || context_groups >= 1, "context_sampling random needs context_groups >= 1");
 }
 
-void check_data_geometry(const ModelConfig& cfg, int64_t frames, int64_t height, int64_t width,
-                         int64_t channels, int64_t action_dim, const std::string& source) {
+void check_data_geometry(const ModelConfig& cfg, int64_t frames, int64_t height, int64_t width, int64_t channels,
+                         int64_t action_dim, const std::string& source) {
   auto need = [&](bool ok, const std::string& what) {
     if (!ok) throw std::invalid_argument(source + ": " + what);
   };
-  need(frames % cfg.patch_t == 0, "T=" + std::to_string(frames) + " is not divisible by the patch size pt=" + std::to_string(cfg.patch_t));
-  need(height % cfg.patch_h == 0, "H=" + std::to_string(height) + " is not divisible by the patch size ph=" + std::to_string(cfg.patch_h));
-  need(width % cfg.patch_w == 0, "W=" + std::to_string(width) + " is not divisible by the patch size pw=" + std::to_string(cfg.patch_w));
+  need(frames % cfg.patch_t == 0,
+       "T=" + std::to_string(frames) + " is not divisible by the patch size pt=" + std::to_string(cfg.patch_t));
+  need(height % cfg.patch_h == 0,
+       "H=" + std::to_string(height) + " is not divisible by the patch size ph=" + std::to_string(cfg.patch_h));
+  need(width % cfg.patch_w == 0,
+       "W=" + std::to_string(width) + " is not divisible by the patch size pw=" + std::to_string(cfg.patch_w));
   need(frames == cfg.frames && height == cfg.height && width == cfg.width,
        "clips are " + std::to_string(frames) + "x" + std::to_string(height) + "x" + std::to_string(width) +
-           " (T x H x W) but the model expects " + std::to_string(cfg.frames) + "x" + std::to_string(cfg.height) +
-           "x" + std::to_string(cfg.width));
-  need(channels == cfg.channels, "clips have " + std::to_string(channels) + " channels, the model " + std::to_string(cfg.channels));
-  need(action_dim == cfg.action_dim, "clips have " + std::to_string(action_dim) + " action dims, the model " + std::to_string(cfg.action_dim));
+           " (T x H x W) but the model expects " + std::to_string(cfg.frames) + "x" + std::to_string(cfg.height) + "x" +
+           std::to_string(cfg.width));
+  need(channels == cfg.channels,
+       "clips have " + std::to_string(channels) + " channels, the model " + std::to_string(cfg.channels));
+  need(action_dim == cfg.action_dim,
+       "clips have " + std::to_string(action_dim) + " action dims, the model " + std::to_string(cfg.action_dim));
 }
 
 ModelConfig model_preset(const std::string& name) {
@@ -60,27 +68,58 @@ ModelConfig model_preset(const std::string& name) {
   c.preset = name;
   if (name == "tiny") return c;  // trains in CI on 2 cores: 8 x 16 x 16 clips, L = 4 x 4 x 4 = 64 tokens
   if (name == "small") {
-    c.frames = 16; c.height = c.width = 64; c.patch_h = c.patch_w = 8;
-    c.dim = 384; c.depth = 8; c.heads = 6; c.context_groups = 4;
+    c.frames = 16;
+    c.height = c.width = 64;
+    c.patch_h = c.patch_w = 8;
+    c.dim = 384;
+    c.depth = 8;
+    c.heads = 6;
+    c.context_groups = 4;
     return c;
   }
   if (name == "long_cpu") {  // long context on CPU: 32 frames of 32 x 32, 16 groups x 64 = 1,024 tokens
-    c.frames = 32; c.height = c.width = 32; c.dim = 64; c.depth = 2; c.heads = 4; c.context_groups = 4;
+    c.frames = 32;
+    c.height = c.width = 32;
+    c.dim = 64;
+    c.depth = 2;
+    c.heads = 4;
+    c.context_groups = 4;
     return c;
   }
   if (name == "long") {  // a minute of 256 x 256 at 16 fps: 480 groups x 256 = 122,880 tokens
-    c.frames = 960; c.height = c.width = 256; c.patch_h = c.patch_w = 16; c.action_dim = 8;
-    c.dim = 2048; c.depth = 20; c.heads = 16; c.mlp = "swiglu"; c.context_groups = 120;
+    c.frames = 960;
+    c.height = c.width = 256;
+    c.patch_h = c.patch_w = 16;
+    c.action_dim = 8;
+    c.dim = 2048;
+    c.depth = 20;
+    c.heads = 16;
+    c.mlp = "swiglu";
+    c.context_groups = 120;
     return c;
   }
   if (name == "1b") {
-    c.frames = 32; c.height = c.width = 256; c.patch_h = c.patch_w = 16; c.action_dim = 8;
-    c.dim = 2048; c.depth = 20; c.heads = 16; c.mlp = "swiglu"; c.context_groups = 8;
+    c.frames = 32;
+    c.height = c.width = 256;
+    c.patch_h = c.patch_w = 16;
+    c.action_dim = 8;
+    c.dim = 2048;
+    c.depth = 20;
+    c.heads = 16;
+    c.mlp = "swiglu";
+    c.context_groups = 8;
     return c;
   }
   if (name == "7b") {
-    c.frames = 64; c.height = c.width = 256; c.patch_h = c.patch_w = 16; c.action_dim = 8;
-    c.dim = 4096; c.depth = 32; c.heads = 32; c.mlp = "swiglu"; c.context_groups = 16;
+    c.frames = 64;
+    c.height = c.width = 256;
+    c.patch_h = c.patch_w = 16;
+    c.action_dim = 8;
+    c.dim = 4096;
+    c.depth = 32;
+    c.heads = 32;
+    c.mlp = "swiglu";
+    c.context_groups = 16;
     return c;
   }
   throw std::invalid_argument("unknown model preset '" + name + "' (expected tiny, small, long_cpu, long, 1b or 7b)");

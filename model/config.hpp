@@ -41,7 +41,7 @@ struct ModelConfig {
   // Token models: the vocabulary size and the tokens of one sample (0 for the world model).
   int64_t vocab = 0, seq_len = 0;
 
-  int64_t groups() const { return frames / patch_t; }                       // G
+  int64_t groups() const { return frames / patch_t; }  // G
   int64_t tokens_per_group() const { return (height / patch_h) * (width / patch_w); }
   // L: tokens per sample (the world model's groups x tokens per group; seq_len otherwise).
   int64_t tokens() const { return family == "world" ? groups() * tokens_per_group() : seq_len; }
@@ -61,8 +61,8 @@ struct ModelConfig {
 // Throws std::invalid_argument naming `source` when clips of this geometry cannot feed
 // the model: T, H or W not divisible by the patch size, or a different channel / action
 // count than the model was built for.
-void check_data_geometry(const ModelConfig& cfg, int64_t frames, int64_t height, int64_t width,
-                         int64_t channels, int64_t action_dim, const std::string& source);
+void check_data_geometry(const ModelConfig& cfg, int64_t frames, int64_t height, int64_t width, int64_t channels,
+                         int64_t action_dim, const std::string& source);
 
 // "tiny" | "small" | "long_cpu" | "long" | "1b" | "7b"; anything else throws std::invalid_argument listing them.
 ModelConfig model_preset(const std::string& name);

@@ -55,8 +55,8 @@ std::pair<at::Tensor, at::Tensor> draw_times(const ModelConfig& cfg, at::Generat
 
 }  // namespace
 
-FlowBatch make_flow_batch(const at::Tensor& x0, const std::vector<int64_t>& sample_ids,
-                          int64_t step, uint64_t seed, const ModelConfig& cfg) {
+FlowBatch make_flow_batch(const at::Tensor& x0, const std::vector<int64_t>& sample_ids, int64_t step, uint64_t seed,
+                          const ModelConfig& cfg) {
   const int64_t b = x0.size(0), l = x0.size(1), p = x0.size(2), lg = cfg.tokens_per_group();
   TORCH_CHECK(static_cast<int64_t>(sample_ids.size()) == b, "one sample id per clip");
   std::vector<at::Tensor> noise, times, targets;
@@ -68,9 +68,9 @@ FlowBatch make_flow_batch(const at::Tensor& x0, const std::vector<int64_t>& samp
     targets.push_back(target);
     noise.push_back(at::empty({l, p}, at::kFloat).normal_(0.0, 1.0, gen));
   }
-  auto t = at::stack(times).to(x0.device());                                 // [B, G]
-  auto eps = at::stack(noise).to(x0.device(), x0.scalar_type());             // [B, L, P]
-  auto t_tok = t.repeat_interleave(lg, 1).unsqueeze(-1).to(x0.scalar_type());  // [B, L, 1]
+  auto t = at::stack(times).to(x0.device());                                                    // [B, G]
+  auto eps = at::stack(noise).to(x0.device(), x0.scalar_type());                                // [B, L, P]
+  auto t_tok = t.repeat_interleave(lg, 1).unsqueeze(-1).to(x0.scalar_type());                   // [B, L, 1]
   auto weight = at::stack(targets).repeat_interleave(lg, 1).to(x0.device(), x0.scalar_type());  // [B, L]
   FlowBatch batch;
   batch.x_t = (1 - t_tok) * x0 + t_tok * eps;  // clean history: t = 0, so x_t = x0
@@ -93,7 +93,8 @@ FlowBatch to_device(const FlowBatch& b, const at::Device& device) {
 
 FlowBatch select_tokens(const FlowBatch& batch, const at::Tensor& index) {
   const auto idx = index.to(batch.x_t.device(), at::kLong);
-  return {batch.x_t.index_select(1, idx), batch.t, batch.target.index_select(1, idx), batch.weight.index_select(1, idx)};
+  return {batch.x_t.index_select(1, idx), batch.t, batch.target.index_select(1, idx),
+          batch.weight.index_select(1, idx)};
 }
 
 int64_t target_elements(const ModelConfig& cfg, int64_t global_batch) {
@@ -103,10 +104,10 @@ int64_t target_elements(const ModelConfig& cfg, int64_t global_batch) {
 double block_forward_flops(const ModelConfig& cfg, int64_t batch) {
   const double l = double(cfg.tokens()) * batch, d = cfg.dim, g = double(cfg.groups()) * batch;
   const double hidden = cfg.mlp_hidden(), fc1_out = cfg.mlp == "swiglu" ? 2 * hidden : hidden;
-  double flops = 2 * l * d * (3 * d)           // qkv
-                 + 2 * l * d * d              // proj
+  double flops = 2 * l * d * (3 * d)                         // qkv
+                 + 2 * l * d * d                             // proj
                  + 2 * l * d * fc1_out + 2 * l * hidden * d  // MLP
-                 + 2 * g * d * (6 * d);       // adaLN modulation (per group)
+                 + 2 * g * d * (6 * d);                      // adaLN modulation (per group)
   // Attention: scores q.k and probs.v, dense L x L per clip and head.
   flops += 2 * 2 * double(batch) * cfg.tokens() * cfg.tokens() * d;
   return flops;
@@ -115,10 +116,10 @@ double block_forward_flops(const ModelConfig& cfg, int64_t batch) {
 double forward_flops(const ModelConfig& cfg, int64_t batch) {
   const double l = double(cfg.tokens()) * batch, d = cfg.dim, g = double(cfg.groups()) * batch;
   double total = cfg.depth * block_forward_flops(cfg, batch);
-  total += 2 * l * cfg.patch_dim() * d;                          // patch embedding
-  total += 2 * g * (256 * d + d * d);                            // time MLP
-  total += 2 * g * (cfg.patch_t * cfg.action_dim) * d;           // action embedding
-  total += 2 * g * d * 2 * d + 2 * l * d * cfg.patch_dim();      // final adaLN + projection
+  total += 2 * l * cfg.patch_dim() * d;                      // patch embedding
+  total += 2 * g * (256 * d + d * d);                        // time MLP
+  total += 2 * g * (cfg.patch_t * cfg.action_dim) * d;       // action embedding
+  total += 2 * g * d * 2 * d + 2 * l * d * cfg.patch_dim();  // final adaLN + projection
   return total;
 }
 

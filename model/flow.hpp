@@ -32,8 +32,8 @@ struct FlowBatch {
 };
 
 // x0 [B, L, P] clean tokens of the clips with global indices sample_ids[b].
-FlowBatch make_flow_batch(const at::Tensor& x0, const std::vector<int64_t>& sample_ids,
-                          int64_t step, uint64_t seed, const ModelConfig& cfg);
+FlowBatch make_flow_batch(const at::Tensor& x0, const std::vector<int64_t>& sample_ids, int64_t step, uint64_t seed,
+                          const ModelConfig& cfg);
 
 // Sum of squared errors over target tokens of pred [B, Lc, P] against a batch's tokens
 // [offset, offset + Lc). Divide by target_elements() of the global batch for the mean.

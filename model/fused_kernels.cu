@@ -29,8 +29,8 @@ __device__ A block_sum(A v, A* shared) {
 
 // One block per row of D: y = (x - mean) * rstd * (1 + scale) + shift.
 template <typename T, typename A = at::acc_type<T, true>>
-__global__ void modnorm_forward(const T* x, const T* shift, const T* scale, T* y, A* mean_out,
-                                A* rstd_out, int64_t d, A eps) {
+__global__ void modnorm_forward(const T* x, const T* shift, const T* scale, T* y, A* mean_out, A* rstd_out, int64_t d,
+                                A eps) {
   __shared__ A shared[kThreads / 32];
   const int64_t row = blockIdx.x;
   x += row * d, shift += row * d, scale += row * d, y += row * d;
@@ -53,8 +53,8 @@ __global__ void modnorm_forward(const T* x, const T* shift, const T* scale, T* y
 // dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * (1 + scale);
 // dscale = dy * xhat; dshift = dy.
 template <typename T, typename A = at::acc_type<T, true>>
-__global__ void modnorm_backward(const T* dy, const T* x, const T* scale, const A* mean_in,
-                                 const A* rstd_in, T* dx, T* dscale, int64_t d) {
+__global__ void modnorm_backward(const T* dy, const T* x, const T* scale, const A* mean_in, const A* rstd_in, T* dx,
+                                 T* dscale, int64_t d) {
   __shared__ A shared[kThreads / 32];
   const int64_t row = blockIdx.x;
   dy += row * d, x += row * d, scale += row * d, dx += row * d, dscale += row * d;
@@ -77,8 +77,8 @@ __global__ void modnorm_backward(const T* dy, const T* x, const T* scale, const 
 
 // Rotates each pair (x[2i], x[2i+1]) of x [rows = B*H*L, hd] by sign * angle[l, i].
 template <typename T, typename A = at::acc_type<T, true>>
-__global__ void rope_kernel(const T* x, const float* cos, const float* sin, T* y, int64_t rows,
-                            int64_t seq, int64_t pairs, A sign) {
+__global__ void rope_kernel(const T* x, const float* cos, const float* sin, T* y, int64_t rows, int64_t seq,
+                            int64_t pairs, A sign) {
   const int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (idx >= rows * pairs) return;
   const int64_t row = idx / pairs, i = idx % pairs, l = row % seq;
@@ -93,8 +93,8 @@ void check_cuda_tensor(const at::Tensor& t, const char* what) {
 }
 
 struct ModNormFn : public torch::autograd::Function<ModNormFn> {
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x_in,
-                            const at::Tensor& shift_in, const at::Tensor& scale_in) {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x_in, const at::Tensor& shift_in,
+                            const at::Tensor& scale_in) {
     auto x = x_in.contiguous(), shift = shift_in.expand_as(x_in).contiguous(),
          scale = scale_in.expand_as(x_in).contiguous();
     const int64_t d = x.size(-1), rows = x.numel() / d;

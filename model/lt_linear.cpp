@@ -28,10 +28,14 @@ void check_lt(cublasStatus_t status, const char* call) {
 
 cudaDataType_t lt_type(at::ScalarType t) {
   switch (t) {
-    case at::kBFloat16: return CUDA_R_16BF;
-    case at::kHalf: return CUDA_R_16F;
-    case at::kFloat: return CUDA_R_32F;
-    default: throw std::invalid_argument("cuBLASLt linear: unsupported dtype");
+    case at::kBFloat16:
+      return CUDA_R_16BF;
+    case at::kHalf:
+      return CUDA_R_16F;
+    case at::kFloat:
+      return CUDA_R_32F;
+    default:
+      throw std::invalid_argument("cuBLASLt linear: unsupported dtype");
   }
 }
 
@@ -57,8 +61,8 @@ struct Operand {
   bool trans;
 };
 
-void lt_matmul(const Operand& a, const Operand& b, at::Tensor& d, int64_t m, int64_t n,
-               cublasLtEpilogue_t epilogue, const at::Tensor& bias, const at::Tensor& aux) {
+void lt_matmul(const Operand& a, const Operand& b, at::Tensor& d, int64_t m, int64_t n, cublasLtEpilogue_t epilogue,
+               const at::Tensor& bias, const at::Tensor& aux) {
   const auto type = lt_type(d.scalar_type());
   LtCall call;
   REEL_LT_CHECK(cublasLtMatmulDescCreate(&call.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
@@ -73,7 +77,8 @@ void lt_matmul(const Operand& a, const Operand& b, at::Tensor& d, int64_t m, int
   if (aux.defined()) {
     const void* ptr = aux.data_ptr();
     const int64_t ld = m;
-    REEL_LT_CHECK(cublasLtMatmulDescSetAttribute(call.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &ptr, sizeof(ptr)));
+    REEL_LT_CHECK(
+        cublasLtMatmulDescSetAttribute(call.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &ptr, sizeof(ptr)));
     REEL_LT_CHECK(cublasLtMatmulDescSetAttribute(call.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &ld, sizeof(ld)));
   }
   REEL_LT_CHECK(cublasLtMatrixLayoutCreate(&call.a, type, a.rows, a.cols, a.rows));
@@ -97,7 +102,8 @@ void lt_matmul(const Operand& a, const Operand& b, at::Tensor& d, int64_t m, int
 }
 
 // y [M, N] = x [M, K] W^T (+ bias) (GELU, keeping the pre-activation in aux [M, N]).
-at::Tensor forward_matmul(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias, bool gelu, at::Tensor& aux) {
+at::Tensor forward_matmul(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias, bool gelu,
+                          at::Tensor& aux) {
   const int64_t m = x.size(0), k = x.size(1), n = w.size(0);
   auto y = at::empty({m, n}, x.options());
   cublasLtEpilogue_t epi = gelu ? (bias.defined() ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX)

@@ -35,8 +35,8 @@ namespace reel {
 
 // Per-token context a block needs, for the sample's tokens at positions `index`.
 struct TokenContext {
-  at::Tensor index;   // [Lc] int64 position of each token in the sample
-  at::Tensor groups;  // [Lc] int64 causal group of each token
+  at::Tensor index;               // [Lc] int64 position of each token in the sample
+  at::Tensor groups;              // [Lc] int64 causal group of each token
   at::Tensor rope_cos, rope_sin;  // [Lc, head_dim / 2] rotary tables (undefined: no RoPE)
   // [Lc] int64 the same groups on the host: attention cuts its fused calls from their
   // values, which on a GPU would otherwise cost a device-to-host sync in every block.
@@ -48,14 +48,13 @@ class Model : public torch::nn::Module {
   // How block i runs on (x [B, Lc, D], cond, ctx): cond is the model's per-sample
   // conditioning (the world model's [B, G, D]; undefined for a model without one) and
   // flows into the block's backward like x. Returns [B, Lc, D].
-  using BlockRunner = std::function<at::Tensor(size_t index, const at::Tensor& x, const at::Tensor& cond,
-                                               const TokenContext& ctx)>;
+  using BlockRunner =
+      std::function<at::Tensor(size_t index, const at::Tensor& x, const at::Tensor& cond, const TokenContext& ctx)>;
 
   size_t num_blocks() const { return blocks_.size(); }
   torch::nn::Module& block(size_t i) { return *blocks_.at(i); }
   // Runs block i itself: what the default runner does, and what a runner calls inside.
-  virtual at::Tensor forward_block(size_t i, const at::Tensor& x, const at::Tensor& cond,
-                                   const TokenContext& ctx) = 0;
+  virtual at::Tensor forward_block(size_t i, const at::Tensor& x, const at::Tensor& cond, const TokenContext& ctx) = 0;
   // Runs block i through the installed runner (forward_block when none): the model's
   // forward calls this for every block.
   at::Tensor run_block(size_t i, const at::Tensor& x, const at::Tensor& cond, const TokenContext& ctx) {

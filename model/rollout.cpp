@@ -38,13 +38,13 @@ at::Tensor rollout_tokens(const VelocityFn& velocity, const at::Tensor& tokens, 
   const auto group_of = at::div(idx, cfg.tokens_per_group(), "floor").to(tokens.device());  // [Lc] group of each token
   const auto noise = clip_noise(ids, cfg, spec.seed, 0x726f6c6c).index_select(1, idx).to(opts);  // [B, Lc, P]
   // The history as the model was trained to see it: clean, or noised to context_t.
-  const auto history_eps = spec.context_t == 0 ? at::Tensor()
-                                                : clip_noise(ids, cfg, spec.seed, 0x68697374).index_select(1, idx).to(opts);
+  const auto history_eps =
+      spec.context_t == 0 ? at::Tensor() : clip_noise(ids, cfg, spec.seed, 0x68697374).index_select(1, idx).to(opts);
   auto shown = [&](const at::Tensor& clean) {
     return spec.context_t == 0 ? clean : clean * (1 - spec.context_t) + spec.context_t * history_eps;
   };
   auto ctx = (group_of < spec.from_group).to(opts.dtype()).view({1, -1, 1});
-  auto out = tokens * ctx + noise * (1 - ctx);  // context as given, generated groups as generated
+  auto out = tokens * ctx + noise * (1 - ctx);       // context as given, generated groups as generated
   auto x = shown(tokens) * ctx + noise * (1 - ctx);  // the model's input
   const int64_t b = tokens.size(0), groups = cfg.groups();
   for (int64_t g = spec.from_group; g < spec.from_group + spec.groups; ++g) {

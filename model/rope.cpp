@@ -17,9 +17,9 @@ RopeTables rope_tables(const at::Tensor& positions, int64_t head_dim, double the
   for (int axis = 0; axis < 3; ++axis) {
     const int64_t n = bands[axis];
     auto i = at::arange(n, at::kDouble);
-    auto freq = at::pow(theta, -i / static_cast<double>(n));                // [n]
-    auto pos = positions.select(1, axis).to(at::kDouble).unsqueeze(1);      // [L, 1]
-    angles.push_back(pos * freq.unsqueeze(0));                              // [L, n]
+    auto freq = at::pow(theta, -i / static_cast<double>(n));            // [n]
+    auto pos = positions.select(1, axis).to(at::kDouble).unsqueeze(1);  // [L, 1]
+    angles.push_back(pos * freq.unsqueeze(0));                          // [L, n]
   }
   auto angle = at::cat(angles, 1);  // [L, head_dim / 2]
   return {at::cos(angle).to(at::kFloat), at::sin(angle).to(at::kFloat)};

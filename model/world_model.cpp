@@ -37,8 +37,8 @@ at::Tensor BlockImpl::forward(const at::Tensor& x, const at::Tensor& cond, const
   // Attention: pre-norm, adaLN shift/scale, 3-D RoPE on q and k, gated residual.
   auto qkv = qkv_->forward(modulated_norm(x, mod[0], mod[1])).view({b, lc, 3, h, hd}).permute({2, 0, 3, 1, 4});
   RopeTables rope{ctx.rope_cos, ctx.rope_sin};
-  AttentionInputs in{apply_rope(qkv[0], rope), apply_rope(qkv[1], rope), qkv[2], ctx.host_groups,
-                     ctx.host_groups, cfg_.attention == "causal"};
+  AttentionInputs in{apply_rope(qkv[0], rope), apply_rope(qkv[1], rope), qkv[2],
+                     ctx.host_groups,          ctx.host_groups,          cfg_.attention == "causal"};
   auto att = attention_fn(in).out.permute({0, 2, 1, 3}).reshape({b, lc, d});  // [B, Lc, D]
   auto y = x + mod[2] * proj_->forward(att);
   // MLP: pre-norm, adaLN, GELU (fused into fc1's epilogue on CUDA) or SwiGLU, gated residual.
@@ -108,8 +108,8 @@ at::Tensor WorldModelImpl::head(const at::Tensor& x, const at::Tensor& cond, con
   return final_proj_->forward(modulated_norm(x, mod[0], mod[1]));
 }
 
-at::Tensor WorldModelImpl::forward(const at::Tensor& tokens, const at::Tensor& t,
-                                   const at::Tensor& actions, int64_t offset) {
+at::Tensor WorldModelImpl::forward(const at::Tensor& tokens, const at::Tensor& t, const at::Tensor& actions,
+                                   int64_t offset) {
   return forward(tokens, t, actions, at::arange(offset, offset + tokens.size(1), at::kLong));
 }
 

@@ -40,15 +40,13 @@ class WorldModelImpl : public Model {
 
   // tokens [B, Lc, P] (tokens [offset, offset + Lc) of each clip), t [B, G] flow time of
   // every frame-group (0 = clean), actions [B, T, A] -> predicted velocity [B, Lc, P].
-  at::Tensor forward(const at::Tensor& tokens, const at::Tensor& t, const at::Tensor& actions,
-                     int64_t offset = 0);
+  at::Tensor forward(const at::Tensor& tokens, const at::Tensor& t, const at::Tensor& actions, int64_t offset = 0);
   // The same for the tokens at positions index [Lc] int64 of each clip (sequence
   // parallelism: this rank's share of the clip, in the order its attention expects).
-  at::Tensor forward(const at::Tensor& tokens, const at::Tensor& t, const at::Tensor& actions,
-                     const at::Tensor& index);
+  at::Tensor forward(const at::Tensor& tokens, const at::Tensor& t, const at::Tensor& actions, const at::Tensor& index);
 
   // Pieces of forward, exposed for rollouts and tests:
-  at::Tensor embed(const at::Tensor& tokens);                         // [B,Lc,P] -> [B,Lc,D]
+  at::Tensor embed(const at::Tensor& tokens);                            // [B,Lc,P] -> [B,Lc,D]
   at::Tensor condition(const at::Tensor& t, const at::Tensor& actions);  // -> [B, G, D]
   at::Tensor head(const at::Tensor& x, const at::Tensor& cond, const TokenContext& ctx);
 
@@ -64,8 +62,8 @@ class WorldModelImpl : public Model {
 
  private:
   ModelConfig cfg_;
-  Linear patch_embed_{nullptr}, time_fc1_{nullptr}, time_fc2_{nullptr},
-      action_embed_{nullptr}, final_ada_{nullptr}, final_proj_{nullptr};
+  Linear patch_embed_{nullptr}, time_fc1_{nullptr}, time_fc2_{nullptr}, action_embed_{nullptr}, final_ada_{nullptr},
+      final_proj_{nullptr};
   std::vector<Block> blocks_;
 };
 TORCH_MODULE(WorldModel);

@@ -17,7 +17,8 @@ void AdamWConfig::validate() const {
   need(beta1 >= 0 && beta1 < 1, "beta1 must be in [0, 1), got " + std::to_string(beta1));
   need(beta2 >= 0 && beta2 < 1, "beta2 must be in [0, 1), got " + std::to_string(beta2));
   need(std::isfinite(eps) && eps > 0, "eps must be > 0, got " + std::to_string(eps));
-  need(std::isfinite(weight_decay) && weight_decay >= 0, "weight_decay must be >= 0, got " + std::to_string(weight_decay));
+  need(std::isfinite(weight_decay) && weight_decay >= 0,
+       "weight_decay must be >= 0, got " + std::to_string(weight_decay));
 }
 
 FlatAdamW::FlatAdamW(AdamWConfig config) : config_(config) { config_.validate(); }
@@ -26,7 +27,8 @@ void FlatAdamW::add(const at::Tensor& param, const at::Tensor& decay_mask) {
   if (param.scalar_type() != at::kFloat || param.dim() != 1 || !param.is_contiguous()) {
     throw std::invalid_argument("FlatAdamW: parameters are flat contiguous fp32 shards");
   }
-  if (decay_mask.numel() != param.numel()) throw std::invalid_argument("FlatAdamW: decay mask size differs from the shard's");
+  if (decay_mask.numel() != param.numel())
+    throw std::invalid_argument("FlatAdamW: decay mask size differs from the shard's");
   params_.push_back(param);
   masks_.push_back(decay_mask.to(param.device(), at::kFloat));
   states_.push_back({at::zeros_like(param), at::zeros_like(param)});

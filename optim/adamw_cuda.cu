@@ -27,7 +27,8 @@ __global__ void adamw_kernel(float* p, const float* g, const float* mask, float*
 
 void adamw_update_cuda(at::Tensor& param, const at::Tensor& grad, const at::Tensor& mask, AdamWState& state,
                        const AdamWConfig& c, double lr, int64_t step) {
-  TORCH_CHECK(param.is_cuda() && param.scalar_type() == at::kFloat && param.is_contiguous(), "fused AdamW: fp32 CUDA shard");
+  TORCH_CHECK(param.is_cuda() && param.scalar_type() == at::kFloat && param.is_contiguous(),
+              "fused AdamW: fp32 CUDA shard");
   auto g = grad.to(at::kFloat).contiguous();
   const int64_t n = param.numel();
   if (n == 0) return;

@@ -13,7 +13,8 @@ void ActivationCheckpointConfig::validate() const {
   if (mode != "none" && mode != "full" && mode != "every") {
     throw std::invalid_argument("activation checkpointing must be none, full or every, got '" + mode + "'");
   }
-  if (mode == "every" && every < 1) throw std::invalid_argument("activation checkpointing every k-th block needs k >= 1");
+  if (mode == "every" && every < 1)
+    throw std::invalid_argument("activation checkpointing every k-th block needs k >= 1");
 }
 
 bool ActivationCheckpointConfig::applies(size_t block) const {
@@ -61,10 +62,10 @@ struct RecomputeFn : public torch::autograd::Function<RecomputeFn> {
     ctx->saved_data["defined"] = defined;
     at::NoGradGuard no_grad;
     const auto* r = reinterpret_cast<const Recompute*>(recompute);
-    return r->inner(index, x, restored(cond, defined, 1),
-                    TokenContext{restored(positions, defined, 2), restored(groups, defined, 3),
-                                 restored(cos, defined, 4), restored(sin, defined, 5),
-                                 restored(host_groups, defined, 6)});
+    return r->inner(
+        index, x, restored(cond, defined, 1),
+        TokenContext{restored(positions, defined, 2), restored(groups, defined, 3), restored(cos, defined, 4),
+                     restored(sin, defined, 5), restored(host_groups, defined, 6)});
   }
 
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
@@ -89,15 +90,15 @@ struct RecomputeFn : public torch::autograd::Function<RecomputeFn> {
     // Into every leaf: x and cond here, and the block's parameters (FSDP's hooks see them).
     torch::autograd::backward({out}, {grads[0]});
     const auto dcond = cond.defined() ? cond.grad() : at::Tensor();
-    return {x.grad(), dcond,        at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(),
-            at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    return {x.grad(),     dcond,        at::Tensor(), at::Tensor(), at::Tensor(),
+            at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
 }  // namespace
 
 Model::BlockRunner activation_checkpoint_runner(Model& model, const ActivationCheckpointConfig& config,
-                                              Model::BlockRunner inner) {
+                                                Model::BlockRunner inner) {
   config.validate();
   if (!inner) {
     inner = [&model](size_t i, const at::Tensor& x, const at::Tensor& cond, const TokenContext& ctx) {
@@ -107,8 +108,8 @@ Model::BlockRunner activation_checkpoint_runner(Model& model, const ActivationCh
   auto recompute = std::make_shared<Recompute>(Recompute{inner});
   return [config, recompute](size_t i, const at::Tensor& x, const at::Tensor& cond, const TokenContext& ctx) {
     if (!config.applies(i) || !at::GradMode::is_enabled()) return recompute->inner(i, x, cond, ctx);
-    const std::array<at::Tensor, kInputs> in{x, cond, ctx.index, ctx.groups, ctx.rope_cos, ctx.rope_sin,
-                                             ctx.host_groups};
+    const std::array<at::Tensor, kInputs> in{
+        x, cond, ctx.index, ctx.groups, ctx.rope_cos, ctx.rope_sin, ctx.host_groups};
     return RecomputeFn::apply(placeholder_for(x), placeholder_for(cond), placeholder_for(ctx.index),
                               placeholder_for(ctx.groups), placeholder_for(ctx.rope_cos), placeholder_for(ctx.rope_sin),
                               placeholder_for(ctx.host_groups), static_cast<int64_t>(i),

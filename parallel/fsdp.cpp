@@ -63,7 +63,8 @@ at::ScalarType parse_dtype(const std::string& name) {
 }
 
 void FsdpConfig::validate() const {
-  if (max_gathered < 1) throw std::invalid_argument("FSDP max_gathered must be >= 1, got " + std::to_string(max_gathered));
+  if (max_gathered < 1)
+    throw std::invalid_argument("FSDP max_gathered must be >= 1, got " + std::to_string(max_gathered));
   if (param_dtype != "auto") parse_dtype(param_dtype);
   if (prefetch != "auto" && prefetch != "true" && prefetch != "false") {
     throw std::invalid_argument("parallel.prefetch must be auto, true or false, got '" + prefetch + "'");
@@ -137,8 +138,15 @@ void GradSink::clear() {
 FsdpUnit::FsdpUnit(UnitLayout layout, std::vector<at::Tensor> params, Communicator& comm, Communicator* replicas,
                    const InitFn& init, at::ScalarType param_dtype, at::ScalarType reduce_dtype, GradSink& sink,
                    ReduceQueue& queue, bool async)
-    : layout_(std::move(layout)), params_(std::move(params)), sink_(sink), comm_(comm), replicas_(replicas),
-      param_dtype_(param_dtype), reduce_dtype_(reduce_dtype), queue_(queue), async_(async) {
+    : layout_(std::move(layout)),
+      params_(std::move(params)),
+      sink_(sink),
+      comm_(comm),
+      replicas_(replicas),
+      param_dtype_(param_dtype),
+      reduce_dtype_(reduce_dtype),
+      queue_(queue),
+      async_(async) {
   at::NoGradGuard no_grad;
   const auto opts = params_.at(0).options().dtype(at::kFloat);
   shard_ = at::zeros({layout_.shard}, opts);
@@ -356,9 +364,10 @@ void FsdpUnit::land_replica() {
   replica_wire_ = at::Tensor();
 }
 
-FsdpModel::FsdpModel(Model& model, Communicator& comm, const FsdpConfig& config, uint64_t seed,
-                     Communicator* replicas)
-    : model_(model), config_(config), inner_(model.block_runner()),
+FsdpModel::FsdpModel(Model& model, Communicator& comm, const FsdpConfig& config, uint64_t seed, Communicator* replicas)
+    : model_(model),
+      config_(config),
+      inner_(model.block_runner()),
       queue_(std::max<int64_t>(0, config.reduce_in_flight_mb) * (int64_t{1} << 20)) {
   config_.validate();
   prefetch_ = config_.prefetches(model.parameters().at(0).device());

@@ -82,7 +82,7 @@ struct FsdpConfig {
 
   void validate() const;  // throws std::invalid_argument naming the option
   at::ScalarType param_type(const at::Device& device) const;
-  bool prefetches(const at::Device& device) const;  // prefetch resolved for the device
+  bool prefetches(const at::Device& device) const;     // prefetch resolved for the device
   bool reduces_async(const at::Device& device) const;  // async_reduce resolved for the device
   at::ScalarType reduce_type() const { return parse_dtype(reduce_dtype); }
   bool accumulates_sharded() const { return grad_accumulation == "sharded"; }
@@ -106,8 +106,8 @@ class ReduceQueue {
  public:
   explicit ReduceQueue(int64_t max_bytes) : max_bytes_(max_bytes) {}
   void reserve(int64_t bytes);  // the HSDP step above, then the oldest until `bytes` more fit
-  void push(FsdpUnit& unit);  // a reduction just issued (unit.reducing() is true)
-  void drain();               // finishes every reduction in flight, oldest first
+  void push(FsdpUnit& unit);    // a reduction just issued (unit.reducing() is true)
+  void drain();                 // finishes every reduction in flight, oldest first
   bool empty() const { return units_.empty(); }
   // Test hook: a line per event ("issue block3", "finish block3", "backward block2"), in
   // the order they happened on this rank, while recording.
@@ -213,10 +213,10 @@ class FsdpUnit {
   WorkPtr pending_;  // an all-gather in flight (prefetch)
   ReduceQueue& queue_;
   bool async_;
-  WorkPtr reducing_;                      // a reduction in flight (async_reduce): its reduce-scatter
-  bool scattered_ = false;                // ... already waited and added (wait_scatter)
-  WorkPtr replicating_;                   // ... then HSDP's all-reduce of the gradient shard
-  at::Tensor replica_wire_;               // [shard] that all-reduce's buffer in a 16-bit reduce dtype
+  WorkPtr reducing_;                     // a reduction in flight (async_reduce): its reduce-scatter
+  bool scattered_ = false;               // ... already waited and added (wait_scatter)
+  WorkPtr replicating_;                  // ... then HSDP's all-reduce of the gradient shard
+  at::Tensor replica_wire_;              // [shard] that all-reduce's buffer in a 16-bit reduce dtype
   at::Tensor reduce_send_, reduce_out_;  // [padded], [shard] in the reduce dtype: its buffers
   at::Tensor shard_, grad_shard_;
   at::Tensor full_;       // [padded] gathered parameters; storage only while gathered
@@ -282,7 +282,7 @@ class FsdpModel {
   bool prefetch_ = false;  // config_.prefetch for this model's device
   Model::BlockRunner inner_;
   GradSink sink_;
-  ReduceQueue queue_;  // before units_: they point at it
+  ReduceQueue queue_;                             // before units_: they point at it
   std::vector<std::unique_ptr<FsdpUnit>> units_;  // root first, then one per block
 };
 

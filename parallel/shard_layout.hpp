@@ -13,9 +13,9 @@
 namespace reel {
 
 struct ParamSlot {
-  std::string name;            // the model's parameter name
+  std::string name;  // the model's parameter name
   std::vector<int64_t> shape;
-  int64_t offset = 0;          // in the unit's flat buffer
+  int64_t offset = 0;  // in the unit's flat buffer
   int64_t numel = 0;
 };
 

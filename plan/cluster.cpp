@@ -11,12 +11,12 @@ void Cluster::validate() const {
     if (!ok) throw std::invalid_argument("cluster: " + what);
   };
   need(gpus_per_node >= 1 && nodes >= 1, "gpus per node and nodes must be >= 1");
-  need(int64_t(gpus_per_node) * nodes <= kMaxDevices,
-       "at most " + std::to_string(kMaxDevices) + " devices, got " + std::to_string(gpus_per_node) + " x " +
-           std::to_string(nodes));
+  need(int64_t(gpus_per_node) * nodes <= kMaxDevices, "at most " + std::to_string(kMaxDevices) + " devices, got " +
+                                                          std::to_string(gpus_per_node) + " x " +
+                                                          std::to_string(nodes));
   auto finite = [](double v) { return std::isfinite(v); };
-  need(finite(memory_bytes) && finite(reserve_bytes) && finite(intra_bw) && finite(inter_bw) &&
-           finite(intra_latency) && finite(inter_latency) && finite(peak_flops) && finite(efficiency),
+  need(finite(memory_bytes) && finite(reserve_bytes) && finite(intra_bw) && finite(inter_bw) && finite(intra_latency) &&
+           finite(inter_latency) && finite(peak_flops) && finite(efficiency),
        "every figure must be a finite number");
   need(memory_bytes > 0 && reserve_bytes >= 0 && reserve_bytes < memory_bytes,
        "memory per device must be > 0 and larger than the reserve");

@@ -58,8 +58,8 @@ std::string dry_run_report(const TrainConfig& config, const CommunicatorPtr& wor
       << "  groups of rank " << mesh.world_rank() << ": dp {" << members(mesh.dp_members()) << "}, sp {"
       << members(mesh.sp_members()) << "}, ulysses " << mesh.ulysses() << ", ring " << mesh.ring() << ", shard group "
       << mesh.shard_group().size() << " rank(s), replicas " << mesh.replica_group().size() << "\n"
-      << "  model " << c.model.name() << ": " << fixed(double(shape.parameters()) / 1e6, 2) << "M parameters, " << c.model.tokens()
-      << " tokens per clip; sp rank 0 holds " << layout.count(0) << " of them ("
+      << "  model " << c.model.name() << ": " << fixed(double(shape.parameters()) / 1e6, 2) << "M parameters, "
+      << c.model.tokens() << " tokens per clip; sp rank 0 holds " << layout.count(0) << " of them ("
       << (mesh.sp() > 1 ? c.parallel.sequence.mode + ", " + c.parallel.sequence.balance : std::string("no split"))
       << ")\n"
       << "  step: " << c.data.global_batch << " clips (" << c.data.micro_batches << " micro-batch(es)), "

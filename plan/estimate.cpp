@@ -72,18 +72,18 @@ namespace {
 // The numbers of one layout, resolved and checked once.
 struct Shape {
   int world = 1, dp = 1, sp = 1, u = 1, r = 1, k = 1, replicas = 1;
-  int per_node = 1;                       // ranks per node: placement position p runs on node p / per_node
-  int64_t M = 1, b = 1;                   // micro-batches; clips per rank and micro-batch
-  int64_t pb = 4, rb = 4;                 // bytes of the compute (gather) and reduce dtypes
+  int per_node = 1;        // ranks per node: placement position p runs on node p / per_node
+  int64_t M = 1, b = 1;    // micro-batches; clips per rank and micro-batch
+  int64_t pb = 4, rb = 4;  // bytes of the compute (gather) and reduce dtypes
   int64_t depth = 0, root_shard = 0, block_shard = 0, recomputed = 0;
-  bool raf = true, prefetch = false;        // reshard_after_forward; prefetch resolved for the device
-  bool async_reduce = false;              // async_reduce resolved for the device
+  bool raf = true, prefetch = false;  // reshard_after_forward; prefetch resolved for the device
+  bool async_reduce = false;          // async_reduce resolved for the device
   // Reductions per unit per step: M with sharded gradient accumulation, else 1 (the last
   // micro-batch); root gathers per step likewise (unsharded keeps the root pinned).
   int64_t reductions = 1;
   bool alias_params = false, alias_grads = false;  // FSDP on one rank (parallel/fsdp.hpp)
   SequenceLayout layout;
-  AttentionTraffic attn;                  // per block and micro-batch, rank 0
+  AttentionTraffic attn;  // per block and micro-batch, rank 0
 };
 
 Shape resolve_shape(const TrainConfig& c, int world, const Cluster& cluster, const ModelShape& model) {
@@ -156,8 +156,9 @@ std::map<std::string, int64_t> step_bytes(const Shape& s, bool internode) {
   if (s.world > 1) add("world.all_reduce", 2 * int64_t(s.world - 1) * 24 / s.world, crosses(1));  // the loss
   const int64_t passes = s.M * s.depth, forwards = s.M * (s.depth + s.recomputed);
   const auto& a = s.attn;
-  add("ulysses.all_to_all_v", internode ? passes * a.all_to_all_backward_internode + forwards * a.all_to_all_forward_internode
-                                        : passes * a.all_to_all_backward + forwards * a.all_to_all_forward);
+  add("ulysses.all_to_all_v", internode
+                                  ? passes * a.all_to_all_backward_internode + forwards * a.all_to_all_forward_internode
+                                  : passes * a.all_to_all_backward + forwards * a.all_to_all_forward);
   add("ring.sendrecv", internode ? passes * a.ring_backward_internode + forwards * a.ring_forward_internode
                                  : passes * a.ring_backward + forwards * a.ring_forward);
   return out;
@@ -195,11 +196,11 @@ void estimate_memory(const TrainConfig& c, const Shape& s, const ModelShape& sha
   const ModelConfig& m = c.model;
   const double tokens = double(s.b) * double(s.layout.count(0)), width = tokens * double(m.dim) * double(s.pb);
   const double per_block = (m.mlp == "swiglu" ? 52 : 44) * width;
-  e.activations = double(s.depth - s.recomputed) * per_block + double(s.recomputed) * width +
-                  (s.recomputed > 0 ? per_block : 0.0);
+  e.activations =
+      double(s.depth - s.recomputed) * per_block + double(s.recomputed) * width + (s.recomputed > 0 ? per_block : 0.0);
   const double share = double(s.layout.ring_share(0).size(0)) * double(s.b) * double(m.dim / s.u);
-  if (s.u > 1) e.buffers += 2.0 * 3.0 * share * double(s.pb);                        // q, k, v sent and received
-  if (s.r > 1) e.buffers += 2.0 * 2.0 * share * double(s.pb) + 2.0 * share * 4.0;    // k/v in flight, dK/dV
+  if (s.u > 1) e.buffers += 2.0 * 3.0 * share * double(s.pb);                      // q, k, v sent and received
+  if (s.r > 1) e.buffers += 2.0 * 2.0 * share * double(s.pb) + 2.0 * share * 4.0;  // k/v in flight, dK/dV
   e.reserve = cluster.reserve_bytes;
 }
 
@@ -210,8 +211,8 @@ void estimate_memory(const TrainConfig& c, const Shape& s, const ModelShape& sha
 double exposed_gathers(const TrainConfig& c, const Shape& s, double g_block, double block_fwd) {
   const auto& fsdp = c.parallel.fsdp;
   const int64_t hidden_max = !s.prefetch || fsdp.max_gathered < 2 ? 0
-                             : s.raf                                  ? s.depth - 1
-                                                                      : std::min<int64_t>(s.depth - 1, fsdp.max_gathered - 1);
+                             : s.raf                              ? s.depth - 1
+                                     : std::min<int64_t>(s.depth - 1, fsdp.max_gathered - 1);
   auto pass = [&](double compute) {  // one pass over the blocks, `compute` s per block
     return double(s.depth - hidden_max) * g_block + double(hidden_max) * std::max(0.0, g_block - compute);
   };
@@ -293,15 +294,18 @@ void estimate_time(const TrainConfig& c, const Shape& s, const Cluster& cluster,
   const double rate = cluster.device_flops() * cluster.efficiency;
   const auto flops = step_flops(model_spec(m.family), m, c.data.global_batch, c.parallel.activation_checkpoint);
   e.compute_s = flops.hardware / s.world / rate;
-  const double block_fwd = block_forward_flops(m, c.data.global_batch) / s.world / double(s.M) / rate;  // one micro-batch
+  const double block_fwd =
+      block_forward_flops(m, c.data.global_batch) / s.world / double(s.M) / rate;  // one micro-batch
   const Link shard = link(cluster, s.k, s.k), replica = link(cluster, s.replicas, s.world);
-  const Link world = link(cluster, s.world, s.world), ulysses = link(cluster, s.u, s.u), ring = link(cluster, s.r, s.sp);
+  const Link world = link(cluster, s.world, s.world), ulysses = link(cluster, s.u, s.u),
+             ring = link(cluster, s.r, s.sp);
   const double g_root = shard.time(double((s.k - 1) * s.pb * s.root_shard), shard.rounds());
   const double g_block = shard.time(double((s.k - 1) * s.pb * s.block_shard), shard.rounds());
   e.gather_s = double(s.reductions) * g_root + double(s.depth * s.M * (s.raf ? 2 : 1)) * g_block;
   e.gather_exposed_s = double(s.reductions) * g_root + exposed_gathers(c, s, g_block, block_fwd);
   const double units = double(s.depth + 1), unit_shard = double(s.root_shard + s.depth * s.block_shard) / units;
-  const double hsdp = units * replica.time(2.0 * (s.replicas - 1) * unit_shard * double(s.rb) / s.replicas, 2 * replica.rounds());
+  const double hsdp =
+      units * replica.time(2.0 * (s.replicas - 1) * unit_shard * double(s.rb) / s.replicas, 2 * replica.rounds());
   const double R = double(s.reductions);  // reduce-scatter passes per step
   e.reduce_s = R * units * shard.time(double((s.k - 1) * s.rb) * unit_shard, shard.rounds()) + hsdp;
   e.reduce_exposed_s = e.reduce_s;
@@ -315,7 +319,8 @@ void estimate_time(const TrainConfig& c, const Shape& s, const Cluster& cluster,
     p.window = 2 * block_fwd;
     p.gather = s.raf && s.prefetch ? g_block : 0.0;
     p.rs_block = rs(s.block_shard), p.rs_root = rs(s.root_shard);
-    p.bytes_block = double(s.rb * (s.block_shard * (s.k + 1))), p.bytes_root = double(s.rb * (s.root_shard * (s.k + 1)));
+    p.bytes_block = double(s.rb * (s.block_shard * (s.k + 1))),
+    p.bytes_root = double(s.rb * (s.root_shard * (s.k + 1)));
     p.bound = double(fsdp_bound(c));
     p.shared = !cluster.gpu;
     // Sharded accumulation reduces every micro-batch; the replicas' all-reduce only on the last.
@@ -327,12 +332,12 @@ void estimate_time(const TrainConfig& c, const Shape& s, const Cluster& cluster,
     e.reduce_exposed_s += reduce_pass_stall(p);
   }
   const double passes = double(s.M * s.depth), re = double(s.M * s.recomputed);
-  const double a2a = ulysses.time(passes * double(s.attn.all_to_all_forward + s.attn.all_to_all_backward) +
-                                      re * double(s.attn.all_to_all_forward),
-                                  ulysses.rounds() * (4 * passes + 2 * re));
-  const double ring_s = ring.time(passes * double(s.attn.ring_forward + s.attn.ring_backward) +
-                                      re * double(s.attn.ring_forward),
-                                  double(s.r - 1) * (2 * passes + re) + double(s.r > 1 ? passes : 0));
+  const double a2a = ulysses.time(
+      passes * double(s.attn.all_to_all_forward + s.attn.all_to_all_backward) + re * double(s.attn.all_to_all_forward),
+      ulysses.rounds() * (4 * passes + 2 * re));
+  const double ring_s =
+      ring.time(passes * double(s.attn.ring_forward + s.attn.ring_backward) + re * double(s.attn.ring_forward),
+                double(s.r - 1) * (2 * passes + re) + double(s.r > 1 ? passes : 0));
   const double attention_s = attention_share(m, c.data.global_batch) * 3.0 * block_fwd * passes;
   e.sp_s = a2a + ring_s;
   e.sp_exposed_s = a2a + (c.parallel.sequence.ring_overlap ? std::max(0.0, ring_s - attention_s) : ring_s);
@@ -350,7 +355,7 @@ Estimate estimate(const TrainConfig& c, int world, const Cluster& cluster, const
   e.world = world;
   const Shape s = resolve_shape(c, world, cluster, shape);
   e.config.mesh.shard_group = s.k == world ? 0 : s.k;  // "node" resolved, as the reports show it
-  e.config.data.micro_batches = s.M;                  // data.micro_batch resolved likewise
+  e.config.data.micro_batches = s.M;                   // data.micro_batch resolved likewise
   e.config.data.micro_batch = 0;
   e.comm_bytes = step_bytes(s, false);
   e.comm_bytes_internode = step_bytes(s, true);

@@ -45,10 +45,10 @@ struct ModelShape {
 };
 
 struct Estimate {
-  TrainConfig config;   // the layout: mesh, parallel and data.micro_batches set
+  TrainConfig config;  // the layout: mesh, parallel and data.micro_batches set
   int world = 1;
   bool fits = false;
-  std::string reason;   // why it does not fit (memory, or a split that cannot run)
+  std::string reason;  // why it does not fit (memory, or a split that cannot run)
 
   // Per device, bytes.
   double persistent = 0;   // fp32 master + gradient shards, AdamW moments and decay mask: 20 bytes per element
@@ -59,17 +59,17 @@ struct Estimate {
   double total() const { return persistent + gathered + activations + buffers + reserve; }
 
   // One optimizer step, seconds.
-  double compute_s = 0;        // FLOPs (with recomputation) / (peak x efficiency)
-  double gather_s = 0;         // every FSDP all-gather, whole
-  double gather_exposed_s = 0; // the part prefetch does not hide
-  double reduce_s = 0;         // reduce-scatters + HSDP all-reduces, whole
-  double reduce_exposed_s = 0; // the part the backward does not hide (all of it without async_reduce)
-  double sp_s = 0;             // sequence-parallel traffic, whole
-  double sp_exposed_s = 0;     // the part that blocks
-  double small_s = 0;          // the loss and gradient-norm all-reduces
+  double compute_s = 0;         // FLOPs (with recomputation) / (peak x efficiency)
+  double gather_s = 0;          // every FSDP all-gather, whole
+  double gather_exposed_s = 0;  // the part prefetch does not hide
+  double reduce_s = 0;          // reduce-scatters + HSDP all-reduces, whole
+  double reduce_exposed_s = 0;  // the part the backward does not hide (all of it without async_reduce)
+  double sp_s = 0;              // sequence-parallel traffic, whole
+  double sp_exposed_s = 0;      // the part that blocks
+  double small_s = 0;           // the loss and gradient-norm all-reduces
   double step_s = 0;
   double tokens_per_s = 0;
-  double mfu = 0;              // model FLOPs / (step time x devices x peak)
+  double mfu = 0;  // model FLOPs / (step time x devices x peak)
 
   // Rank 0's bytes per step, "group.call" as dist/traffic.hpp counts them.
   std::map<std::string, int64_t> comm_bytes;

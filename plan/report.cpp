@@ -58,8 +58,8 @@ std::string plan_text(const Plan& p, size_t top) {
     for (size_t i = 0; i < p.fitting.size() && i < top; ++i) {
       const auto& e = p.fitting[i];
       const double exposed = e.gather_exposed_s + e.reduce_exposed_s + e.sp_exposed_s + e.small_s;
-      out << num(double(i + 1), "%3.0f") << "  " << seconds(e.step_s) << "  " << rate(e.tokens_per_s)
-          << "  " << num(100 * e.mfu, "%4.1f%%") << "  " << gb(e.total()) << "  (" << gb(e.persistent) << " + "
+      out << num(double(i + 1), "%3.0f") << "  " << seconds(e.step_s) << "  " << rate(e.tokens_per_s) << "  "
+          << num(100 * e.mfu, "%4.1f%%") << "  " << gb(e.total()) << "  (" << gb(e.persistent) << " + "
           << gb(e.activations) << ")  " << seconds(exposed) << "  " << describe_layout(e) << "\n";
     }
   }
@@ -78,7 +78,8 @@ std::string plan_text(const Plan& p, size_t top) {
     for (size_t i = 0; i < order.size() && i < 6; ++i) {
       const auto& g = groups[order[i].second];
       out << "  " << g.first << " x " << order[i].second;
-      if (order[i].second == "does not fit in memory") out << ", e.g. " << describe_layout(*g.second) << ": " << g.second->reason;
+      if (order[i].second == "does not fit in memory")
+        out << ", e.g. " << describe_layout(*g.second) << ": " << g.second->reason;
       out << "\n";
     }
     if (order.size() > 6) out << "  ... and " << order.size() - 6 << " other reasons\n";
@@ -89,34 +90,61 @@ std::string plan_text(const Plan& p, size_t top) {
 nlohmann::json plan_json(const Plan& p) {
   const auto& c = p.cluster;
   nlohmann::json j;
-  j["cluster"] = {{"name", c.name}, {"gpu", c.gpu}, {"nodes", c.nodes}, {"gpus_per_node", c.gpus_per_node},
-                  {"memory_bytes", c.memory_bytes}, {"reserve_bytes", c.reserve_bytes}, {"intra_bw", c.intra_bw},
-                  {"intra_latency_s", c.intra_latency}, {"inter_bw", c.inter_bw}, {"inter_latency_s", c.inter_latency},
-                  {"peak_flops_per_device", c.device_flops()}, {"efficiency", c.efficiency}, {"notes", c.notes}};
-  j["model"] = {{"parameters", p.shape.parameters()}, {"root_unit", p.shape.root}, {"block_unit", p.shape.block},
+  j["cluster"] = {{"name", c.name},
+                  {"gpu", c.gpu},
+                  {"nodes", c.nodes},
+                  {"gpus_per_node", c.gpus_per_node},
+                  {"memory_bytes", c.memory_bytes},
+                  {"reserve_bytes", c.reserve_bytes},
+                  {"intra_bw", c.intra_bw},
+                  {"intra_latency_s", c.intra_latency},
+                  {"inter_bw", c.inter_bw},
+                  {"inter_latency_s", c.inter_latency},
+                  {"peak_flops_per_device", c.device_flops()},
+                  {"efficiency", c.efficiency},
+                  {"notes", c.notes}};
+  j["model"] = {{"parameters", p.shape.parameters()},
+                {"root_unit", p.shape.root},
+                {"block_unit", p.shape.block},
                 {"depth", p.shape.depth}};
   j["layouts"] = nlohmann::json::array();
   auto add = [&](const Estimate& e) {
     const auto& cfg = e.config;
     const int sp = cfg.mesh.sp;
-    nlohmann::json l = {
-        {"layout", describe_layout(e)}, {"fits", e.fits}, {"reason", e.reason},
-        {"dp", cfg.mesh.dp > 0 ? cfg.mesh.dp : e.world / sp}, {"sp", sp}, {"sp_mode", cfg.parallel.sequence.mode},
-        {"ulysses", cfg.parallel.sequence.ulysses_degree(sp)},
-        {"shard_group", cfg.mesh.shard_group.node() ? p.cluster.gpus_per_node
-                        : cfg.mesh.shard_group > 0 ? int(cfg.mesh.shard_group) : e.world},
-        {"activation_checkpoint", cfg.parallel.activation_checkpoint.mode},
-        {"micro_batches", cfg.data.micro_batches}, {"grad_accumulation", cfg.parallel.fsdp.grad_accumulation},
-        {"global_batch", cfg.data.global_batch}};
+    nlohmann::json l = {{"layout", describe_layout(e)},
+                        {"fits", e.fits},
+                        {"reason", e.reason},
+                        {"dp", cfg.mesh.dp > 0 ? cfg.mesh.dp : e.world / sp},
+                        {"sp", sp},
+                        {"sp_mode", cfg.parallel.sequence.mode},
+                        {"ulysses", cfg.parallel.sequence.ulysses_degree(sp)},
+                        {"shard_group", cfg.mesh.shard_group.node() ? p.cluster.gpus_per_node
+                                        : cfg.mesh.shard_group > 0  ? int(cfg.mesh.shard_group)
+                                                                    : e.world},
+                        {"activation_checkpoint", cfg.parallel.activation_checkpoint.mode},
+                        {"micro_batches", cfg.data.micro_batches},
+                        {"grad_accumulation", cfg.parallel.fsdp.grad_accumulation},
+                        {"global_batch", cfg.data.global_batch}};
     if (e.reason.empty() || e.reason.rfind("needs ", 0) == 0) {  // estimated (fits, or over memory)
       // persistent = fp32 parameter shard (4 bytes per element) + gradient shard (4) + AdamW
       // moments and decay mask (12).
-      l["memory_bytes"] = {{"parameter_shards", e.persistent * 4 / 20}, {"gradient_shards", e.persistent * 4 / 20},
+      l["memory_bytes"] = {{"parameter_shards", e.persistent * 4 / 20},
+                           {"gradient_shards", e.persistent * 4 / 20},
                            {"optimizer_state", e.persistent * 12 / 20},
-                           {"persistent", e.persistent}, {"gathered", e.gathered}, {"activations", e.activations},
-                           {"buffers", e.buffers}, {"reserve", e.reserve}, {"total", e.total()}};
-      l["time_s"] = {{"compute", e.compute_s}, {"gather", e.gather_s}, {"gather_exposed", e.gather_exposed_s},
-                     {"reduce", e.reduce_s}, {"reduce_exposed", e.reduce_exposed_s}, {"sp", e.sp_s}, {"sp_exposed", e.sp_exposed_s}, {"small", e.small_s},
+                           {"persistent", e.persistent},
+                           {"gathered", e.gathered},
+                           {"activations", e.activations},
+                           {"buffers", e.buffers},
+                           {"reserve", e.reserve},
+                           {"total", e.total()}};
+      l["time_s"] = {{"compute", e.compute_s},
+                     {"gather", e.gather_s},
+                     {"gather_exposed", e.gather_exposed_s},
+                     {"reduce", e.reduce_s},
+                     {"reduce_exposed", e.reduce_exposed_s},
+                     {"sp", e.sp_s},
+                     {"sp_exposed", e.sp_exposed_s},
+                     {"small", e.small_s},
                      {"step", e.step_s}};
       l["tokens_per_s"] = e.tokens_per_s;
       l["mfu"] = e.mfu;

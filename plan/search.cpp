@@ -75,8 +75,8 @@ void search_micro_batches(TrainConfig c, int dp, int world, const Cluster& clust
   if (!any) {
     last.config = c;
     last.world = world;
-    last.reason = "the global batch of " + std::to_string(c.data.global_batch) + " clips does not split over dp=" +
-                  std::to_string(dp) + " (raise data.global_batch)";
+    last.reason = "the global batch of " + std::to_string(c.data.global_batch) +
+                  " clips does not split over dp=" + std::to_string(dp) + " (raise data.global_batch)";
   }
   plan.rejected.push_back(std::move(last));
 }

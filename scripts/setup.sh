@@ -2,7 +2,8 @@
 # Idempotent set-up for reel on Debian 12 (run as root, or with sudo available).
 # Installs what is missing and does nothing slow when everything is present:
 #   1. Debian packages: Open MPI, HDF5, Boost.Program_options, spdlog, nlohmann-json, GoogleTest,
-#      OpenBLAS, libpng, ccache, Slurm + munge for tests (skipped when all are installed);
+#      OpenBLAS, libpng, ccache, clang-format (scripts/format.sh), Slurm + munge for tests
+#      (skipped when all are installed);
 #   2. a project-local virtual environment (.venv) holding PyPI's torch wheel, pinned in
 #      scripts/torch-version.txt (skipped when the pinned version already imports).
 set -euo pipefail
@@ -13,7 +14,7 @@ torch_pin=$(tr -d '[:space:]' < "$root/scripts/torch-version.txt")
 debs=(build-essential cmake ninja-build pkg-config ccache
       libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools
       libboost-program-options-dev libspdlog-dev libgtest-dev nlohmann-json3-dev
-      libopenblas0-openmp libpng-dev python3-venv
+      libopenblas0-openmp libpng-dev python3-venv clang-format
       slurmctld slurmd slurm-client munge)  # a real Slurm on localhost for the launch tests
 
 missing=()

@@ -2,12 +2,12 @@
 
 #include <charconv>
 #include <cmath>
-#include <type_traits>
 #include <fstream>
 #include <iomanip>
 #include <limits>
 #include <sstream>
 #include <stdexcept>
+#include <type_traits>
 
 #include "reel/dist/trace.hpp"
 #include "reel/train/model_spec.hpp"
@@ -39,9 +39,9 @@ ModelConfig ModelChoice::resolve() const {
 void DataConfig::validate() const {
   need(!path.empty(), "data.path is required (reel data --out FILE writes the physics world)");
   need(global_batch >= 1, "data.global_batch must be >= 1, got " + std::to_string(global_batch));
-  need(micro_batches >= 1 && global_batch % micro_batches == 0,
-       "data.micro_batches " + std::to_string(micro_batches) + " must divide data.global_batch " +
-           std::to_string(global_batch));
+  need(micro_batches >= 1 && global_batch % micro_batches == 0, "data.micro_batches " + std::to_string(micro_batches) +
+                                                                    " must divide data.global_batch " +
+                                                                    std::to_string(global_batch));
   need(micro_batch >= 0, "data.micro_batch must be >= 0 (0: off)");
   need(micro_batch == 0 || micro_batches == 1,
        "give data.micro_batch (clips per rank; the count follows from the world size) or data.micro_batches, not both");

@@ -25,25 +25,25 @@ struct ModelChoice {
   std::string preset = "tiny";
   std::string attention = "causal";
   std::string mlp = "gelu";
-  int64_t depth = 0;  // 0: the preset's
-  int64_t dim = 0;    // 0: the preset's
+  int64_t depth = 0;                       // 0: the preset's
+  int64_t dim = 0;                         // 0: the preset's
   std::string context_sampling = "fixed";  // ModelConfig::context_sampling
   double context_noise = 0.0;              // ModelConfig::context_noise
-  ModelConfig resolve() const;  // throws std::invalid_argument naming the field
+  ModelConfig resolve() const;             // throws std::invalid_argument naming the field
 };
 
 struct DataConfig {
-  std::string path;            // HDF5 video file (reel data writes one)
-  int64_t global_batch = 16;   // clips per optimizer step, over all data-parallel ranks
-  int64_t micro_batches = 1;   // gradient accumulation: micro-batches per step
+  std::string path;           // HDF5 video file (reel data writes one)
+  int64_t global_batch = 16;  // clips per optimizer step, over all data-parallel ranks
+  int64_t micro_batches = 1;  // gradient accumulation: micro-batches per step
   // Clips per rank in one micro-batch; 0: off. When set, micro_batches follows from the
   // data-parallel degree (global_batch / (micro_batch x dp)), so that a job restarted on
   // fewer or more nodes keeps its global batch and each rank's memory (Megatron's
   // micro_batch_size).
   int64_t micro_batch = 0;
-  int64_t eval_clips = 16;     // the file's last clips, held out for evaluation
-  uint64_t seed = 0;           // shuffling seed
-  int prefetch = 2;            // batches read ahead by the loader's thread
+  int64_t eval_clips = 16;  // the file's last clips, held out for evaluation
+  uint64_t seed = 0;        // shuffling seed
+  int prefetch = 2;         // batches read ahead by the loader's thread
   void validate() const;
   // The micro-batch count on dp data-parallel ranks (micro_batches, or derived from
   // micro_batch); throws std::invalid_argument when the batch does not split so.
@@ -56,17 +56,17 @@ struct DataConfig {
 struct RunConfig {
   int64_t steps = 200;
   std::string dir = "runs/latest";
-  uint64_t seed = 0;           // initialisation and noise seed
-  int64_t log_every = 10;      // progress line every N steps
-  int64_t eval_every = 50;     // held-out evaluation every N steps (0: off)
+  uint64_t seed = 0;        // initialisation and noise seed
+  int64_t log_every = 10;   // progress line every N steps
+  int64_t eval_every = 50;  // held-out evaluation every N steps (0: off)
   // Each evaluation that lowers the held-out loss writes the weights to dir/model_best.h5
   // (one full gather and write per improvement; off by default so large runs pay nothing).
   bool keep_best = false;
-  double peak_flops = 0;       // per rank, for MFU; 0: measured (CPU) or the card's (GPU)
-  std::string resume = "auto"; // auto: the newest complete checkpoint in dir, if any | never | a checkpoint's path
-  bool overwrite = false;      // a run directory that holds a run may be started afresh
+  double peak_flops = 0;           // per rank, for MFU; 0: measured (CPU) or the card's (GPU)
+  std::string resume = "auto";     // auto: the newest complete checkpoint in dir, if any | never | a checkpoint's path
+  bool overwrite = false;          // a run directory that holds a run may be started afresh
   bool allow_data_change = false;  // resume although the data file's content differs (docs/checkpoint.md)
-  bool lock = true;            // hold run.dir/reel.lock while running (train/run_lock.hpp)
+  bool lock = true;                // hold run.dir/reel.lock while running (train/run_lock.hpp)
   // A step whose loss or gradient norm is NaN or Inf: skip (no update; stop after
   // max_skips such steps in a row) | stop (at once). Stopping keeps the last good state
   // in a checkpoint and ends with an error.
@@ -100,7 +100,8 @@ struct TrainConfig {
   RuntimeConfig runtime;
   LogConfig log;
   StragglerConfig straggler;  // log.straggler_*: the slow rank, named (train/straggler.hpp)
-  bool tensorboard = false;   // log.tensorboard: rank 0 follows metrics.jsonl into dir/tensorboard (launch/tensorboard.hpp)
+  bool tensorboard =
+      false;  // log.tensorboard: rank 0 follows metrics.jsonl into dir/tensorboard (launch/tensorboard.hpp)
 
   // Derives the dependent values (the model from its choice, the schedule's length),
   // then validates everything that does not need the world size. Throws
@@ -112,7 +113,8 @@ struct TrainConfig {
 // configuration list them. The INI section is the part of the key before the dot.
 template <typename Visit>
 void visit_train_options(TrainConfig& c, Visit&& v) {
-  v("model.family", c.model_choice.family, "world (the video world model) | lm (a causal language model, lm/) | a family your program registers");
+  v("model.family", c.model_choice.family,
+    "world (the video world model) | lm (a causal language model, lm/) | a family your program registers");
   v("model.preset", c.model_choice.preset, "world: tiny | small | long_cpu | long | 1b | 7b; lm: tiny | small");
   v("model.attention", c.model_choice.attention, "full | causal (frame-causal)");
   v("model.mlp", c.model_choice.mlp, "gelu | swiglu");
@@ -125,29 +127,37 @@ void visit_train_options(TrainConfig& c, Visit&& v) {
   v("data.global_batch", c.data.global_batch, "clips per step over all ranks");
   v("data.micro_batches", c.data.micro_batches, "gradient accumulation steps");
   v("data.micro_batch", c.data.micro_batch,
-    "clips per rank per micro-batch (0: off); when set, data.micro_batches = global_batch / (this x dp), kept across world sizes");
+    "clips per rank per micro-batch (0: off); when set, data.micro_batches = global_batch / (this x dp), kept across "
+    "world sizes");
   v("data.eval_clips", c.data.eval_clips, "last clips of the file held out");
   v("data.seed", c.data.seed, "shuffling seed");
   v("data.prefetch", c.data.prefetch, "batches the loader reads ahead");
   v("parallel.dp", c.mesh.dp, "data-parallel degree (0: world / sp)");
   v("parallel.sp", c.mesh.sp, "sequence-parallel degree");
-  v("parallel.sp_mode", c.parallel.sequence.mode, "ulysses (all-to-all) | ring | hybrid (all-to-all inside, ring across)");
+  v("parallel.sp_mode", c.parallel.sequence.mode,
+    "ulysses (all-to-all) | ring | hybrid (all-to-all inside, ring across)");
   v("parallel.ulysses", c.parallel.sequence.ulysses, "hybrid: the all-to-all degree (divides parallel.sp)");
-  v("parallel.sp_balance", c.parallel.sequence.balance, "zigzag | contiguous: how ring chunks are dealt (zigzag evens frame-causal work)");
-  v("parallel.shard_group", c.mesh.shard_group, "HSDP shard group: ranks (0: FSDP over every rank) | node (shard inside each node, replicate across)");
+  v("parallel.sp_balance", c.parallel.sequence.balance,
+    "zigzag | contiguous: how ring chunks are dealt (zigzag evens frame-causal work)");
+  v("parallel.shard_group", c.mesh.shard_group,
+    "HSDP shard group: ranks (0: FSDP over every rank) | node (shard inside each node, replicate across)");
   v("parallel.activation_checkpoint", c.parallel.activation_checkpoint.mode, "none | full | every");
-  v("parallel.activation_checkpoint_every", c.parallel.activation_checkpoint.every, "k for 'every': blocks 0, k, 2k, ...");
+  v("parallel.activation_checkpoint_every", c.parallel.activation_checkpoint.every,
+    "k for 'every': blocks 0, k, 2k, ...");
   v("parallel.reshard_after_forward", c.parallel.fsdp.reshard_after_forward, "ZeRO-3 (true) or keep until backward");
-  v("parallel.prefetch", c.parallel.fsdp.prefetch, "prefetch the next unit's all-gather: auto (on GPUs, off on CPU ranks) | true | false");
+  v("parallel.prefetch", c.parallel.fsdp.prefetch,
+    "prefetch the next unit's all-gather: auto (on GPUs, off on CPU ranks) | true | false");
   v("parallel.max_gathered", c.parallel.fsdp.max_gathered, "block units gathered or in flight at once");
   v("parallel.async_reduce", c.parallel.fsdp.async_reduce,
-    "issue each unit's gradient reduce-scatter when its backward completes, wait before the optimizer: auto (on GPUs, off on CPU ranks) | true | false");
+    "issue each unit's gradient reduce-scatter when its backward completes, wait before the optimizer: auto (on GPUs, "
+    "off on CPU ranks) | true | false");
   v("parallel.reduce_in_flight_mb", c.parallel.fsdp.reduce_in_flight_mb,
     "async_reduce: MiB of unreduced gradients in flight at most (one unit always)");
   v("parallel.grad_accumulation", c.parallel.fsdp.grad_accumulation,
     "with data.micro_batches > 1: sharded (reduce-scatter every micro-batch; holds 1/N of the gradients) | "
     "unsharded (keep whole gradients, reduce once per step)");
-  v("parallel.param_dtype", c.parallel.fsdp.param_dtype, "gather/compute dtype: auto (bfloat16 on GPU, float32 on CPU) | float32 | bfloat16 | float16");
+  v("parallel.param_dtype", c.parallel.fsdp.param_dtype,
+    "gather/compute dtype: auto (bfloat16 on GPU, float32 on CPU) | float32 | bfloat16 | float16");
   v("parallel.reduce_dtype", c.parallel.fsdp.reduce_dtype, "gradient reduce-scatter dtype");
   v("optim.lr", c.schedule.lr, "peak learning rate");
   v("optim.warmup", c.schedule.warmup_steps, "linear warm-up steps");
@@ -163,17 +173,24 @@ void visit_train_options(TrainConfig& c, Visit&& v) {
   v("run.seed", c.run.seed, "initialisation and noise seed");
   v("run.log_every", c.run.log_every, "progress line every N steps");
   v("run.eval_every", c.run.eval_every, "held-out evaluation every N steps (0: off)");
-  v("run.keep_best", c.run.keep_best, "write the weights of each evaluation that lowers the held-out loss to RUN_DIR/model_best.h5 (model.h5 stays the last)");
+  v("run.keep_best", c.run.keep_best,
+    "write the weights of each evaluation that lowers the held-out loss to RUN_DIR/model_best.h5 (model.h5 stays the "
+    "last)");
   v("run.peak_flops", c.run.peak_flops, "peak FLOP/s per rank for MFU (0: measured on CPU, the card's on GPU)");
-  v("run.resume", c.run.resume, "auto (the run directory's newest complete checkpoint, if any) | never | PATH of a checkpoint");
-  v("run.overwrite", c.run.overwrite, "start afresh in a run directory that holds a run (its checkpoints and metrics are removed)");
+  v("run.resume", c.run.resume,
+    "auto (the run directory's newest complete checkpoint, if any) | never | PATH of a checkpoint");
+  v("run.overwrite", c.run.overwrite,
+    "start afresh in a run directory that holds a run (its checkpoints and metrics are removed)");
   v("run.allow_data_change", c.run.allow_data_change,
     "resume although data.path's clips differ from the checkpoint's data file (clip count or content hash)");
-  v("run.lock", c.run.lock, "refuse a second run into run.dir while this one runs (false: only where the filesystem holds no locks)");
-  v("run.nonfinite", c.run.nonfinite, "a NaN/Inf loss or gradient norm: skip (drop the update) | stop (checkpoint the last good state, fail)");
+  v("run.lock", c.run.lock,
+    "refuse a second run into run.dir while this one runs (false: only where the filesystem holds no locks)");
+  v("run.nonfinite", c.run.nonfinite,
+    "a NaN/Inf loss or gradient norm: skip (drop the update) | stop (checkpoint the last good state, fail)");
   v("run.max_skips", c.run.max_skips, "skip: stop after this many non-finite steps in a row");
   v("run.plot", c.run.plot, "draw the run's curves as RUN_DIR/curves.png at the end (matplotlib)");
-  v("run.rollout_steps", c.run.rollout_steps, "rollout metrics at each evaluation: Euler steps per frame-group (0: off)");
+  v("run.rollout_steps", c.run.rollout_steps,
+    "rollout metrics at each evaluation: Euler steps per frame-group (0: off)");
   v("run.rollout_context_t", c.run.rollout_context_t, "flow time the rollouts show their history at");
   v("checkpoint.every", c.checkpoint.every, "save a checkpoint every N steps (0: only at the end)");
   v("checkpoint.keep", c.checkpoint.keep, "complete checkpoints kept, the newest (0: all)");

@@ -13,10 +13,10 @@
 
 #include "reel/data/hdf5.hpp"
 #include "reel/data/video_file.hpp"
+#include "reel/dist/watchdog.hpp"
 #include "reel/model/flow.hpp"
 #include "reel/model/rollout.hpp"
 #include "reel/model/world_model.hpp"
-#include "reel/dist/watchdog.hpp"
 #include "reel/train/trainer.hpp"
 
 namespace reel {
@@ -127,8 +127,10 @@ std::string held_out_report(const HeldOutTrend& t, int64_t train_clips, int64_t 
   const std::string rise = t.best_loss > 0 ? cat("+", fixed(100 * (t.last_loss - t.best_loss) / t.best_loss, 1), "%")
                                            : std::string("higher");
   return cat(best, last, " (", rise, " since the best", why, ")",
-             keeps_best ? kept : cat("; model.h5 holds step ", t.last_step, "'s weights (run.keep_best true keeps the best "
-                                     "held-out weights in model_best.h5)"));
+             keeps_best ? kept
+                        : cat("; model.h5 holds step ", t.last_step,
+                              "'s weights (run.keep_best true keeps the best "
+                              "held-out weights in model_best.h5)"));
 }
 
 namespace {
@@ -217,8 +219,8 @@ void Trainer::restore_best() {
       // before its next save): weights no checkpoint reproduces, and a loss of that other
       // trajectory. Dropped.
       if (!text.empty() && std::strtoll(text.c_str(), nullptr, 10) > start_step_) {
-        problem = cat("it holds step ", std::strtoll(text.c_str(), nullptr, 10), ", past the resumed step ", start_step_,
-                      " (a continuation that ended before its next checkpoint): removed");
+        problem = cat("it holds step ", std::strtoll(text.c_str(), nullptr, 10), ", past the resumed step ",
+                      start_step_, " (a continuation that ended before its next checkpoint): removed");
         fs::remove(path, ignored);
         text.clear();
       }

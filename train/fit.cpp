@@ -39,19 +39,29 @@ struct Rates {
 
 // What happened to checkpoints around one step.
 struct CheckpointEvents {
-  bool in_flight = false;   // a save was being written while the step ran
-  double snapshot_s = -1;   // a save started after the step: its blocking snapshot
-  double wait_s = 0;        // and how long it first waited for the previous save
-  bool completed = false;   // a save finished (complete or failed) after the step
+  bool in_flight = false;  // a save was being written while the step ran
+  double snapshot_s = -1;  // a save started after the step: its blocking snapshot
+  double wait_s = 0;       // and how long it first waited for the previous save
+  bool completed = false;  // a save finished (complete or failed) after the step
 };
 
-nlohmann::json metrics_line(const StepResult& r, const Rates& rate, const CheckpointEvents& ck, const AsyncSaver& saver) {
-  nlohmann::json line = {{"step", r.step}, {"loss", r.loss}, {"lr", r.lr}, {"grad_norm", r.grad_norm},
-                         {"tokens_per_s", rate.tokens_per_s}, {"mfu", rate.mfu}, {"hfu", rate.hfu},
-                         {"step_time_s", r.step_s}, {"compute_s", std::max(0.0, r.step_s - r.comm_s - r.data_s)},
-                         {"comm_exposed_s", r.comm_s}, {"data_wait_s", r.data_s},
-                         {"rss_bytes", resident_bytes()}, {"rss_peak_bytes", peak_resident_bytes()},
-                         {"checkpoint_in_flight", ck.in_flight}, {"skipped", r.skipped}};
+nlohmann::json metrics_line(const StepResult& r, const Rates& rate, const CheckpointEvents& ck,
+                            const AsyncSaver& saver) {
+  nlohmann::json line = {{"step", r.step},
+                         {"loss", r.loss},
+                         {"lr", r.lr},
+                         {"grad_norm", r.grad_norm},
+                         {"tokens_per_s", rate.tokens_per_s},
+                         {"mfu", rate.mfu},
+                         {"hfu", rate.hfu},
+                         {"step_time_s", r.step_s},
+                         {"compute_s", std::max(0.0, r.step_s - r.comm_s - r.data_s)},
+                         {"comm_exposed_s", r.comm_s},
+                         {"data_wait_s", r.data_s},
+                         {"rss_bytes", resident_bytes()},
+                         {"rss_peak_bytes", peak_resident_bytes()},
+                         {"checkpoint_in_flight", ck.in_flight},
+                         {"skipped", r.skipped}};
   if (ck.snapshot_s >= 0) {
     line["checkpoint_snapshot_s"] = ck.snapshot_s;
     line["checkpoint_wait_s"] = ck.wait_s;
@@ -70,7 +80,8 @@ std::unique_ptr<MetricsWriter> open_metrics(const std::string& dir, int64_t resu
   try {
     auto metrics = std::make_unique<MetricsWriter>(dir + "/metrics.jsonl", resume_from);
     if (metrics->dropped() > 0) {
-      log.warn(cat(dir, "/metrics.jsonl: dropped ", metrics->dropped(), " line(s) that were not whole JSON "
+      log.warn(cat(dir, "/metrics.jsonl: dropped ", metrics->dropped(),
+                   " line(s) that were not whole JSON "
                    "(a crash in the middle of a write, by an earlier run)"));
     }
     return metrics;
@@ -91,8 +102,8 @@ void log_rollouts(const Logger& log, int64_t step, const RolloutMetrics& m) {
 
 void Trainer::log_start(double peak, const std::string& source) {
   log_.info(cat("reel train: ", c_.model.name(), " (", fixed(parameter_count() / 1e6, 2), "M parameters), ",
-                mesh_.describe(), ", backend ", mesh_.world().backend(), ", global batch ", c_.data.global_batch,
-                " x ", c_.data.micro_batches, " micro"));
+                mesh_.describe(), ", backend ", mesh_.world().backend(), ", global batch ", c_.data.global_batch, " x ",
+                c_.data.micro_batches, " micro"));
   log_.info(cat("placement: ", mesh_.placement()));
   for (const auto& w : mesh_.warnings()) log_.warn(cat("placement: ", w));
   log_.info(cat("peak ", fixed(peak / 1e9, 1), " GFLOP/s per rank (", source, "); MFU counts model FLOPs, HFU ",
@@ -117,9 +128,10 @@ bool Trainer::fit() {
   for (const auto& w : peak.warnings) log_.warn(w);
   std::unique_ptr<MetricsWriter> metrics;
   std::string error;
-  if (mesh_.world_rank() == 0) metrics = open_metrics(c_.run.dir, last_checkpoint_ >= 0 ? start_step_ : -1, log_, error);
+  if (mesh_.world_rank() == 0)
+    metrics = open_metrics(c_.run.dir, last_checkpoint_ >= 0 ? start_step_ : -1, log_, error);
   agree_or_throw(error, "opening the metrics");
-  const double machine_peak = peak.world;  // the sum of the ranks' peaks (nodes may differ)
+  const double machine_peak = peak.world;                        // the sum of the ranks' peaks (nodes may differ)
   StragglerWatch stragglers(c_.straggler, mesh_.world(), log_);  // collective (host names) when on
   bool warned = false;
   const auto run_start = std::chrono::steady_clock::now();
@@ -130,12 +142,13 @@ bool Trainer::fit() {
     const auto internode_before = traffic::snapshot_internode();
     const StepResult r = train_step(step);
     const auto step_traffic = traffic::since(traffic_before, traffic::snapshot());  // this rank's, by group and call
-    const auto step_internode = traffic::since(internode_before, traffic::snapshot_internode());  // of them, to other nodes
+    const auto step_internode =
+        traffic::since(internode_before, traffic::snapshot_internode());  // of them, to other nodes
     handle_nonfinite(r);  // may stop the run (an error, with the last good state saved)
     if (!r.skipped) train_loss_sum_ += r.loss, ++train_loss_steps_;  // an evaluation's training loss
     if (c_.runtime.desync_every > 0 && r.step % c_.runtime.desync_every == 0) check_desync(r.step);
-    const Rates rate{double(c_.data.global_batch * c_.model.tokens()) / r.step_s,
-                     flops.model / r.step_s / machine_peak, flops.hardware / r.step_s / machine_peak};
+    const Rates rate{double(c_.data.global_batch * c_.model.tokens()) / r.step_s, flops.model / r.step_s / machine_peak,
+                     flops.hardware / r.step_s / machine_peak};
     if (rate.mfu > 1.0 && !warned) {
       log_.warn(cat("MFU ", fixed(100 * rate.mfu, 1), "% is above 100%: the peak of ", fixed(peak.per_rank / 1e9, 1),
                     " GFLOP/s per rank is too low for this machine; state one with --run.peak_flops"));
@@ -190,8 +203,10 @@ bool Trainer::fit() {
 void Trainer::stop_with_checkpoint(int64_t step) {
   settle_checkpoints(true);  // the stop is only safe once the checkpoint is complete
   if (saver_->last_complete() != step) {
-    throw std::runtime_error(cat("stopped on request after step ", step, " but its checkpoint failed (the "
-                                 "reason is above); the newest complete one is step ", saver_->last_complete()));
+    throw std::runtime_error(cat("stopped on request after step ", step,
+                                 " but its checkpoint failed (the "
+                                 "reason is above); the newest complete one is step ",
+                                 saver_->last_complete()));
   }
   log_.warn(cat("stopped on request after step ", step, " of ", c_.run.steps, ": checkpoint in ", checkpoints_dir(),
                 "; the same command resumes the run (--run.resume auto)"));

@@ -31,8 +31,8 @@ namespace reel {
 
 // What a family's loss is computed for.
 struct LossContext {
-  at::Tensor index;  // [Lc] int64 the positions of each sample this rank feeds the model (host)
-  int64_t step = 0;  // the optimizer step (0-based); -1 for evaluation: fixed randomness
+  at::Tensor index;   // [Lc] int64 the positions of each sample this rank feeds the model (host)
+  int64_t step = 0;   // the optimizer step (0-based); -1 for evaluation: fixed randomness
   uint64_t seed = 0;  // run.seed
   at::Device device = at::kCPU;
   // Runs a call of the model's own forward under FSDP (gathering its parameters); the

@@ -1,6 +1,6 @@
 // The Trainer's checkpoints: snapshots for the saver, and resuming a run.
-#include <chrono>
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -75,8 +75,11 @@ std::string data_sha256(const ModelSpec& spec, const std::string& path, int64_t 
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::error_code ec;
   const double mb = double(std::filesystem::file_size(path, ec)) / 1e6;
-  log.info(cat("data file ", path, " has no content hash (", kContentHashAttribute, ": written by an older reel or "
-               "another tool): hashed its ", samples, spec.family() == "world" ? " clips (" : " samples (", fixed(ec ? 0.0 : mb, 1), " MB) in ", fixed(s, 3),
+  log.info(cat("data file ", path, " has no content hash (", kContentHashAttribute,
+               ": written by an older reel or "
+               "another tool): hashed its ",
+               samples, spec.family() == "world" ? " clips (" : " samples (", fixed(ec ? 0.0 : mb, 1), " MB) in ",
+               fixed(s, 3),
                " s for the checkpoints' data identity; rewriting it with reel data or scripts/convert_videos.py "
                "stores the hash"));
   return sha;
@@ -103,9 +106,9 @@ double Trainer::save_checkpoint(int64_t completed) {
   last_save_wait_s_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - waited).count();
   const auto start = std::chrono::steady_clock::now();
   const DataIdentity data = known_identity(c_.data.path);
-  TrainState state{completed,    opt_.steps(),   loader_->position(), c_.run.seed,
-                   c_.data.seed, config_ini(c_), c_.model,            mesh_.dp(),
-                   mesh_.sp(),   mesh_.shard_group().size(), data.clips, data.sha256};
+  TrainState state{completed,      opt_.steps(), loader_->position(), c_.run.seed, c_.data.seed,
+                   config_ini(c_), c_.model,     mesh_.dp(),          mesh_.sp(),  mesh_.shard_group().size(),
+                   data.clips,     data.sha256};
   // HSDP replicas hold identical shards: the first replica of each shard group saves them.
   const bool holds = mesh_.replica_group().rank() == 0;
   auto snapshot = take_snapshot(unit_shards(), state, mesh_.world_rank(), mesh_.world_size(), holds);
@@ -213,13 +216,13 @@ std::string Trainer::try_resume(const std::string& dir) {
     resumed_position_ = {state.data.epoch + 1, 0};
   }
   log_.info(cat("resumed from ", dir, " at step ", state.step, " (saved by ", reader->manifest().world_size,
-                " rank(s) as dp=", state.dp, " x sp=", state.sp, ", shard groups of ", state.shard_group, "; data epoch ",
-                state.data.epoch, ", cursor ", state.data.cursor, ")"));
+                " rank(s) as dp=", state.dp, " x sp=", state.sp, ", shard groups of ", state.shard_group,
+                "; data epoch ", state.data.epoch, ", cursor ", state.data.cursor, ")"));
   return "";
 }
 
 void Trainer::clear_run_dir(const std::string& why) {
-  Watchdog::SlowPhase io;  // rank 0 removes files between the barriers
+  Watchdog::SlowPhase io;   // rank 0 removes files between the barriers
   mesh_.world().barrier();  // every rank has looked before rank 0 removes
   if (mesh_.world_rank() == 0) {
     fs::remove_all(checkpoints_dir());
@@ -234,8 +237,8 @@ namespace {
 // Why a run directory that holds a run is refused, and what to do instead. Never advises
 // removing complete checkpoints: --run.overwrite is named only when there are none.
 std::string refusal(const std::string& dir, size_t complete, const std::string& mode) {
-  const std::string held = complete ? cat(complete, " complete checkpoint(s)")
-                                    : std::string("an earlier attempt, no complete checkpoint");
+  const std::string held =
+      complete ? cat(complete, " complete checkpoint(s)") : std::string("an earlier attempt, no complete checkpoint");
   return cat("run.dir ", dir, " holds a run (", held, ") and run.resume is ", mode, ": ",
              complete ? std::string("resume it with --run.resume auto, or choose another run.dir")
                       : std::string("--run.resume auto starts it afresh, --run.overwrite true starts this run there, "
@@ -249,8 +252,8 @@ namespace {
 // What rank 0 sees in run.dir, one line each: the flags "holds finished", then the
 // complete checkpoints, newest first.
 struct RunDirView {
-  bool holds_run = false;  // metrics, checkpoints (complete or partial)
-  bool finished = false;   // model.h5: the run wrote its final weights
+  bool holds_run = false;             // metrics, checkpoints (complete or partial)
+  bool finished = false;              // model.h5: the run wrote its final weights
   std::vector<std::string> complete;  // in the order auto tries them (auto_candidates)
 
   std::string text() const {
@@ -302,13 +305,15 @@ DataPosition Trainer::resume_or_start() {
   if (mode == "auto" && complete.empty()) {
     // A finished run whose checkpoints are gone has nothing to resume: never retrain it silently.
     if (view.finished && !c_.run.overwrite) {
-      throw std::invalid_argument(cat("run.dir ", c_.run.dir, " holds a finished run (model.h5) and no complete "
+      throw std::invalid_argument(cat("run.dir ", c_.run.dir,
+                                      " holds a finished run (model.h5) and no complete "
                                       "checkpoint to continue from: choose another run.dir, or --run.overwrite true "
                                       "to train there afresh (its model.h5 is then replaced)"));
     }
     // A crash before the first checkpoint: nothing to resume but a run to start again.
     if (view.holds_run) {
-      clear_run_dir(cat("run.dir ", c_.run.dir, " holds no complete checkpoint (an earlier attempt ended before its "
+      clear_run_dir(cat("run.dir ", c_.run.dir,
+                        " holds no complete checkpoint (an earlier attempt ended before its "
                         "first save): starting the run afresh (its metrics.jsonl and partial checkpoints removed)"));
     }
     return {};
@@ -318,7 +323,8 @@ DataPosition Trainer::resume_or_start() {
                    fs::weakly_canonical(fs::path(mode)).parent_path() == fs::weakly_canonical(checkpoints_dir());
   if (mode == "never" || (mode != "auto" && !own)) {
     if (view.holds_run && !c_.run.overwrite) throw std::invalid_argument(refusal(c_.run.dir, complete.size(), mode));
-    if (view.holds_run) clear_run_dir(cat("run.overwrite: removed the checkpoints and metrics of the run in ", c_.run.dir));
+    if (view.holds_run)
+      clear_run_dir(cat("run.overwrite: removed the checkpoints and metrics of the run in ", c_.run.dir));
     if (mode == "never") return {};
   }
   if (mode != "auto") {
@@ -336,8 +342,11 @@ DataPosition Trainer::resume_or_start() {
   // The reason comes last: it is what the user must act on.
   throw std::runtime_error(cat("none of the ", complete.size(), " complete checkpoint(s) in ", checkpoints_dir(),
                                " loads, and nothing was removed (if the configuration changed, resume with the one "
-                               "the run was saved with, ", c_.run.dir, "/config.ini, or train the new one in another "
-                               "run.dir; reel ckpt verify checks a checkpoint's files); the newest: ", newest));
+                               "the run was saved with, ",
+                               c_.run.dir,
+                               "/config.ini, or train the new one in another "
+                               "run.dir; reel ckpt verify checks a checkpoint's files); the newest: ",
+                               newest));
 }
 
 }  // namespace reel

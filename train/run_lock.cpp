@@ -42,7 +42,8 @@ RunDirLock::RunDirLock(const std::string& dir) : path_(dir + "/reel.lock") {
   std::filesystem::create_directories(dir, ec);
   if (ec) throw std::runtime_error("cannot create run.dir " + dir + ": " + ec.message());
   fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd_ < 0) throw std::runtime_error("cannot open the run directory's lock file " + path_ + ": " + std::strerror(errno));
+  if (fd_ < 0)
+    throw std::runtime_error("cannot open the run directory's lock file " + path_ + ": " + std::strerror(errno));
   struct flock lock {};
   lock.l_type = F_WRLCK;
   lock.l_whence = SEEK_SET;  // l_start = l_len = 0: the whole file

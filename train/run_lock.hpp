@@ -6,10 +6,10 @@
 // kernel releases it when the process ends, however it ends (kill -9 included), so a
 // crash never leaves a stale lock. (A node lost from an NFS mount holds it until the
 // server drops its client: NFSv4's lease, about 90 s; NFSv3's lockd, until the node
-// is back. The refusal names the holder's host, so that case is plain to see.) NFS (v3 through lockd, v4 natively) and Lustre
-// mounted with -o flock carry such locks between nodes; a filesystem that cannot
-// (Lustre without flock, some FUSE filesystems) fails the lock with ENOLCK, ENOSYS or
-// EOPNOTSUPP, and RunDirLock says so instead of pretending to hold it.
+// is back. The refusal names the holder's host, so that case is plain to see.) NFS (v3 through lockd, v4 natively) and
+// Lustre mounted with -o flock carry such locks between nodes; a filesystem that cannot (Lustre without flock, some
+// FUSE filesystems) fails the lock with ENOLCK, ENOSYS or EOPNOTSUPP, and RunDirLock says so instead of pretending to
+// hold it.
 //
 // A holder of the same Slurm job id (the previous start of a requeued job, still being
 // ended) is waited for, up to two minutes; any other holder is refused at once.

@@ -14,7 +14,8 @@ namespace reel {
 void StragglerConfig::validate() const {
   if (every < 0) throw std::invalid_argument("log.straggler_every must be >= 0 steps (0: off)");
   if (!(threshold > 0)) {
-    throw std::invalid_argument("log.straggler_threshold must be > 0 (a fraction of the median rank's time, e.g. 0.25)");
+    throw std::invalid_argument(
+        "log.straggler_threshold must be > 0 (a fraction of the median rank's time, e.g. 0.25)");
   }
 }
 
@@ -135,8 +136,13 @@ nlohmann::json StragglerWatch::report(int64_t step, const std::vector<Straggler>
                     fixed(s.extra_s, 2), " s)", waited(s.victims), " (log.straggler_threshold ",
                     100 * config_.threshold, "%)"));
     }
-    all.push_back({{"rank", s.rank}, {"host", hosts_[s.rank]}, {"phase", s.phase}, {"excess", s.excess},
-                   {"extra_s", s.extra_s}, {"victims", s.victims}, {"since_step", window_start_}});
+    all.push_back({{"rank", s.rank},
+                   {"host", hosts_[s.rank]},
+                   {"phase", s.phase},
+                   {"excess", s.excess},
+                   {"extra_s", s.extra_s},
+                   {"victims", s.victims},
+                   {"since_step", window_start_}});
   }
   for (int r : last_named_) {
     if (speak && std::find(named.begin(), named.end(), r) == named.end()) {

@@ -26,7 +26,7 @@
 namespace reel {
 
 struct StragglerConfig {
-  int64_t every = 50;       // steps per window (0: off, no collective at all)
+  int64_t every = 50;  // steps per window (0: off, no collective at all)
   // Busy time over the median rank's, as a fraction of it. 4 ranks of the tiny model on 2
   // shared cores, 10-step windows, measured the largest excess of any rank at 9% idle and
   // 16% with a third process busy (60 windows); 0.25 stays clear of that noise.

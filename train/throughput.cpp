@@ -216,7 +216,7 @@ std::string add_to_cache(const std::string& path, const Entry& entry) {
   if (!folder.empty()) fs::create_directories(folder, ec);
   const int fd = ::open((path + ".lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
   if (fd >= 0) ::flock(fd, LOCK_EX);  // no lock file (read-only folder): the write below says why
-  std::vector<std::string> ignored;  // read_cache's complaints were reported at the first read
+  std::vector<std::string> ignored;   // read_cache's complaints were reported at the first read
   auto entries = read_cache(path, ignored);
   entries.erase(std::remove_if(entries.begin(), entries.end(), [&](const Entry& e) { return e.key == entry.key; }),
                 entries.end());
@@ -287,7 +287,8 @@ PeakFlops cpu_peak(const ProcessMesh& mesh, const ModelConfig& cfg, int64_t rows
     while (!work->completed()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     work->wait();
     if (std::isnan(host.item<double>())) {
-      throw std::runtime_error("rank " + std::to_string(node_ranks.front()) + " (this node's first) could not "
+      throw std::runtime_error("rank " + std::to_string(node_ranks.front()) +
+                               " (this node's first) could not "
                                "measure the host's CPU peak for MFU (its error says why); --run.peak_flops states one");
     }
     p.source = "host " + gflops(host.item<double>()) + " over " + std::to_string(ranks) + " ranks, from rank " +
@@ -314,8 +315,8 @@ std::string cpu_peak_key(const std::string& cpu_model, int cores, at::ScalarType
   for (char& c : model) {
     if (c == '[' || c == ']' || c == '\n' || c == '\r' || c == '=') c = ' ';
   }
-  std::string key = "cpu=" + trim(model) + "; cores=" + std::to_string(cores) + "; dtype=" + c10::toString(dtype) +
-                    "; gemm=";
+  std::string key =
+      "cpu=" + trim(model) + "; cores=" + std::to_string(cores) + "; dtype=" + c10::toString(dtype) + "; gemm=";
   for (size_t i = 0; i < shapes.size(); ++i) {
     key += (i ? "," : "") + std::to_string(shapes[i][0]) + "x" + std::to_string(shapes[i][1]) + "x" +
            std::to_string(shapes[i][2]);

@@ -37,9 +37,9 @@ StepFlops step_flops(const ModelSpec& spec, const ModelConfig& cfg, int64_t glob
                      const ActivationCheckpointConfig& ac);
 
 struct PeakFlops {
-  double per_rank = 0;  // FLOP/s of this rank
-  double world = 0;     // FLOP/s of all ranks together (the sum of their per_rank)
-  std::string source;   // how it was obtained, for the log
+  double per_rank = 0;                // FLOP/s of this rank
+  double world = 0;                   // FLOP/s of all ranks together (the sum of their per_rank)
+  std::string source;                 // how it was obtained, for the log
   std::vector<std::string> warnings;  // a cache that could not be read or written
 };
 

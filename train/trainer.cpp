@@ -1,9 +1,9 @@
 #include "reel/train/trainer.hpp"
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <cmath>
 #include <filesystem>
 #include <stdexcept>
 
@@ -11,10 +11,10 @@
 #include "reel/dist/agreement.hpp"
 #include "reel/dist/trace.hpp"
 #include "reel/dist/watchdog.hpp"
-#include "reel/train/memory.hpp"
 #include "reel/model/flow.hpp"
 #include "reel/optim/clip.hpp"
 #include "reel/optim/weight_decay.hpp"
+#include "reel/train/memory.hpp"
 #include "reel/train/straggler.hpp"
 
 namespace reel {
@@ -45,15 +45,17 @@ Trainer::Trainer(const TrainConfig& config, const CommunicatorPtr& world)
       data_(check_data(spec_, c_)),
       opt_(c_.adamw) {
   c_.data.resolve_micro_batches(mesh_.dp());  // data.micro_batch: the count follows this world's dp
-  lock_run_dir();  // first: a second run into run.dir is refused before it builds anything
+  lock_run_dir();                             // first: a second run into run.dir is refused before it builds anything
   // Evaluation splits the held-out clips over dp: a rank with none would skip the
   // forward (and its collectives) that the others run.
   if (c_.data.eval_clips > 0 && c_.data.eval_clips < mesh_.dp()) {
-    throw std::invalid_argument("data.eval_clips " + std::to_string(c_.data.eval_clips) + " must be 0 or at least dp=" +
-                                std::to_string(mesh_.dp()) + " (every data-parallel rank evaluates some held-out clips)");
+    throw std::invalid_argument("data.eval_clips " + std::to_string(c_.data.eval_clips) +
+                                " must be 0 or at least dp=" + std::to_string(mesh_.dp()) +
+                                " (every data-parallel rank evaluates some held-out clips)");
   }
   if (!data_.checksums) {
-    log_.warn(cat("data file ", c_.data.path, " has no checksums (written before reel added them): damage to a clip "
+    log_.warn(cat("data file ", c_.data.path,
+                  " has no checksums (written before reel added them): damage to a clip "
                   "cannot be detected; rewrite it with reel data or scripts/convert_videos.py"));
   }
   rss_start_ = resident_bytes();  // before the model: what the runtime and libraries hold
@@ -64,7 +66,8 @@ Trainer::Trainer(const TrainConfig& config, const CommunicatorPtr& world)
   fsdp_ = std::move(parallel.fsdp);
   const int shard_rank = mesh_.shard_group().rank();
   for (auto& u : fsdp_->units()) {
-    opt_.add(u->shard(), u->layout().shard_mask(shard_rank, [](const ParamSlot& p) { return decays(p.name, p.shape); })
+    opt_.add(u->shard(), u->layout()
+                             .shard_mask(shard_rank, [](const ParamSlot& p) { return decays(p.name, p.shape); })
                              .to(u->shard().device()));
   }
   saver_ = std::make_unique<AsyncSaver>(checkpoints_dir(), c_.checkpoint.keep, mesh_.world(), log_);
@@ -98,7 +101,7 @@ Trainer::Trainer(const TrainConfig& config, const CommunicatorPtr& world)
     }
   }
   agree_or_throw(error, "preparing run.dir " + c_.run.dir);
-  restore_best();  // after resume_or_start: a resumed run carries on from its best evaluation
+  restore_best();                      // after resume_or_start: a resumed run carries on from its best evaluation
   Watchdog::set_dump_dir(c_.run.dir);  // a hang's dumps go beside the run's metrics
   if (!c_.log.trace.empty()) {
     trace_ = std::make_unique<trace::Session>(trace::parse_steps(c_.log.trace), mesh_.world(), c_.run.dir + "/trace");
@@ -251,11 +254,12 @@ void Trainer::handle_nonfinite(const StepResult& r) {
   if (good > 0 && last_checkpoint_ != good) save_checkpoint(good);
   settle_checkpoints(true);
   const bool saved = good > 0 && saver_->last_complete() == good;
-  throw std::runtime_error(cat(what, c_.run.nonfinite == "stop" ? " (run.nonfinite stop)"
-                                                                 : cat(": ", skips_in_row_, " non-finite steps in a row"),
-                               saved ? cat(". the last good state, after step ", good, ", is in ", checkpoints_dir())
-                                     : cat(". no good state to keep (step ", good, " has no complete checkpoint)"),
-                               " (lower optim.lr, check the data, or raise run.max_skips)"));
+  throw std::runtime_error(
+      cat(what,
+          c_.run.nonfinite == "stop" ? " (run.nonfinite stop)" : cat(": ", skips_in_row_, " non-finite steps in a row"),
+          saved ? cat(". the last good state, after step ", good, ", is in ", checkpoints_dir())
+                : cat(". no good state to keep (step ", good, " has no complete checkpoint)"),
+          " (lower optim.lr, check the data, or raise run.max_skips)"));
 }
 
 void Trainer::check_desync(int64_t step) {

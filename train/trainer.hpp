@@ -28,8 +28,8 @@
 #include <vector>
 
 #include "reel/checkpoint/saver.hpp"
-#include "reel/data/world_metrics.hpp"
 #include "reel/data/loader.hpp"
+#include "reel/data/world_metrics.hpp"
 #include "reel/dist/logging.hpp"
 #include "reel/dist/process_mesh.hpp"
 #include "reel/dist/trace.hpp"
@@ -44,12 +44,12 @@ namespace reel {
 // What one optimizer step did: the global loss, the gradient norm before clipping, and
 // where the time went.
 struct StepResult {
-  int64_t step = 0;   // 1-based: the number of completed steps
-  double loss = 0;    // global mean over the step's target elements
+  int64_t step = 0;  // 1-based: the number of completed steps
+  double loss = 0;   // global mean over the step's target elements
   double grad_norm = 0;
   double lr = 0;
   double step_s = 0, comm_s = 0, data_s = 0;  // wall time; exposed communication; data wait
-  bool skipped = false;  // the loss or the gradient norm was NaN/Inf: no update was applied
+  bool skipped = false;                       // the loss or the gradient norm was NaN/Inf: no update was applied
 };
 
 // The held-out losses of a run, for run.keep_best and the end-of-run report. An
@@ -144,8 +144,8 @@ class Trainer {
   const ProcessMesh& mesh() const { return mesh_; }
   FsdpModel& fsdp() { return *fsdp_; }
   SequenceParallel& sequence() { return *sequence_; }  // the token split (sp = 1: every token)
-  Model& model() { return *model_; }  // parameters are views FSDP fills per unit
-  const ModelSpec& spec() const { return spec_; }  // the model.family
+  Model& model() { return *model_; }                   // parameters are views FSDP fills per unit
+  const ModelSpec& spec() const { return spec_; }      // the model.family
   FlatAdamW& optimizer() { return opt_; }
   const Logger& log() const { return log_; }
   int64_t parameter_count();
@@ -163,8 +163,9 @@ class Trainer {
   void finish_fit(double seconds);
   // Collective: trace_->at_step(step), or trace_->finish() with `finish`; a failure is a
   // warning and ends the tracing, not the run.
-  void trace_step(int64_t step, bool finish = false);  // collective: the last checkpoint and the weights, then the run's summary
-  void remember_data_identity();  // collective: the data file's hash and clip count, from rank 0
+  void trace_step(int64_t step,
+                  bool finish = false);  // collective: the last checkpoint and the weights, then the run's summary
+  void remember_data_identity();         // collective: the data file's hash and clip count, from rank 0
   // Collective: loads checkpoint `dir` into the shards; "" when every rank loaded it,
   // else the reason (the same on every rank: the lowest failing rank's).
   std::string try_resume(const std::string& dir);
@@ -217,7 +218,7 @@ class Trainer {
   std::unique_ptr<SampleLoader> loader_;
   std::unique_ptr<AsyncSaver> saver_;
   int64_t start_step_ = 0, last_checkpoint_ = -1;
-  int64_t rss_start_ = 0;  // resident bytes before the model was built (metrics: rss_start_bytes)
+  int64_t rss_start_ = 0;     // resident bytes before the model was built (metrics: rss_start_bytes)
   int64_t skips_in_row_ = 0;  // non-finite steps in a row (run.nonfinite skip)
   HeldOutTrend held_out_;
   double train_loss_sum_ = 0;  // finite step losses since the last evaluation, and their count

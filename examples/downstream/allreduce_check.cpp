@@ -19,7 +19,9 @@ bool check_all_reduce(reel::Communicator& group, const char* name) {
   group.all_reduce(t);
   const float want = group.size() * (group.size() + 1) / 2.0f;
   const bool ok = t.eq(want).all().item<bool>();
-  if (!ok) std::cerr << name << " all_reduce on rank " << group.rank() << ": got " << t[0].item<float>() << ", want " << want << "\n";
+  if (!ok)
+    std::cerr << name << " all_reduce on rank " << group.rank() << ": got " << t[0].item<float>() << ", want " << want
+              << "\n";
   return ok;
 }
 

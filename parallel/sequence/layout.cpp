@@ -38,15 +38,15 @@ int SequenceConfig::ulysses_degree(int sp) const {
 }
 
 void check_sequence_split(const SequenceShape& model, int ring, int ulysses, const SequenceConfig& config) {
-  need(model.heads % ulysses == 0,
-       "the model's " + std::to_string(model.heads) + " attention heads do not divide over Ulysses degree " +
-           std::to_string(ulysses) + " (each rank attends over whole heads): choose parallel.sp_mode ring, or " +
-           (config.mode == "hybrid" ? "a parallel.ulysses" : "a parallel.sp") + " that divides " +
-           std::to_string(model.heads));
+  need(model.heads % ulysses == 0, "the model's " + std::to_string(model.heads) +
+                                       " attention heads do not divide over Ulysses degree " + std::to_string(ulysses) +
+                                       " (each rank attends over whole heads): choose parallel.sp_mode ring, or " +
+                                       (config.mode == "hybrid" ? "a parallel.ulysses" : "a parallel.sp") +
+                                       " that divides " + std::to_string(model.heads));
   const int64_t pieces = int64_t(ring) * ulysses * (config.balance == "zigzag" && ring > 1 ? 2 : 1);
   need(model.tokens >= pieces, "a sample of " + std::to_string(model.tokens) + " tokens cannot be split into " +
-                                     std::to_string(pieces) + " pieces (sequence parallel degree " +
-                                     std::to_string(ring * ulysses) + "): use a smaller parallel.sp");
+                                   std::to_string(pieces) + " pieces (sequence parallel degree " +
+                                   std::to_string(ring * ulysses) + "): use a smaller parallel.sp");
 }
 
 SequenceLayout SequenceLayout::create(int64_t tokens, int ring, int ulysses, const std::string& balance) {

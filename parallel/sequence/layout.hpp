@@ -17,8 +17,8 @@
 
 #include <ATen/ATen.h>
 
-#include <string>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "reel/model/sequence_shape.hpp"

@@ -116,8 +116,8 @@ struct RingAttentionFn : public torch::autograd::Function<RingAttentionFn> {
       }
     }
     step.wait(grad_work);  // grad_acc is now this rank's own dK/dV, from every query block
-    return {dq.to(q.scalar_type()), grad_acc[0].to(k.scalar_type()), grad_acc[1].to(v.scalar_type()),
-            at::Tensor(), at::Tensor()};
+    return {dq.to(q.scalar_type()), grad_acc[0].to(k.scalar_type()), grad_acc[1].to(v.scalar_type()), at::Tensor(),
+            at::Tensor()};
   }
 };
 
@@ -126,11 +126,11 @@ struct RingAttentionFn : public torch::autograd::Function<RingAttentionFn> {
 at::Tensor ring_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const RingGroup& ring,
                           bool causal) {
   TORCH_CHECK(ring.comm && ring.comm->size() > 1, "ring attention needs a ring of at least 2 ranks");
-  TORCH_CHECK(static_cast<int>(ring.groups.size()) == ring.comm->size(), "one token-group list per ring rank: ",
-              ring.groups.size(), " for a ring of ", ring.comm->size());
+  TORCH_CHECK(static_cast<int>(ring.groups.size()) == ring.comm->size(),
+              "one token-group list per ring rank: ", ring.groups.size(), " for a ring of ", ring.comm->size());
   TORCH_CHECK(q.size(2) == ring.groups[ring.comm->rank()].size(0) && k.size(2) == q.size(2),
-              "ring attention: this rank holds ", ring.groups[ring.comm->rank()].size(0), " tokens, got q ",
-              q.sizes(), " k ", k.sizes());
+              "ring attention: this rank holds ", ring.groups[ring.comm->rank()].size(0), " tokens, got q ", q.sizes(),
+              " k ", k.sizes());
   return RingAttentionFn::apply(q.contiguous(), k.contiguous(), v.contiguous(), reinterpret_cast<int64_t>(&ring),
                                 causal);
 }

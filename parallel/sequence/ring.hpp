@@ -34,11 +34,11 @@ struct RingStats {
 };
 
 struct RingGroup {
-  Communicator* comm = nullptr;       // the ring, size R > 1
-  std::vector<at::Tensor> groups;     // [R] frame-group of each ring rank's tokens [n_i], host (the
-                                      // tiling reads them; masks copy the slices they need)
-  bool overlap = true;                // off: wait for each transfer before computing (to measure)
-  RingStats* stats = nullptr;         // optional
+  Communicator* comm = nullptr;    // the ring, size R > 1
+  std::vector<at::Tensor> groups;  // [R] frame-group of each ring rank's tokens [n_i], host (the
+                                   // tiling reads them; masks copy the slices they need)
+  bool overlap = true;             // off: wait for each transfer before computing (to measure)
+  RingStats* stats = nullptr;      // optional
 };
 
 // The ring must outlive the backward of every graph it was used in (its address is saved

@@ -2,7 +2,6 @@
 
 #include <stdexcept>
 
-
 namespace reel {
 
 SequenceParallel::SequenceParallel(const Model& model, const ProcessMesh& mesh, const SequenceConfig& config)
@@ -33,8 +32,8 @@ AttentionResult SequenceParallel::operator()(const AttentionInputs& in) {
   if (!active()) return attention(in);
   const int64_t b = in.q.size(0), lc = in.q.size(2);
   if (lc != index_.size(0)) {
-    throw std::invalid_argument("sequence-parallel attention expects this rank's " +
-                                std::to_string(index_.size(0)) + " tokens, got " + std::to_string(lc));
+    throw std::invalid_argument("sequence-parallel attention expects this rank's " + std::to_string(index_.size(0)) +
+                                " tokens, got " + std::to_string(lc));
   }
   at::Tensor q = in.q, k = in.k, v = in.v;
   const bool ulysses = ulysses_.comm->size() > 1;
@@ -66,8 +65,7 @@ int64_t SequenceParallel::expected_bytes_per_block(int64_t batch, int64_t elemen
 }
 
 SequenceStats SequenceParallel::take_stats() {
-  SequenceStats s{ulysses_bytes_ + ring_stats_.bytes_sent, ring_stats_.compute_s, ring_stats_.wait_s,
-                  ring_stats_.work};
+  SequenceStats s{ulysses_bytes_ + ring_stats_.bytes_sent, ring_stats_.compute_s, ring_stats_.wait_s, ring_stats_.work};
   ulysses_bytes_ = 0;
   ring_stats_ = RingStats{};
   return s;

@@ -22,7 +22,7 @@
 namespace reel {
 
 struct SequenceStats {
-  int64_t bytes_sent = 0;   // attention traffic this rank sent (all-to-all and ring)
+  int64_t bytes_sent = 0;                      // attention traffic this rank sent (all-to-all and ring)
   double ring_compute_s = 0, ring_wait_s = 0;  // see RingStats
   int64_t ring_work = 0;
 };

@@ -21,8 +21,8 @@
 namespace reel {
 
 struct UlyssesGroup {
-  Communicator* comm = nullptr;  // the ulysses group, size U
-  std::vector<int64_t> counts;   // [U] tokens held by each rank of it
+  Communicator* comm = nullptr;   // the ulysses group, size U
+  std::vector<int64_t> counts;    // [U] tokens held by each rank of it
   int64_t* bytes_sent = nullptr;  // optional: adds the bytes this rank sends to others
 };
 

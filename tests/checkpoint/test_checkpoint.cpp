@@ -18,9 +18,9 @@
 #include "reel/data/physics_world.hpp"
 #include "reel/data/video_file.hpp"
 #include "reel/model/flow.hpp"
+#include "reel/train/trainer.hpp"
 #include "tests/support/scratch.hpp"
 #include "tests/support/test_env.hpp"
-#include "reel/train/trainer.hpp"
 
 namespace reel::test {
 namespace {
@@ -117,7 +117,9 @@ TEST(Checkpoint, ResumesOnOtherLayoutsWithinTolerance) {
     whole = train(t, kHalf, 2 * kHalf);
   }
   const std::string ckpt = dir + "/checkpoints/" + checkpoint_name(kHalf);
-  struct Layout { int ranks, shard_group; };
+  struct Layout {
+    int ranks, shard_group;
+  };
   const int n = world().size();
   for (const Layout l : {Layout{1, 0}, Layout{2, 0}, Layout{3, 0}, Layout{n, n % 2 == 0 ? n / 2 : 1}}) {
     if (l.ranks > n || (l.shard_group > 0 && l.ranks < 2)) continue;
@@ -283,7 +285,8 @@ TEST(Checkpoint, AutoFallsBackToTheNewestCompleteCheckpoint) {
     Trainer refused(r, runtime().world());
     ADD_FAILURE() << "a corrupt checkpoint asked for by path was loaded";
   } catch (const std::runtime_error& e) {
-    EXPECT_NE(std::string(e.what()).find("cannot resume from checkpoint " + r.run.resume), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("cannot resume from checkpoint " + r.run.resume), std::string::npos)
+        << e.what();
   }
 }
 
@@ -433,8 +436,9 @@ TEST(Checkpoint, ResumeChangesAreClassified) {
   saved.data_clips = 40;
   saved.data_sha256 = std::string(64, 'a');
   const DataIdentity same{"/new/w.h5", 40, saved.data_sha256}, other{"/new/w.h5", 40, std::string(64, 'b')};
-  EXPECT_NE(check_data_identity(saved, "/old/w.h5", same, false, "CKPT").info.find("data file moved: /old/w.h5 -> /new/w.h5"),
-            std::string::npos);
+  EXPECT_NE(
+      check_data_identity(saved, "/old/w.h5", same, false, "CKPT").info.find("data file moved: /old/w.h5 -> /new/w.h5"),
+      std::string::npos);
   const auto refused = check_data_identity(saved, "/old/w.h5", other, false, "CKPT");
   EXPECT_NE(refused.refusal.find(std::string(64, 'b')), std::string::npos) << refused.refusal;
   EXPECT_NE(refused.refusal.find("--run.allow_data_change true"), std::string::npos) << refused.refusal;

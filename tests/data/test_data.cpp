@@ -8,10 +8,10 @@
 #include <fstream>
 #include <set>
 
-#include "reel/model/config.hpp"
 #include "reel/data/loader.hpp"
 #include "reel/data/physics_world.hpp"
 #include "reel/data/video_file.hpp"
+#include "reel/model/config.hpp"
 
 namespace reel::test {
 namespace {
@@ -67,7 +67,14 @@ TEST(Data, GeneratorIsDeterministicAndMoves) {
   EXPECT_DOUBLE_EQ(r1.info().fps, 10.0);
   auto c1 = r1.read({0, 5}), c2 = r2.read({0, 5});
   EXPECT_TRUE(c1.frames.equal(c2.frames));
-  EXPECT_TRUE(c1.frames[1].equal(simulate_clip([] { PhysicsWorldSpec s; s.seed = 11; return s; }(), 5).frames));
+  EXPECT_TRUE(c1.frames[1].equal(simulate_clip(
+                                     [] {
+                                       PhysicsWorldSpec s;
+                                       s.seed = 11;
+                                       return s;
+                                     }(),
+                                     5)
+                                     .frames));
   std::filesystem::remove(p1);
   std::filesystem::remove(p2);
 }
@@ -153,8 +160,7 @@ TEST(Data, AStepSeesTheSameClipsWhateverItsMicroBatches) {
 }
 
 // Writes an HDF5 file with one dataset of the given type and dims (and the schema attrs).
-void write_bad(const std::string& path, const char* name, hid_t type, std::vector<hsize_t> dims,
-               bool with_actions) {
+void write_bad(const std::string& path, const char* name, hid_t type, std::vector<hsize_t> dims, bool with_actions) {
   hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   auto make = [&](const char* n, hid_t t, std::vector<hsize_t> d) {
     hid_t s = H5Screate_simple(int(d.size()), d.data(), nullptr);
@@ -188,10 +194,12 @@ TEST(Data, BadFilesGetErrorsNamingTheFileAndTheClip) {
   const auto good = small_world("truncate.h5", 20);
   const auto size = std::filesystem::file_size(good);
   std::filesystem::resize_file(good, size / 2);
-  expect_error([&] {
-    VideoReader r(good);
-    r.read({19});
-  }, {good});
+  expect_error(
+      [&] {
+        VideoReader r(good);
+        r.read({19});
+      },
+      {good});
 
   expect_error([&] { VideoReader r(temp_path("nope.h5")); }, {"no such file"});
 

@@ -35,7 +35,7 @@ TEST(WorldMetrics, AgentIsFoundAndActionResponseMatchesTheSimulator) {
   actions.select(1, 1).fill_(-0.2);
   const auto reversed = reversed_actions(actions.unsqueeze(0), 3)[0];
   auto a = video_of(simulate_clip(s, i, actions))[0], b = video_of(simulate_clip(s, i, reversed))[0];
-  auto measured = agent_positions(b) - agent_positions(a);                                           // [T, 2]
+  auto measured = agent_positions(b) - agent_positions(a);  // [T, 2]
   auto predicted = agent_action_response((reversed - actions).unsqueeze(0), s.height, s.width, s.push)[0];
   EXPECT_GT(predicted.abs().max().item<double>(), 3.0) << "the pushes must move the agent measurably";
   EXPECT_LT((measured - predicted).abs().max().item<double>(), 0.15) << measured << predicted;  // seen: 0.10

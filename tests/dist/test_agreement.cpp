@@ -34,9 +34,7 @@ TEST(Agreement, LowestRankNamesTheLowestRankWhoseFlagIsSet) {
   EXPECT_EQ(lowest_rank(w, r == 0 || r == last), 0);
 }
 
-TEST(Agreement, FirstErrorIsEmptyWhenNoRankFailed) {
-  EXPECT_EQ(first_error(world(), ""), "");
-}
+TEST(Agreement, FirstErrorIsEmptyWhenNoRankFailed) { EXPECT_EQ(first_error(world(), ""), ""); }
 
 TEST(Agreement, OneFailingRanksErrorReachesEveryRankNamingIt) {
   auto& w = world();
@@ -52,7 +50,8 @@ TEST(Agreement, OfSeveralFailingRanksTheLowestWins) {
   const std::string mine = (r == 1 || r == last) ? "error of rank " + std::to_string(r) : "";
   EXPECT_EQ(first_error(w, mine), r == 1 ? "error of rank 1" : "error of rank 1 (rank 1)");
   // Every rank fails: rank 0's error, plain on rank 0.
-  EXPECT_EQ(first_error(w, "error of rank " + std::to_string(r)), r == 0 ? "error of rank 0" : "error of rank 0 (rank 0)");
+  EXPECT_EQ(first_error(w, "error of rank " + std::to_string(r)),
+            r == 0 ? "error of rank 0" : "error of rank 0 (rank 0)");
   // Ranks 1.. fail, rank 0 does not: rank 1's.
   EXPECT_EQ(first_error(w, r >= 1 ? "e" + std::to_string(r) : ""), r == 1 ? "e1" : "e1 (rank 1)");
 }
@@ -79,8 +78,9 @@ TEST(Agreement, ThrowIfAnyFailedThrowsOnEveryRankOrOnNone) {
   auto& w = world();
   EXPECT_EQ(thrown("", "saving the weights"), "(none)");
   const bool one = w.rank() == 1;
-  EXPECT_EQ(thrown(one ? "no space" : "", "saving the weights to x.h5"),
-            one ? "saving the weights to x.h5 failed: no space" : "saving the weights to x.h5 failed: no space (rank 1)");
+  EXPECT_EQ(
+      thrown(one ? "no space" : "", "saving the weights to x.h5"),
+      one ? "saving the weights to x.h5 failed: no space" : "saving the weights to x.h5 failed: no space (rank 1)");
   EXPECT_EQ(thrown(one ? "locked by job 7" : "", ""), one ? "locked by job 7" : "locked by job 7 (rank 1)");
   // The communicator is in step afterwards: one more agreement on every rank.
   EXPECT_FALSE(any_rank(w, false));

@@ -47,7 +47,7 @@ TEST(Async, SeveralOutstandingWaitedInReverseOrder) {
   EXPECT_TRUE(c.equal(rank_input(w.size() - 1, n, at::kBFloat16)));
   for (auto& work : works) {
     EXPECT_TRUE(work->completed());
-    work->wait();  // idempotent
+    work->wait();         // idempotent
     work->synchronize();  // MPI: finished on the host already, nothing to wait for
   }
 }

@@ -13,9 +13,7 @@
 namespace reel::test {
 namespace {
 
-std::string label(at::ScalarType t, int64_t n) {
-  return std::string(c10::toString(t)) + " n=" + std::to_string(n);
-}
+std::string label(at::ScalarType t, int64_t n) { return std::string(c10::toString(t)) + " n=" + std::to_string(n); }
 
 TEST(Collectives, AllReduceSumMaxAvgInPlaceAndOutOfPlace) {
   auto& w = world();
@@ -256,8 +254,9 @@ TEST(Collectives, HalfPrecisionReducesInItsOwnWidth) {
     // Values that are not integers: rank r holds x_r; the reduction must equal the exact
     // sum up to one rounding per combination (exactly the rounded sum on two ranks).
     const int64_t n = 4099;
-    auto value = [&](int r) { return at::randn({n}, at::TensorOptions().dtype(at::kFloat))
-                                  .mul_(1 + r).to(t); };  // every rank builds every input
+    auto value = [&](int r) {
+      return at::randn({n}, at::TensorOptions().dtype(at::kFloat)).mul_(1 + r).to(t);
+    };  // every rank builds every input
     std::vector<at::Tensor> inputs;
     at::manual_seed(7);
     for (int r = 0; r < w.size(); ++r) inputs.push_back(value(r));

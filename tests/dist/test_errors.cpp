@@ -5,8 +5,8 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <numeric>
 #include <fstream>
+#include <numeric>
 #include <thread>
 
 #include "reel/dist/abort_registry.hpp"
@@ -34,16 +34,12 @@ TEST(Errors, LocalMismatchesNameTheCallTheRankAndTheSizes) {
   const std::string rank = "rank " + std::to_string(w.rank());
   expect_invalid([&] { w.all_gather(at::zeros({3}), at::zeros({3 * w.size() + 1})); },
                  {"all_gather", rank, "must have"});
-  expect_invalid([&] { w.reduce_scatter(at::zeros({5 * w.size() + 1}), at::zeros({5})); },
-                 {"reduce_scatter", rank});
+  expect_invalid([&] { w.reduce_scatter(at::zeros({5 * w.size() + 1}), at::zeros({5})); }, {"reduce_scatter", rank});
   expect_invalid([&] { w.all_to_all(at::zeros({w.size() * 2}), at::zeros({w.size() * 3})); },
                  {"all_to_all", "equal numel"});
-  expect_invalid([&] { w.all_reduce_async(at::zeros({4}), at::zeros({5}), ReduceOp::kSum); },
-                 {"all_reduce", "numel"});
-  expect_invalid([&] { w.all_gather(at::zeros({2}), at::zeros({2 * w.size()}, at::kLong)); },
-                 {"all_gather", "dtype"});
-  expect_invalid([&] { w.all_reduce(at::zeros({4}, at::kLong), ReduceOp::kAvg); },
-                 {"avg", "floating"});
+  expect_invalid([&] { w.all_reduce_async(at::zeros({4}), at::zeros({5}), ReduceOp::kSum); }, {"all_reduce", "numel"});
+  expect_invalid([&] { w.all_gather(at::zeros({2}), at::zeros({2 * w.size()}, at::kLong)); }, {"all_gather", "dtype"});
+  expect_invalid([&] { w.all_reduce(at::zeros({4}, at::kLong), ReduceOp::kAvg); }, {"avg", "floating"});
   expect_invalid([&] { w.all_reduce(at::zeros({4}, at::kBool)); }, {"not supported"});
   expect_invalid([&] { w.all_reduce(at::zeros({4, 4}).t()); }, {"contiguous"});
   expect_invalid([&] { w.broadcast(at::zeros({2}), w.size()); }, {"broadcast", "root"});
@@ -51,11 +47,16 @@ TEST(Errors, LocalMismatchesNameTheCallTheRankAndTheSizes) {
   expect_invalid([&] { w.recv(at::zeros({2}), 0, -3); }, {"recv", "tag"});
   expect_invalid([&] { w.all_reduce(at::Tensor()); }, {"undefined"});
   std::vector<int64_t> ones(w.size(), 1);
-  expect_invalid([&] { w.all_to_all_async(at::zeros({w.size(), 2}), at::zeros({w.size(), 3}), ones, ones); },
-                 {"all_to_all_v", "rows"});
-  expect_invalid([&] { w.all_to_all_async(at::zeros({w.size()}), at::zeros({w.size()}),
-                                           std::vector<int64_t>(w.size() + 1, 0), ones); },
-                 {"all_to_all_v", "one split per rank"});
+  expect_invalid(
+      [&] {
+        w.all_to_all_async(at::zeros({w.size(), 2}), at::zeros({w.size(), 3}), ones, ones);
+      },
+      {"all_to_all_v", "rows"});
+  expect_invalid(
+      [&] {
+        w.all_to_all_async(at::zeros({w.size()}), at::zeros({w.size()}), std::vector<int64_t>(w.size() + 1, 0), ones);
+      },
+      {"all_to_all_v", "one split per rank"});
   // Still usable afterwards: nothing was sent.
   auto x = at::ones({3});
   w.all_reduce(x);
@@ -124,8 +125,7 @@ TEST(Runtime, ThreadsAndLaunchInfo) {
 }
 
 TEST(Logging, EveryRankWritesItsOwnFileWithItsRank) {
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("reel_log_test_" + std::to_string(::getpid()));
+  const auto dir = std::filesystem::temp_directory_path() / ("reel_log_test_" + std::to_string(::getpid()));
   LogConfig config;
   config.dir = dir.string();
   config.level = "debug";

@@ -20,8 +20,8 @@ using Ranks = std::vector<int>;
 
 // One dump as dist/watchdog.cpp writes it: waits ("waiting N s in ..." lines), the last
 // collective per communicator ("world #20 all_reduce  Float [4]"), the recent history.
-std::string dump_text(int rank, int world, const std::vector<std::string>& waits,
-                      const std::vector<std::string>& comms, const std::string& at = "2026-12-06T10:00:00Z") {
+std::string dump_text(int rank, int world, const std::vector<std::string>& waits, const std::vector<std::string>& comms,
+                      const std::string& at = "2026-12-06T10:00:00Z") {
   std::string t = "rank " + std::to_string(rank) + " (node" + std::to_string(rank / 2) +
                   "): blocked in communication for longer than 5 s (dist.timeout)\n";
   t += "  world size " + std::to_string(world) + "; dumped at " + at + "\n";
@@ -57,7 +57,8 @@ TEST(HangReport, ARankThatIssuedAheadIsHeldByTheEarliestCall) {
   EXPECT_EQ(r.likely_cause, Ranks{3});
   const std::string text = hang::to_text(r);
   EXPECT_FALSE(mentions(text, "cycle")) << text;
-  EXPECT_TRUE(mentions(text, "rank 0 waits in all_reduce #294 on world, issued after all_reduce #290 on world")) << text;
+  EXPECT_TRUE(mentions(text, "rank 0 waits in all_reduce #294 on world, issued after all_reduce #290 on world"))
+      << text;
 }
 
 TEST(HangReport, AMissingDumpIsTheLikelyCause) {
@@ -100,8 +101,9 @@ TEST(HangReport, ARankThatNeverEnteredIsShownWhereItWaits) {
   EXPECT_TRUE(r.stuck[1].never_entered.empty());
   EXPECT_TRUE(r.likely_cause.empty());
   EXPECT_TRUE(mentions(r.ranks[2].doing, "waits 6 s in sendrecv #5 on ring")) << r.ranks[2].doing;
-  EXPECT_TRUE(mentions(r.explanation, "which rank 2 never entered: rank 2 waits in sendrecv #5 on ring, which every "
-                                      "rank of its group entered"))
+  EXPECT_TRUE(mentions(r.explanation,
+                       "which rank 2 never entered: rank 2 waits in sendrecv #5 on ring, which every "
+                       "rank of its group entered"))
       << r.explanation;
 }
 
@@ -112,8 +114,10 @@ std::vector<Dump> two_groups(bool members) {
   const std::string sp2 = members ? "  (world ranks 2,3)" : "";
   const std::string sp0 = members ? "  (world ranks 0,1)" : "";
   const std::string rs = "reduce_scatter #120 on world (4 ranks, this rank ";
-  return {parsed(0, 4, {rs + "0) Float [256]"}, {"world #120 reduce_scatter  Float [256]", "sp #60 all_to_all  Float [8]" + sp0}),
-          parsed(1, 4, {rs + "1) Float [256]"}, {"world #120 reduce_scatter  Float [256]", "sp #60 all_to_all  Float [8]" + sp0}),
+  return {parsed(0, 4, {rs + "0) Float [256]"},
+                 {"world #120 reduce_scatter  Float [256]", "sp #60 all_to_all  Float [8]" + sp0}),
+          parsed(1, 4, {rs + "1) Float [256]"},
+                 {"world #120 reduce_scatter  Float [256]", "sp #60 all_to_all  Float [8]" + sp0}),
           parsed(2, 4, {"all_to_all #57 on sp (2 ranks, this rank 0) Float [8]"},
                  {"world #119 all_gather  Float [256]", "sp #57 all_to_all  Float [8]" + sp2})};
 }
@@ -151,8 +155,9 @@ TEST(HangReport, AWaitInAGroupOfOneIsBlamedOnTheCallItIsQueuedBehind) {
   // shares with the replicate group's all-reduce #28, which rank 1 never entered.
   std::string text = dump_text(0, 2, {"reduce_scatter #63 on shard (1 ranks, this rank 0) Float [8]"},
                                {"shard #63 reduce_scatter  Float [8]", "replicate #28 all_reduce  Float [8]"});
-  text += "    10:00:01.000Z  #28 all_reduce on replicate  Float [8]\n"
-          "    10:00:01.001Z  #63 reduce_scatter on shard  Float [8]\n";
+  text +=
+      "    10:00:01.000Z  #28 all_reduce on replicate  Float [8]\n"
+      "    10:00:01.001Z  #63 reduce_scatter on shard  Float [8]\n";
   const auto r = analyse({parse_dump(text, "hang_rank0.txt")});
   ASSERT_EQ(r.stuck.size(), 1u);
   EXPECT_EQ(r.stuck[0].call.name(), "all_reduce #28 on replicate");
@@ -184,7 +189,9 @@ TEST(HangReport, ReadsTheWatchdogsOwnDump) {
   // The writer's text, not a copy of its format: a collective on this process's world,
   // its members, and a described wait.
   auto& w = world();
-  if (w.size() != 1) GTEST_SKIP() << "reads the dump of a 1-rank world (registered at 1 rank only; at " << w.size() << " ranks the members differ)";
+  if (w.size() != 1)
+    GTEST_SKIP() << "reads the dump of a 1-rank world (registered at 1 rank only; at " << w.size()
+                 << " ranks the members differ)";
   Watchdog::set_members(&w, {0});
   auto t = at::ones({2, 3});
   w.all_reduce(t);

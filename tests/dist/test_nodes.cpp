@@ -53,8 +53,9 @@ TEST(Nodes, PlacementNamesTheNodesAndTheAxesThatCross) {
   const std::string text = mesh.placement();
   if (two_nodes()) {
     EXPECT_EQ(mesh.nodes(), 2);
-    EXPECT_EQ(text, "2 nodes x 2 ranks: nodeA {0,1}, nodeB {2,3}; across nodes: dp, replicate; inside a node: sp, "
-                    "ring, shard");
+    EXPECT_EQ(text,
+              "2 nodes x 2 ranks: nodeA {0,1}, nodeB {2,3}; across nodes: dp, replicate; inside a node: sp, "
+              "ring, shard");
     EXPECT_EQ(mesh.shard_group().size(), 2);  // "node": shard inside each node
     EXPECT_EQ(mesh.replica_group().size(), 2);
     EXPECT_EQ(mesh.node_of(world().rank()), world().rank() / 2);

@@ -7,10 +7,10 @@
 #include "tests/dist/collective_data.hpp"
 #include "tests/support/test_env.hpp"
 #ifdef REEL_HAVE_NCCL
+#include <ATen/cuda/Sleep.h>
 #include "reel/dist/abort_registry.hpp"
 #include "reel/dist/error.hpp"
 #include "reel/dist/nccl_communicator.hpp"
-#include <ATen/cuda/Sleep.h>
 #endif
 
 #include <chrono>
@@ -18,8 +18,8 @@
 namespace reel::test {
 namespace {
 
-#define REEL_REQUIRE_GPU()                                                              \
-  if (!at::hasCUDA() || at::getNumGPUs() == 0)                                          \
+#define REEL_REQUIRE_GPU()                                                               \
+  if (!at::hasCUDA() || at::getNumGPUs() == 0)                                           \
   GTEST_SKIP() << "no CUDA device on this machine: GPU communication is checked on the " \
                   "GPU machine (scripts/gpu/run.sh)"
 
@@ -70,8 +70,8 @@ void check_nccl_collectives(Communicator& c) {
       if (at::isFloatingType(t)) {
         auto avg = rank_input(c.rank(), n, t).to(c.device());
         c.all_reduce(avg, ReduceOp::kAvg);
-        EXPECT_TRUE(at::allclose(avg.cpu().to(at::kDouble),
-                                 expected_sum(c.size(), n, at::kDouble) / c.size(), 1e-2, 1e-2));
+        EXPECT_TRUE(
+            at::allclose(avg.cpu().to(at::kDouble), expected_sum(c.size(), n, at::kDouble) / c.size(), 1e-2, 1e-2));
       }
     }
   }
@@ -172,8 +172,8 @@ TEST(GpuNccl, OneFaultAbortsEveryCommunicatorOfTheProcess) {
 TEST(GpuNccl, WorldCommunicatorWhenEveryRankHasItsOwnGpu) {
   REEL_REQUIRE_GPU();
   if (static_cast<int>(at::getNumGPUs()) < runtime().info().local_size) {
-    GTEST_SKIP() << "NCCL needs one GPU per rank: " << at::getNumGPUs() << " GPU(s) for "
-                 << runtime().info().local_size << " local ranks";
+    GTEST_SKIP() << "NCCL needs one GPU per rank: " << at::getNumGPUs() << " GPU(s) for " << runtime().info().local_size
+                 << " local ranks";
   }
   auto nccl_world = NcclCommunicator::create(MPI_COMM_WORLD);
   check_nccl_collectives(*nccl_world);

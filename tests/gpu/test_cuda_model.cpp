@@ -44,7 +44,8 @@ void compare(Fused&& fused, Ref&& ref, const std::vector<at::Tensor>& inputs, co
              const std::string& what) {
   auto a = run_with_grads(fused, inputs, dy), b = run_with_grads(ref, inputs, dy);
   for (size_t i = 0; i < a.size(); ++i) {
-    EXPECT_LT(rel_error(a[i], b[i]), tol) << what << (i == 0 ? " output" : " gradient of input " + std::to_string(i - 1));
+    EXPECT_LT(rel_error(a[i], b[i]), tol)
+        << what << (i == 0 ? " output" : " gradient of input " + std::to_string(i - 1));
   }
 }
 
@@ -56,8 +57,11 @@ TEST(GpuModel, ModulatedNormMatchesReference) {
       auto x = at::randn({3, 37, d}, o) * 2 + 0.5, shift = at::randn({3, 37, d}, o), scale = at::randn({3, 37, d}, o);
       // Reference in float32 from the same (rounded) inputs, compared after rounding.
       compare([](auto& v) { return cuda::modulated_norm(v[0], v[1], v[2]); },
-              [t](auto& v) { return reference::modulated_norm(v[0].to(at::kFloat), v[1].to(at::kFloat), v[2].to(at::kFloat)).to(t); },
-              {x, shift, scale}, at::randn({3, 37, d}, o), bound(t), std::string(c10::toString(t)) + " d=" + std::to_string(d));
+              [t](auto& v) {
+                return reference::modulated_norm(v[0].to(at::kFloat), v[1].to(at::kFloat), v[2].to(at::kFloat)).to(t);
+              },
+              {x, shift, scale}, at::randn({3, 37, d}, o), bound(t),
+              std::string(c10::toString(t)) + " d=" + std::to_string(d));
     }
   }
 }
@@ -106,14 +110,14 @@ TEST(GpuModel, FusedKernelGradientsMatchFiniteDifferencesInDouble) {
   auto cfg = model_preset("tiny");
   auto shift = at::randn({5, 64}, o), scale = at::randn({5, 64}, o), w = at::randn({5, 64}, o);
   expect_gradient_matches([&](const at::Tensor& x) { return (cuda::modulated_norm(x, shift, scale) * w).sum(); },
-                     at::randn({5, 64}, o), "modulated_norm x");
+                          at::randn({5, 64}, o), "modulated_norm x");
   auto x = at::randn({5, 64}, o);
   expect_gradient_matches([&](const at::Tensor& s) { return (cuda::modulated_norm(x, shift, s) * w).sum(); },
-                     at::randn({5, 64}, o), "modulated_norm scale");
+                          at::randn({5, 64}, o), "modulated_norm scale");
   auto tables = rope_tables(token_positions(cfg, at::arange(16, at::kLong)), 12, 10000.0);
   auto wr = at::randn({1, 2, 16, 12}, o);
   expect_gradient_matches([&](const at::Tensor& q) { return (cuda::rope(q, tables.cos, tables.sin) * wr).sum(); },
-                     at::randn({1, 2, 16, 12}, o), "rope");
+                          at::randn({1, 2, 16, 12}, o), "rope");
 }
 
 // The fused, mask-free runs on the GPU (memory-efficient attention in fp32, FlashAttention-2

@@ -3,9 +3,9 @@
 // gradient, the gradient norm and the final parameters within 1e-5) under FSDP, HSDP,
 // gradient accumulation, activation checkpointing and sequence parallelism (Ulysses,
 // ring, hybrid); the model's causality and its sequence split; the corpus and its file.
+#include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
-#include <ATen/CPUGeneratorImpl.h>
 
 #include <filesystem>
 
@@ -52,7 +52,7 @@ ReferenceLoss lm_reference_loss() {
     const auto& tokens = batch.at("tokens");  // [b, L + 1]
     const int64_t l = cfg.seq_len;
     auto logits = dynamic_cast<LanguageModelImpl&>(model).forward(tokens.narrow(1, 0, l), at::arange(l, at::kLong));
-    auto logp = at::log_softmax(logits, -1);                          // [b, L, V]
+    auto logp = at::log_softmax(logits, -1);                              // [b, L, V]
     auto picked = logp.gather(-1, tokens.narrow(1, 1, l).unsqueeze(-1));  // [b, L, 1]
     return -picked.sum();
   };
@@ -158,7 +158,7 @@ TEST(Corpus, SamplesAreAFunctionOfSeedAndIndexAndTheFileHoldsThem) {
 // The Trainer refuses a corpus of another length than the model's, naming both.
 TEST(Corpus, AMismatchedCorpusIsRefusedByName) {
   auto c = lm_config();
-  c.model_choice.preset = "small";  // 1,024 tokens per sample; the file holds 128
+  c.model_choice.preset = "small";                // 1,024 tokens per sample; the file holds 128
   c.model_choice.dim = c.model_choice.depth = 0;  // the preset's
   c.resolve();
   const auto what = thrown<std::invalid_argument>([&] { Trainer trainer(c, runtime().world()); });

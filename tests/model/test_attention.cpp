@@ -208,8 +208,8 @@ TEST(FusedAttention, DISABLED_TimeFusedAgainstExplicitAndBlockwise) {
     for (int64_t hd : {16, 64}) {
       for (int64_t l : {256, 512, 1024, 2048, 4096}) {
         const auto g = at::arange(l, at::kLong).div(64, "floor");
-        const AttentionInputs in{at::randn({b, 4, l, hd}), at::randn({b, 4, l, hd}), at::randn({b, 4, l, hd}), g, g,
-                                 true};
+        const AttentionInputs in{
+            at::randn({b, 4, l, hd}), at::randn({b, 4, l, hd}), at::randn({b, 4, l, hd}), g, g, true};
         const bool small = b * 4 * l * l <= (int64_t(1) << 26);  // explicit scores up to 256 MiB
         std::cout << "B=" << b << " H=4 L=" << l << " hd=" << hd << " causal fwd+bwd ms: fused "
                   << 1e3 * seconds_per_call(in, 0) << ", explicit "

@@ -5,11 +5,11 @@
 
 #include <filesystem>
 
-#include "reel/model/world_model.hpp"
 #include "reel/data/physics_world.hpp"
-#include "reel/data/video_file.hpp"
 #include "reel/data/samples.hpp"
+#include "reel/data/video_file.hpp"
 #include "reel/data/weights.hpp"
+#include "reel/model/world_model.hpp"
 
 #include <fstream>
 #include "tests/model/tiny_training.hpp"
@@ -59,9 +59,9 @@ TEST(Learning, TinyPresetBeatsCopyLastFrameOnHeldOutClips) {
     std::cout << "[learning] S=" << s << " MSE " << mse << "\n";
     if (s == 10) model_mse = mse;
   }
-  std::cout << "[learning] " << run.steps << " steps in " << run.seconds << " s; loss " << run.first_loss
-            << " -> " << run.last_loss << "; held-out next-group MSE: model " << model_mse
-            << ", copy-last-frame " << copy_mse << " (ratio " << model_mse / copy_mse << ")\n";
+  std::cout << "[learning] " << run.steps << " steps in " << run.seconds << " s; loss " << run.first_loss << " -> "
+            << run.last_loss << "; held-out next-group MSE: model " << model_mse << ", copy-last-frame " << copy_mse
+            << " (ratio " << model_mse / copy_mse << ")\n";
   EXPECT_LT(run.last_loss, run.first_loss);
   EXPECT_LT(model_mse, copy_mse);
 

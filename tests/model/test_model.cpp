@@ -97,10 +97,12 @@ TEST(Model, AttentionAndRopeGradientsMatchFiniteDifferences) {
   auto k = at::randn({1, 2, l, hd}, at::kDouble), v = at::randn({1, 2, l, hd}, at::kDouble);
   auto w = at::randn({1, 2, l, hd}, at::kDouble), wl = at::randn({1, 2, l}, at::kDouble);
   for (bool causal : {false, true}) {
-    expect_gradient_matches([&](const at::Tensor& q) {
-      auto r = attention({q, k, v, groups, groups, causal});
-      return (r.out * w).sum() + (r.lse.to(at::kDouble) * wl).sum();
-    }, at::randn({1, 2, l, hd}, at::kDouble));
+    expect_gradient_matches(
+        [&](const at::Tensor& q) {
+          auto r = attention({q, k, v, groups, groups, causal});
+          return (r.out * w).sum() + (r.lse.to(at::kDouble) * wl).sum();
+        },
+        at::randn({1, 2, l, hd}, at::kDouble));
   }
   auto tables = rope_tables(token_positions(cfg, at::arange(l, at::kLong)), hd, cfg.rope_theta);
   RopeTables dt{tables.cos.to(at::kDouble), tables.sin.to(at::kDouble)};
@@ -147,8 +149,9 @@ TEST(Model, LongSequencesUseBlockwiseAttentionWithTheSameResultAndGradients) {
       (blockwise ? got : want) = {out.detach(), qq.grad(), kk.grad(), vv.grad()};
     }
     for (size_t i = 0; i < got.size(); ++i) {
-      EXPECT_TRUE(at::allclose(got[i], want[i], 1e-10, 1e-10)) << (causal ? "causal " : "full ") << "tensor " << i
-                                                               << " max diff " << (got[i] - want[i]).abs().max().item<double>();
+      EXPECT_TRUE(at::allclose(got[i], want[i], 1e-10, 1e-10))
+          << (causal ? "causal " : "full ") << "tensor " << i << " max diff "
+          << (got[i] - want[i]).abs().max().item<double>();
     }
   }
 }
@@ -181,7 +184,8 @@ TEST(Model, FlopCountMatchesTheParameterShapes) {
       if (p.value().dim() != 2) continue;
       const auto& name = p.key();
       // Per-group linears (time, action, adaLN) run once per frame-group, the rest per token.
-      const bool per_group = name.find("time_") == 0 || name.find("action") == 0 || name.find("ada") != std::string::npos;
+      const bool per_group =
+          name.find("time_") == 0 || name.find("action") == 0 || name.find("ada") != std::string::npos;
       flops += 2.0 * (per_group ? groups : tokens) * p.value().size(0) * p.value().size(1);
     }
     flops += cfg.depth * 4.0 * batch * cfg.tokens() * cfg.tokens() * cfg.dim;  // q.k and p.v

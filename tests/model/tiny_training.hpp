@@ -5,8 +5,8 @@
 
 #include <torch/torch.h>
 
-#include "reel/model/flow.hpp"
 #include "reel/data/loader.hpp"
+#include "reel/model/flow.hpp"
 #include "reel/model/world_model.hpp"
 
 namespace reel::test {

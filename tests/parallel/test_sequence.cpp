@@ -9,10 +9,10 @@
 #include <cmath>
 #include <numeric>
 
-#include "reel/model/world_model.hpp"
-#include "reel/model/rope.hpp"
 #include "reel/model/attention.hpp"
 #include "reel/model/attention_blocks.hpp"
+#include "reel/model/rope.hpp"
+#include "reel/model/world_model.hpp"
 #include "reel/parallel/sequence/sequence_parallel.hpp"
 #include "tests/support/test_env.hpp"
 
@@ -79,8 +79,8 @@ void expect_matches_one_rank(const std::string& mode, int ulysses, const std::st
     const auto groups = token_groups(cfg, idx);
     auto out = seq({q, k, v, groups, groups, causal}).out;
     out.backward(mine(ref.dout));
-    const std::string at = mode + " " + balance + (causal ? " causal" : " full") + " rank " +
-                           std::to_string(world().rank());
+    const std::string at =
+        mode + " " + balance + (causal ? " causal" : " full") + " rank " + std::to_string(world().rank());
     expect_close(out.detach(), mine(ref.out), at + " output");
     expect_close(q.grad(), mine(ref.dq), at + " dq");
     expect_close(k.grad(), mine(ref.dk), at + " dk");
@@ -241,8 +241,8 @@ TEST(SequenceParallel, ShapesThatCannotSplitAreRefusedWithTheNumbers) {
     SequenceParallel seq(*structure(heads), mesh, ulysses);
     ADD_FAILURE() << "expected an error";
   } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find(std::to_string(sp + 1) + " attention heads do not divide over Ulysses degree " +
-                                         std::to_string(sp)),
+    EXPECT_NE(std::string(e.what()).find(std::to_string(sp + 1) +
+                                         " attention heads do not divide over Ulysses degree " + std::to_string(sp)),
               std::string::npos)
         << e.what();
   }

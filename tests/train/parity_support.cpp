@@ -5,10 +5,10 @@
 #include "reel/data/loader.hpp"
 #include "reel/data/video_file.hpp"
 #include "reel/model/flow.hpp"
+#include "reel/model/world_model.hpp"
 #include "reel/optim/adamw.hpp"
 #include "reel/optim/clip.hpp"
 #include "reel/optim/weight_decay.hpp"
-#include "reel/model/world_model.hpp"
 #include "reel/train/trainer.hpp"
 #include "tests/support/test_env.hpp"
 
@@ -50,8 +50,17 @@ ReferenceRun train_reference(const TrainConfig& c, const ReferenceLoss& loss_sum
     opt.add(flat, at::full({flat.numel()}, decays(p.key(), p.value().sizes()) ? 1.0f : 0.0f));
   }
   const int64_t samples = spec.open_data(c.data.path)->sample_count();
-  LoaderConfig lc{c.data.path,  c.data.micro_clips(), 0, 1, 0, samples - c.data.eval_clips, c.data.seed, true, 0,
-                  c.data.global_batch, [&spec](const std::string& path) { return spec.open_data(path); }};
+  LoaderConfig lc{c.data.path,
+                  c.data.micro_clips(),
+                  0,
+                  1,
+                  0,
+                  samples - c.data.eval_clips,
+                  c.data.seed,
+                  true,
+                  0,
+                  c.data.global_batch,
+                  [&spec](const std::string& path) { return spec.open_data(path); }};
   SampleLoader loader(lc);
   const double targets = double(spec.targets_per_sample(c.model) * c.data.global_batch);
   for (int64_t step = 0; step < c.run.steps; ++step) {
@@ -99,8 +108,8 @@ void expect_parity(TrainConfig c, const ReferenceLoss& loss, double tol) {
       const auto want = reference_slice(unit->layout(), ref.grads, shard_rank);
       const double scale = want.abs().max().item<double>();
       const double diff = (unit->grad_shard() - want).abs().max().item<double>();
-      EXPECT_LE(diff, tol * scale + 1e-12) << at << " unit " << unit->layout().name << ": gradient differs by "
-                                           << diff << " (largest " << scale << ")";
+      EXPECT_LE(diff, tol * scale + 1e-12)
+          << at << " unit " << unit->layout().name << ": gradient differs by " << diff << " (largest " << scale << ")";
     }
     close(trainer.optimizer_step(step), ref.grad_norm, at + " gradient norm");
   }

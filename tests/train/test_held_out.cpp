@@ -54,7 +54,8 @@ TEST(HeldOut, TheLastBeingTheBestIsNotAlarming) {
   t.note(1000, 0.07, 0.08);
   EXPECT_FALSE(t.overfits());
   const auto text = held_out_report(t, 1024, 16, true);
-  EXPECT_EQ(text, "held-out loss: best 0.0700 at step 1000, the last evaluation; model_best.h5 holds step 1000's weights");
+  EXPECT_EQ(text,
+            "held-out loss: best 0.0700 at step 1000, the last evaluation; model_best.h5 holds step 1000's weights");
   EXPECT_EQ(held_out_report(HeldOutTrend{}, 1024, 16, true), "");  // no evaluation: nothing to say
 }
 

@@ -6,12 +6,12 @@
 #include <gtest/gtest.h>
 #include <malloc.h>
 
-#include "reel/model/world_model.hpp"
 #include "reel/dist/process_mesh.hpp"
+#include "reel/model/world_model.hpp"
 #include "reel/parallel/parallelize.hpp"
 #include "reel/plan/estimate.hpp"
-#include "tests/support/test_env.hpp"
 #include "reel/train/memory.hpp"
+#include "tests/support/test_env.hpp"
 
 namespace reel::test {
 namespace {
@@ -147,8 +147,8 @@ TEST(Memory, ShardedGradientAccumulationHoldsOnlyGradientShards) {
   const int64_t slack = 64 * kMiB + mpi;  // allocator, and the library's own buffers
   EXPECT_LE(sharded, int64_t(sharded_plan) + slack) << "sharded accumulation over the planner's estimate";
   EXPECT_LE(unsharded, int64_t(unsharded_plan) + slack) << "unsharded accumulation over the planner's estimate";
-  EXPECT_GT(unsharded - sharded, kept * 3 / 4) << "sharded accumulation should save the other blocks' gradients ("
-                                              << kept / kMiB << " MiB)";
+  EXPECT_GT(unsharded - sharded, kept * 3 / 4)
+      << "sharded accumulation should save the other blocks' gradients (" << kept / kMiB << " MiB)";
 }
 
 TEST(Memory, BackwardKeepsAtMostOneParameterGradient) {

@@ -7,22 +7,22 @@
 // (Ulysses, ring, hybrid) over dp x sp meshes. AdamW and clipping cancel
 // a constant factor on the gradients, so the gradients themselves are compared: a
 // SUM-vs-mean slip or double-counted replicas changes them by a factor of the rank count.
-#include <algorithm>
-#include <set>
 #include <gtest/gtest.h>
 #include <unistd.h>
+#include <algorithm>
+#include <set>
 
 #include <filesystem>
 
 #include "reel/data/physics_world.hpp"
 #include "reel/data/weights.hpp"
-#include "tests/support/scratch.hpp"
-#include "tests/support/test_env.hpp"
-#include "tests/train/parity_support.hpp"
 #include "reel/model/flow.hpp"
 #include "reel/train/model_spec.hpp"
 #include "reel/train/throughput.hpp"
 #include "reel/train/trainer.hpp"
+#include "tests/support/scratch.hpp"
+#include "tests/support/test_env.hpp"
+#include "tests/train/parity_support.hpp"
 
 namespace reel::test {
 namespace {
@@ -192,8 +192,8 @@ TEST(AsyncReduce, HsdpAllReduceIsInFlightWhileTheNextUnitRunsItsBackward) {
       EXPECT_EQ(at("scattered " + unit) + 1, at("replicate " + unit)) << unit;
       EXPECT_LT(at("replicate " + unit), at("issue " + before)) << unit << ": one issue order over both communicators";
       EXPECT_LT(at("replicate " + unit), at("backward " + next)) << unit;
-      EXPECT_LT(at("backward " + next), at("finish " + unit)) << unit << "'s all-reduce was waited before " << next
-                                                             << "'s backward";
+      EXPECT_LT(at("backward " + next), at("finish " + unit))
+          << unit << "'s all-reduce was waited before " << next << "'s backward";
     }
     int replicated = 0;
     for (const auto& e : events) replicated += e.rfind("replicate ", 0) == 0;
@@ -240,7 +240,8 @@ void expect_sequence_parity(const std::string& mode, int ulysses) {
       c.resolve();
       // Heads that do not divide over the Ulysses degree are refused (test_sequence.cpp).
       if (c.model.heads % c.mesh.ulysses != 0) continue;
-      SCOPED_TRACE(mode + " dp=" + std::to_string(dp) + " sp=" + std::to_string(sp) + " checkpointing " + checkpointing);
+      SCOPED_TRACE(mode + " dp=" + std::to_string(dp) + " sp=" + std::to_string(sp) + " checkpointing " +
+                   checkpointing);
       expect_parity(c);
       ++ran;
     }

@@ -13,8 +13,8 @@
 #include <sstream>
 
 #include "reel/dist/process_mesh.hpp"
-#include "tests/support/test_env.hpp"
 #include "reel/train/throughput.hpp"
+#include "tests/support/test_env.hpp"
 
 namespace reel::test {
 namespace {
