@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -64,6 +65,50 @@ std::string human(int64_t bytes) {
   return buf;
 }
 
+// One size of one collective: raw MPI's call and reel's on the same float32 buffers.
+struct Case {
+  at::Tensor big, other, part, big_n, other_n;  // [count], [count], [chunk], [chunk x n], [chunk x n]
+  Call raw, reel;
+};
+
+std::unique_ptr<Case> make_case(const std::string& name, int64_t bytes, reel::Communicator& comm, MPI_Comm raw) {
+  auto c = std::make_unique<Case>();
+  const int64_t count = bytes / 4, chunk = count / comm.size();  // float32 elements
+  c->big = at::rand({count}), c->other = at::rand({count});
+  c->part = c->big.narrow(0, 0, chunk).clone();
+  c->big_n = c->big.narrow(0, 0, chunk * comm.size()), c->other_n = c->other.narrow(0, 0, chunk * comm.size());
+  Case& k = *c;
+  const int n = int(count), m = int(chunk);
+  if (name == "all_reduce") {
+    k.raw = [&k, n, raw] { MPI_Allreduce(MPI_IN_PLACE, k.big.data_ptr(), n, MPI_FLOAT, MPI_SUM, raw); };
+    k.reel = [&k, &comm] { comm.all_reduce(k.big); };
+  } else if (name == "all_gather") {
+    k.raw = [&k, m, raw] { MPI_Allgather(k.part.data_ptr(), m, MPI_FLOAT, k.big_n.data_ptr(), m, MPI_FLOAT, raw); };
+    k.reel = [&k, &comm] { comm.all_gather(k.part, k.big_n); };
+  } else if (name == "reduce_scatter") {
+    k.raw = [&k, m, raw] {
+      MPI_Reduce_scatter_block(k.big_n.data_ptr(), k.part.data_ptr(), m, MPI_FLOAT, MPI_SUM, raw);
+    };
+    k.reel = [&k, &comm] { comm.reduce_scatter(k.big_n, k.part); };
+  } else if (name == "all_to_all") {
+    k.raw = [&k, m, raw] { MPI_Alltoall(k.big_n.data_ptr(), m, MPI_FLOAT, k.other_n.data_ptr(), m, MPI_FLOAT, raw); };
+    k.reel = [&k, &comm] { comm.all_to_all(k.big_n, k.other_n); };
+  } else {
+    k.raw = [&k, n, raw] { MPI_Bcast(k.big.data_ptr(), n, MPI_FLOAT, 0, raw); };
+    k.reel = [&k, &comm] { comm.broadcast(k.big, 0); };
+  }
+  return c;
+}
+
+// reel / raw time ratios from 1 MiB up: their geometric mean, lowest and highest.
+struct Summary {
+  double log_sum = 0, lowest = 1e9, highest = 0;
+  int points = 0;
+  void add(double ratio) {
+    log_sum += std::log(ratio), lowest = std::min(lowest, ratio), highest = std::max(highest, ratio), ++points;
+  }
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -86,59 +131,23 @@ int main(int argc, char** argv) {
     std::printf("| op | size | raw MPI busbw (GB/s) | reel busbw (GB/s) | reel / raw |\n");
     std::printf("|---|---:|---:|---:|---:|\n");
   }
-  double log_sum = 0, lowest = 1e9, highest = 0;
-  int points = 0;
-  const char* ops[] = {"all_reduce", "all_gather", "reduce_scatter", "all_to_all", "broadcast"};
-  for (const char* op : ops) {
-    const std::string name = op;
+  Summary summary;
+  for (const std::string name : {"all_reduce", "all_gather", "reduce_scatter", "all_to_all", "broadcast"}) {
     const double factor = name == "all_reduce" ? 2.0 * (n - 1) / n : name == "broadcast" ? 1.0 : double(n - 1) / n;
     for (int64_t bytes = 1024; bytes <= (max_mib << 20); bytes *= 4) {
-      const int64_t count = bytes / 4, chunk = count / n;  // float32 elements
-      auto big = at::rand({count}), other = at::rand({count});
-      auto part = big.narrow(0, 0, chunk).clone();
-      auto big_n = big.narrow(0, 0, chunk * n), other_n = other.narrow(0, 0, chunk * n);
-      Call raw_call, reel_call;
-      if (name == "all_reduce") {
-        raw_call = [&] { MPI_Allreduce(MPI_IN_PLACE, big.data_ptr(), int(count), MPI_FLOAT, MPI_SUM, raw); };
-        reel_call = [&] { comm.all_reduce(big); };
-      } else if (name == "all_gather") {
-        raw_call = [&] {
-          MPI_Allgather(part.data_ptr(), int(chunk), MPI_FLOAT, big_n.data_ptr(), int(chunk), MPI_FLOAT, raw);
-        };
-        reel_call = [&] { comm.all_gather(part, big_n); };
-      } else if (name == "reduce_scatter") {
-        raw_call = [&] {
-          MPI_Reduce_scatter_block(big_n.data_ptr(), part.data_ptr(), int(chunk), MPI_FLOAT, MPI_SUM, raw);
-        };
-        reel_call = [&] { comm.reduce_scatter(big_n, part); };
-      } else if (name == "all_to_all") {
-        raw_call = [&] {
-          MPI_Alltoall(big_n.data_ptr(), int(chunk), MPI_FLOAT, other_n.data_ptr(), int(chunk), MPI_FLOAT, raw);
-        };
-        reel_call = [&] { comm.all_to_all(big_n, other_n); };
-      } else {
-        raw_call = [&] { MPI_Bcast(big.data_ptr(), int(count), MPI_FLOAT, 0, raw); };
-        reel_call = [&] { comm.broadcast(big, 0); };
-      }
-      const Point p = measure(raw_call, reel_call, reps);
-      if (me == 0) {
-        const double raw_bw = bytes / p.raw_s * factor / 1e9, reel_bw = bytes / p.reel_s * factor / 1e9;
-        std::printf("| %s | %s | %.2f | %.2f | %.3f |\n", op, human(bytes).c_str(), raw_bw, reel_bw,
-                    p.raw_s / p.reel_s);
-        std::fflush(stdout);
-        if (bytes >= (1 << 20)) {
-          const double ratio = p.raw_s / p.reel_s;
-          log_sum += std::log(ratio);
-          lowest = std::min(lowest, ratio);
-          highest = std::max(highest, ratio);
-          ++points;
-        }
-      }
+      const auto c = make_case(name, bytes, comm, raw);
+      const Point p = measure(c->raw, c->reel, reps);
+      if (me != 0) continue;
+      const double raw_bw = bytes / p.raw_s * factor / 1e9, reel_bw = bytes / p.reel_s * factor / 1e9;
+      std::printf("| %s | %s | %.2f | %.2f | %.3f |\n", name.c_str(), human(bytes).c_str(), raw_bw, reel_bw,
+                  p.raw_s / p.reel_s);
+      std::fflush(stdout);
+      if (bytes >= (1 << 20)) summary.add(p.raw_s / p.reel_s);
     }
   }
-  if (me == 0 && points) {
-    std::printf("\nreel / raw from 1 MiB up, %d points: geometric mean %.3f (min %.3f, max %.3f)\n", points,
-                std::exp(log_sum / points), lowest, highest);
+  if (me == 0 && summary.points) {
+    std::printf("\nreel / raw from 1 MiB up, %d points: geometric mean %.3f (min %.3f, max %.3f)\n", summary.points,
+                std::exp(summary.log_sum / summary.points), summary.lowest, summary.highest);
   }
   MPI_Comm_free(&raw);
   return 0;

@@ -114,6 +114,70 @@ int64_t longest(Runtime& rt, const ModelConfig& base, const Layout& l, double bu
   return lo;
 }
 
+const std::vector<Layout> kLayouts = {{1, "ulysses"}, {2, "ulysses"}, {4, "ulysses"},
+                                      {2, "ring"},    {4, "ring"},    {4, "hybrid"}};
+
+// The longest clip each layout fits in `budget` MiB per rank.
+void report_longest(Runtime& rt, const ModelConfig& base, double budget, bool root) {
+  if (root) std::cout << "\n| layout | longest clip (tokens) | x sp=1 | / (sp x sp=1) |\n|---|---|---|---|\n";
+  double single = 0;
+  for (const auto& l : kLayouts) {
+    const double tokens = double(longest(rt, base, l, budget, 2) * base.tokens_per_group());
+    if (l.sp == 1) single = tokens;
+    if (root) {
+      std::cout << "| " << l.name() << " | " << int64_t(tokens) << " | " << tokens / single << " | "
+                << tokens / single / l.sp << " |\n"
+                << std::flush;
+    }
+  }
+}
+
+// Step time, throughput and attention bytes (measured and analytic) of each layout.
+void report_speed(Runtime& rt, const ModelConfig& cfg, bool root) {
+  if (root) {
+    std::cout << "\n| layout (" << cfg.tokens()
+              << "-token clips, 4 per step) | step (s) | tokens/s | vs dp only | "
+                 "attention bytes sent, rank 0 | analytic |\n|---|---|---|---|---|---|\n";
+  }
+  double dp_only = 0;
+  for (const auto& l : kLayouts) {
+    const auto o = run(rt, cfg, l, 4 / (4 / l.sp), 4);  // every layout: 4 clips per step in all
+    const double tps = 4.0 * cfg.tokens() / o.step_s;
+    if (l.sp == 1) dp_only = tps;
+    if (root) {
+      std::cout << "| " << l.name() << " | " << o.step_s << " | " << int64_t(tps) << " | " << tps / dp_only << " | "
+                << o.stats.bytes_sent << " | " << o.expected_bytes << " |\n"
+                << std::flush;
+    }
+  }
+}
+
+// Ring sp=4 under frame-causal masking: load balance of contiguous and zigzag chunks, and
+// how much of the ring's communication the overlap hides.
+void report_ring(Runtime& rt, const ModelConfig& cfg, bool root) {
+  if (root) {
+    std::cout << "\n| ring sp=4, frame-causal | attention work max/mean | attention time max/mean | exposed wait (s) "
+                 "| step (s) |\n|---|---|---|---|---|\n";
+  }
+  double wait_serial = 0, wait_overlap = 0;
+  for (const Layout& l :
+       {Layout{4, "ring", "contiguous"}, Layout{4, "ring", "zigzag"}, Layout{4, "ring", "zigzag", false}}) {
+    const auto o = run(rt, cfg, l, 1, 4);
+    const double wait = max_over(*rt.world(), o.stats.ring_wait_s, true);
+    (l.overlap ? wait_overlap : wait_serial) = wait;
+    if (root) {
+      std::cout << "| " << l.balance << (l.overlap ? ", overlapped" : ", not overlapped") << " | "
+                << o.work_max / o.work_mean << " | " << o.compute_max / o.compute_mean << " | " << wait << " | "
+                << o.step_s << " |\n"
+                << std::flush;
+    }
+  }
+  if (root) {
+    std::cout << "\nring communication hidden behind computation: "
+              << 100.0 * (1.0 - wait_overlap / std::max(wait_serial, 1e-12)) << "%\n";
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -136,57 +200,10 @@ int main(int argc, char** argv) {
   Runtime rt(rc);
   const bool root = rt.world()->rank() == 0;
   const ModelConfig base = model_preset("long_cpu");  // 64 tokens per frame-group
-  const std::vector<Layout> layouts = {{1, "ulysses"}, {2, "ulysses"}, {4, "ulysses"},
-                                       {2, "ring"},    {4, "ring"},    {4, "hybrid"}};
   std::cout << std::fixed << std::setprecision(2);
-  if (only.empty() || only == "longest") {
-    if (root) std::cout << "\n| layout | longest clip (tokens) | x sp=1 | / (sp x sp=1) |\n|---|---|---|---|\n";
-    double single = 0;
-    for (const auto& l : layouts) {
-      const double tokens = double(longest(rt, base, l, budget, 2) * base.tokens_per_group());
-      if (l.sp == 1) single = tokens;
-      if (root)
-        std::cout << "| " << l.name() << " | " << int64_t(tokens) << " | " << tokens / single << " | "
-                  << tokens / single / l.sp << " |\n"
-                  << std::flush;
-    }
-  }
+  if (only.empty() || only == "longest") report_longest(rt, base, budget, root);
   const ModelConfig cfg = with_groups(base, speed_groups);
-  if (only.empty() || only == "bytes" || only == "speed") {
-    if (root)
-      std::cout << "\n| layout (" << cfg.tokens()
-                << "-token clips, 4 per step) | step (s) | tokens/s | vs dp only | "
-                   "attention bytes sent, rank 0 | analytic |\n|---|---|---|---|---|---|\n";
-    double dp_only = 0;
-    for (const auto& l : layouts) {
-      const auto o = run(rt, cfg, l, 4 / (4 / l.sp), 4);  // every layout: 4 clips per step in all
-      const double tps = 4.0 * cfg.tokens() / o.step_s;
-      if (l.sp == 1) dp_only = tps;
-      if (root)
-        std::cout << "| " << l.name() << " | " << o.step_s << " | " << int64_t(tps) << " | " << tps / dp_only << " | "
-                  << o.stats.bytes_sent << " | " << o.expected_bytes << " |\n"
-                  << std::flush;
-    }
-  }
-  if (only.empty() || only == "ring") {
-    if (root)
-      std::cout << "\n| ring sp=4, frame-causal | attention work max/mean | attention time max/mean | exposed wait (s) "
-                   "| step (s) |\n|---|---|---|---|---|\n";
-    double wait_serial = 0, wait_overlap = 0;
-    for (const Layout& l :
-         {Layout{4, "ring", "contiguous"}, Layout{4, "ring", "zigzag"}, Layout{4, "ring", "zigzag", false}}) {
-      const auto o = run(rt, cfg, l, 1, 4);
-      const double wait = max_over(*rt.world(), o.stats.ring_wait_s, true);
-      (l.overlap ? wait_overlap : wait_serial) = wait;
-      if (root)
-        std::cout << "| " << l.balance << (l.overlap ? ", overlapped" : ", not overlapped") << " | "
-                  << o.work_max / o.work_mean << " | " << o.compute_max / o.compute_mean << " | " << wait << " | "
-                  << o.step_s << " |\n"
-                  << std::flush;
-    }
-    if (root)
-      std::cout << "\nring communication hidden behind computation: "
-                << 100.0 * (1.0 - wait_overlap / std::max(wait_serial, 1e-12)) << "%\n";
-  }
+  if (only.empty() || only == "bytes" || only == "speed") report_speed(rt, cfg, root);
+  if (only.empty() || only == "ring") report_ring(rt, cfg, root);
   return 0;
 }
