@@ -121,7 +121,7 @@ int main(int argc, char** argv) {
       reps = std::atoi(argv[i + 1]);
   }
   reel::RuntimeConfig config;
-  config.backend = "mpi";
+  config.backend = reel::BackendKind::kMpi;
   reel::Runtime runtime(config);
   auto& comm = *runtime.world();
   MPI_Comm raw;

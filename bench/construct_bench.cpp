@@ -33,7 +33,7 @@ int main(int argc, char** argv) {
   }
   po::notify(vm);
   RuntimeConfig rc;
-  rc.backend = "mpi";
+  rc.backend = BackendKind::kMpi;
   Runtime runtime(rc);
   ModelConfig cfg = model_preset(preset);
   if (depth > 0) cfg.depth = depth;

@@ -31,10 +31,10 @@ namespace {
 
 struct Layout {
   int sp;
-  std::string mode;  // ulysses | ring | hybrid
-  std::string balance = "zigzag";
+  SpMode mode;
+  SpBalance balance = SpBalance::kZigzag;
   bool overlap = true;
-  std::string name() const { return sp == 1 ? "sp=1" : mode + " sp=" + std::to_string(sp); }
+  std::string name() const { return sp == 1 ? "sp=1" : enum_name(mode) + std::string(" sp=") + std::to_string(sp); }
 };
 
 struct Outcome {
@@ -62,8 +62,8 @@ ModelConfig with_groups(ModelConfig cfg, int64_t groups) {
 // is the one measured for memory, the rest are timed.
 Outcome run(Runtime& rt, const ModelConfig& cfg, const Layout& l, int64_t batch, int steps) {
   const int n = rt.world()->size();
-  SequenceConfig sc{l.mode, l.mode == "hybrid" ? 2 : 0, l.balance, l.overlap};
-  auto mesh = ProcessMesh::create(rt.world(), MeshConfig{n / l.sp, l.sp, 0, sc.ulysses_degree(l.sp)});
+  SequenceConfig sc{l.mode, l.mode == SpMode::kHybrid ? 2 : 0, l.balance, l.overlap};
+  auto mesh = ProcessMesh::create(rt.world(), MeshConfig{n / l.sp, l.sp, 0}, sc.ulysses_degree(l.sp));
   WorldModel model(cfg, ParamInit{at::kCPU, true, 1});
   ParallelConfig pc;
   pc.sequence = sc;
@@ -114,8 +114,8 @@ int64_t longest(Runtime& rt, const ModelConfig& base, const Layout& l, double bu
   return lo;
 }
 
-const std::vector<Layout> kLayouts = {{1, "ulysses"}, {2, "ulysses"}, {4, "ulysses"},
-                                      {2, "ring"},    {4, "ring"},    {4, "hybrid"}};
+const std::vector<Layout> kLayouts = {{1, SpMode::kUlysses}, {2, SpMode::kUlysses}, {4, SpMode::kUlysses},
+                                      {2, SpMode::kRing},    {4, SpMode::kRing},    {4, SpMode::kHybrid}};
 
 // The longest clip each layout fits in `budget` MiB per rank.
 void report_longest(Runtime& rt, const ModelConfig& base, double budget, bool root) {
@@ -161,7 +161,8 @@ void report_ring(Runtime& rt, const ModelConfig& cfg, bool root) {
   }
   double wait_serial = 0, wait_overlap = 0;
   for (const Layout& l :
-       {Layout{4, "ring", "contiguous"}, Layout{4, "ring", "zigzag"}, Layout{4, "ring", "zigzag", false}}) {
+       {Layout{4, SpMode::kRing, SpBalance::kContiguous}, Layout{4, SpMode::kRing, SpBalance::kZigzag},
+        Layout{4, SpMode::kRing, SpBalance::kZigzag, false}}) {
     const auto o = run(rt, cfg, l, 1, 4);
     const double wait = max_over(*rt.world(), o.stats.ring_wait_s, true);
     (l.overlap ? wait_overlap : wait_serial) = wait;
@@ -196,7 +197,7 @@ int main(int argc, char** argv) {
   po::notify(vm);
   ::mallopt(M_MMAP_THRESHOLD, 1 << 20);  // large buffers go back to the system when freed
   RuntimeConfig rc;
-  rc.backend = "mpi";
+  rc.backend = BackendKind::kMpi;
   Runtime rt(rc);
   const bool root = rt.world()->rank() == 0;
   const ModelConfig base = model_preset("long_cpu");  // 64 tokens per frame-group

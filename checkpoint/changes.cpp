@@ -4,6 +4,8 @@
 #include <set>
 #include <sstream>
 
+#include "reel/optim/schedule.hpp"
+
 namespace reel {
 namespace {
 
@@ -40,7 +42,7 @@ ChangeClass classify(const std::string& key, const std::map<std::string, std::st
   if (key == "run.steps") {
     // The schedule's length is run.steps: a cosine decay stretches or shrinks with it.
     const auto decay = now.find("optim.decay");
-    if (decay != now.end() && decay->second == "constant") {
+    if (decay != now.end() && decay->second == enum_name(LrDecay::kConstant)) {
       why = "the run's length only: the constant learning rate is unchanged";
       return ChangeClass::kInfo;
     }

@@ -3,6 +3,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include "reel/data/video_file.hpp"
+#include "reel/dist/require.hpp"
 #include "reel/model/seed.hpp"
 
 namespace reel {
@@ -12,25 +13,22 @@ SampleLoader::SampleLoader(LoaderConfig config, DataPosition start) : config_(st
   reader_ = c.open ? c.open(c.path) : std::make_unique<VideoReader>(c.path);
   const int64_t n = reader_->sample_count();
   if (c.count < 0) c.count = n - c.first;
-  auto bad = [&](const std::string& what) { throw std::invalid_argument("data loader (" + c.path + "): " + what); };
-  if (c.first < 0 || c.count <= 0 || c.first + c.count > n) {
-    bad("clip range [" + std::to_string(c.first) + ", " + std::to_string(c.first + c.count) +
-        ") is not inside the file's " + std::to_string(n) + " clips");
-  }
-  if (c.shares < 1 || c.share < 0 || c.share >= c.shares)
-    bad("share " + std::to_string(c.share) + " of " + std::to_string(c.shares));
-  if (c.global_batch < 1 || c.global_batch % c.shares != 0) {
-    bad("global batch " + std::to_string(c.global_batch) + " does not divide over " + std::to_string(c.shares) +
-        " data-parallel groups");
-  }
+  const Require need{"data loader (" + c.path + "): "};
+  need(c.first >= 0 && c.count > 0 && c.first + c.count <= n,
+       "clip range [" + std::to_string(c.first) + ", " + std::to_string(c.first + c.count) +
+           ") is not inside the file's " + std::to_string(n) + " clips");
+  need(c.shares >= 1 && c.share >= 0 && c.share < c.shares,
+       "share " + std::to_string(c.share) + " of " + std::to_string(c.shares));
+  need(c.global_batch >= 1 && c.global_batch % c.shares == 0, "global batch " + std::to_string(c.global_batch) +
+                                                                  " does not divide over " + std::to_string(c.shares) +
+                                                                  " data-parallel groups");
   if (c.step_clips == 0) c.step_clips = c.global_batch;
-  if (c.step_clips < c.global_batch || c.step_clips % c.global_batch != 0 || c.step_clips > c.count) {
-    bad("a step of " + std::to_string(c.step_clips) + " clips must be a whole number of " +
-        std::to_string(c.global_batch) + "-clip micro-batches within the " + std::to_string(c.count) + " clips");
-  }
-  if (c.global_batch > c.count)
-    bad("global batch " + std::to_string(c.global_batch) + " exceeds the " + std::to_string(c.count) + " clips");
-  if (start.cursor < 0 || start.cursor > c.count || start.epoch < 0) bad("invalid start position");
+  need(c.step_clips >= c.global_batch && c.step_clips % c.global_batch == 0 && c.step_clips <= c.count,
+       "a step of " + std::to_string(c.step_clips) + " clips must be a whole number of " +
+           std::to_string(c.global_batch) + "-clip micro-batches within the " + std::to_string(c.count) + " clips");
+  need(c.global_batch <= c.count,
+       "global batch " + std::to_string(c.global_batch) + " exceeds the " + std::to_string(c.count) + " clips");
+  need(start.cursor >= 0 && start.cursor <= c.count && start.epoch >= 0, "invalid start position");
   if (c.prefetch > 0) worker_ = std::thread([this] { prefetch_loop(); });
 }
 

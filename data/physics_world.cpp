@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "reel/data/video_file.hpp"
+#include "reel/dist/require.hpp"
 #include "reel/model/seed.hpp"
 
 namespace reel {
@@ -126,18 +127,16 @@ PhysicsClip simulate_clip(const PhysicsWorldSpec& s, int64_t index, const at::Te
 }
 
 void PhysicsWorldSpec::validate() const {
-  if (clips < 1 || frames < 1 || height < 8 || width < 8 || balls < 1) {
-    throw std::invalid_argument("physics world: need clips >= 1, frames >= 1, height and width >= 8, balls >= 1");
-  }
-  auto need = [](bool ok, const std::string& what, double value) {
-    if (!ok) throw std::invalid_argument("physics world: " + what + ", got " + std::to_string(value));
-  };
-  need(std::isfinite(radius) && radius > 0 && radius < 16, "radius must be in (0, 16) pixels at 32x32", radius);
-  need(std::isfinite(gravity) && std::abs(gravity) <= 4, "gravity must be finite, in [-4, 4] pixels / frame^2",
-       gravity);
-  need(std::isfinite(max_speed) && max_speed >= 0, "max_speed must be finite and >= 0", max_speed);
-  need(std::isfinite(push), "push must be finite", push);
-  need(std::isfinite(fps) && fps > 0, "fps must be finite and > 0", fps);
+  const Require need{"physics world: "};
+  need(clips >= 1 && frames >= 1 && height >= 8 && width >= 8 && balls >= 1,
+       "need clips >= 1, frames >= 1, height and width >= 8, balls >= 1");
+  const auto got = [](double value) { return ", got " + std::to_string(value); };
+  need(std::isfinite(radius) && radius > 0 && radius < 16, "radius must be in (0, 16) pixels at 32x32" + got(radius));
+  need(std::isfinite(gravity) && std::abs(gravity) <= 4,
+       "gravity must be finite, in [-4, 4] pixels / frame^2" + got(gravity));
+  need(std::isfinite(max_speed) && max_speed >= 0, "max_speed must be finite and >= 0" + got(max_speed));
+  need(std::isfinite(push), "push must be finite" + got(push));
+  need(std::isfinite(fps) && fps > 0, "fps must be finite and > 0" + got(fps));
 }
 
 void write_physics_world(const std::string& path, const PhysicsWorldSpec& s) {

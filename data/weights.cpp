@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <sstream>
+#include <type_traits>
 
 namespace reel {
 namespace {
@@ -10,8 +11,9 @@ namespace {
   throw std::runtime_error("weights file " + path + ": " + what);
 }
 
-// Every field of ModelConfig, as (attribute name, string value) pairs and back: the one
-// list both directions use, so a field added to one is in the other.
+// Every field of ModelConfig, as (attribute name, value) pairs and back: the one list both
+// directions use, so a field added to one is in the other. A mode is stored as its name
+// (a string attribute: the files written before the enums read as they did).
 template <typename Visit>
 void visit_config(ModelConfig& c, Visit&& v) {
   v("family", c.family), v("vocab", c.vocab), v("seq_len", c.seq_len);
@@ -22,6 +24,33 @@ void visit_config(ModelConfig& c, Visit&& v) {
   v("context_groups", c.context_groups), v("time_sampling", c.time_sampling);
   v("logit_normal_mean", c.logit_normal_mean), v("logit_normal_std", c.logit_normal_std);
   v("rope_theta", c.rope_theta), v("context_sampling", c.context_sampling), v("context_noise", c.context_noise);
+}
+
+template <typename T>
+bool write_field(hid_t object, const std::string& name, const T& value) {
+  if constexpr (std::is_enum_v<T>) {
+    return write_attribute(object, name, std::string(enum_name(value)));
+  } else {
+    return write_attribute(object, name, value);
+  }
+}
+
+// Reads one field; a mode whose stored name is not one of its choices throws
+// std::runtime_error naming the file (`path`).
+template <typename T>
+bool read_field(hid_t object, const std::string& name, T& value, const std::string& path) {
+  if constexpr (std::is_enum_v<T>) {
+    std::string text;
+    if (!read_attribute(object, name, text)) return false;
+    try {
+      value = parse_enum<T>(name, text);
+    } catch (const std::invalid_argument& e) {
+      throw std::runtime_error(path + ": " + e.what());
+    }
+    return true;
+  } else {
+    return read_attribute(object, name, value);
+  }
 }
 
 H5Id open_file(const std::string& path) {
@@ -52,7 +81,7 @@ ModelConfig read_model_config(hid_t object, const std::string& path) {
     const std::string name(key);
     const bool optional = name == "context_sampling" || name == "context_noise" || name == "family" ||
                           name == "vocab" || name == "seq_len";
-    if (!read_attribute(object, "model." + name, field) && !optional) {
+    if (!read_field(object, "model." + name, field, path) && !optional) {
       throw std::runtime_error(path + ": no attribute model." + name);
     }
   });
@@ -63,7 +92,7 @@ bool write_model_config(hid_t object, const ModelConfig& config) {
   ModelConfig c = config;
   bool ok = true;
   visit_config(
-      c, [&](const char* key, auto& field) { ok = ok && write_attribute(object, std::string("model.") + key, field); });
+      c, [&](const char* key, auto& field) { ok = ok && write_field(object, std::string("model.") + key, field); });
   return ok;
 }
 

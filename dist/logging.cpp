@@ -19,21 +19,14 @@ struct Logger::Failure {
 };
 namespace {
 
-spdlog::level::level_enum parse_level(const std::string& name) {
-  static const char* names[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
-  for (int i = 0; i < 7; ++i) {
-    if (name == names[i]) return static_cast<spdlog::level::level_enum>(i);
-  }
-  throw std::invalid_argument("unknown log level '" + name +
-                              "' (expected trace, debug, info, warn, error, critical or off)");
-}
+static_assert(int(LogLevel::kTrace) == spdlog::level::trace && int(LogLevel::kOff) == spdlog::level::off,
+              "LogLevel follows spdlog's order");
+spdlog::level::level_enum spdlog_level(LogLevel level) { return static_cast<spdlog::level::level_enum>(level); }
 
 }  // namespace
 
-void check_level(const std::string& name) { parse_level(name); }
-
 Logger::Logger(const LogConfig& config, int rank) {
-  const auto level = parse_level(config.level);
+  const auto level = spdlog_level(config.level);
   std::vector<spdlog::sink_ptr> sinks;
   // Every rank prints its errors; only rank 0 (or every rank, with all_ranks) the rest.
   auto console = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();

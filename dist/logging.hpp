@@ -15,21 +15,32 @@
 #include <sstream>
 #include <string>
 
+#include "reel/dist/enum_names.hpp"
+
 namespace spdlog {
 class logger;
 }
 
 namespace reel {
 
-struct LogConfig {
-  std::string level = "info";  // trace | debug | info | warn | error | critical | off
-  bool all_ranks = false;      // every rank prints to stderr, not just rank 0
-  std::string dir;             // non-empty: every rank also logs to dir/rank<R>.log
-  std::string trace;           // train: the steps to trace, "A-B" or "A" (dist/trace.hpp); empty: off
-};
+// The lowest level printed, in spdlog's order (logging.cpp converts by position).
+enum class LogLevel { kTrace, kDebug, kInfo, kWarn, kError, kCritical, kOff };
+constexpr EnumNames<LogLevel, 7> enum_names(LogLevel) {
+  return {{{LogLevel::kTrace, "trace"},
+           {LogLevel::kDebug, "debug"},
+           {LogLevel::kInfo, "info"},
+           {LogLevel::kWarn, "warn"},
+           {LogLevel::kError, "error"},
+           {LogLevel::kCritical, "critical"},
+           {LogLevel::kOff, "off"}}};
+}
 
-// Throws std::invalid_argument for an unknown level name.
-void check_level(const std::string& name);
+struct LogConfig {
+  LogLevel level = LogLevel::kInfo;
+  bool all_ranks = false;  // every rank prints to stderr, not just rank 0
+  std::string dir;         // non-empty: every rank also logs to dir/rank<R>.log
+  std::string trace;       // train: the steps to trace, "A-B" or "A" (dist/trace.hpp); empty: off
+};
 
 class Logger {
  public:

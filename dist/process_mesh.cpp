@@ -86,29 +86,10 @@ int uniform_ranks_per_node(const std::vector<int>& node_of, int nodes) {
   return count.empty() ? 0 : count[0];
 }
 
-void check_degrees(int n, int dp, int sp, int k, const MeshConfig& config) {
-  if (sp < 1) throw_invalid("ProcessMesh", "sequence parallel degree sp=" + std::to_string(sp) + " must be >= 1");
-  if (k < 1 || n % k != 0) {
-    throw_invalid("ProcessMesh", "HSDP shard group of " + std::to_string(k) + " ranks must divide the world size " +
-                                     std::to_string(n) + " (0: shard over every rank; node: the ranks of one node)");
-  }
-  if (dp < 1 || static_cast<long>(dp) * sp != n) {
-    throw_invalid("ProcessMesh", "data parallel degree dp=" + std::to_string(dp) + " x sequence parallel degree sp=" +
-                                     std::to_string(sp) + " = " + std::to_string(static_cast<long>(dp) * sp) +
-                                     " must equal the world size " + std::to_string(n) + " (both degrees >= 1)");
-  }
-  if (config.ulysses < 1 || sp % config.ulysses != 0) {
-    throw_invalid("ProcessMesh", "Ulysses degree " + std::to_string(config.ulysses) +
-                                     " must divide the sequence parallel degree sp=" + std::to_string(sp) +
-                                     " (sp = ulysses x ring)");
-  }
-}
-
 // The HSDP shard group in ranks: the configured count, every rank (0), or one node's ranks.
 int shard_ranks(const MeshConfig& config, int n, const std::vector<int>& node_of, int nodes) {
-  if (!config.shard_group.node()) return config.shard_group > 0 ? int(config.shard_group) : n;
   const int per_node = uniform_ranks_per_node(node_of, nodes);
-  if (per_node == 0) {
+  if (config.shard_group.node() && per_node == 0) {
     std::vector<int> count(nodes, 0);
     for (int node : node_of) ++count[node];
     std::string counts;
@@ -117,7 +98,7 @@ int shard_ranks(const MeshConfig& config, int n, const std::vector<int>& node_of
                                      std::to_string(nodes) + " nodes run " + counts +
                                      " (give the shard group as a number of ranks)");
   }
-  return per_node;
+  return config.shard_ranks(n, per_node);
 }
 
 // This rank's group on axis `a` (collective over world), labelled with the axis's name and
@@ -150,15 +131,43 @@ bool axis_crosses(const Axis& a, const std::vector<int>& order, const std::vecto
 
 }  // namespace
 
-ProcessMesh ProcessMesh::create(const CommunicatorPtr& world, const MeshConfig& config) {
+int MeshConfig::dp_for(int world) const {
+  if (dp != 0) return dp;
+  return sp >= 1 && world % sp == 0 ? world / sp : 0;  // a world sp does not divide fails the checks
+}
+
+int MeshConfig::shard_ranks(int world, int ranks_per_node) const {
+  if (shard_group.node()) return ranks_per_node;
+  return shard_group > 0 ? int(shard_group) : world;
+}
+
+std::string mesh_degrees_error(int world, int dp, int sp, int shard_ranks, int ulysses) {
+  const int n = world, k = shard_ranks;
+  if (sp < 1) return "sequence parallel degree sp=" + std::to_string(sp) + " must be >= 1";
+  if (k < 1 || n % k != 0) {
+    return "HSDP shard group of " + std::to_string(k) + " ranks must divide the world size " + std::to_string(n) +
+           " (0: shard over every rank; node: the ranks of one node)";
+  }
+  if (dp < 1 || static_cast<long>(dp) * sp != n) {
+    return "data parallel degree dp=" + std::to_string(dp) + " x sequence parallel degree sp=" + std::to_string(sp) +
+           " = " + std::to_string(static_cast<long>(dp) * sp) + " must equal the world size " + std::to_string(n) +
+           " (both degrees >= 1)";
+  }
+  if (ulysses < 1 || sp % ulysses != 0) {
+    return "Ulysses degree " + std::to_string(ulysses) +
+           " must divide the sequence parallel degree sp=" + std::to_string(sp) + " (sp = ulysses x ring)";
+  }
+  return "";
+}
+
+ProcessMesh ProcessMesh::create(const CommunicatorPtr& world, const MeshConfig& config, int ulysses) {
   if (!world) throw std::invalid_argument("ProcessMesh: world communicator is null");
   const int n = world->size(), sp = config.sp;
   if (config.shard_group < 0 && !config.shard_group.node()) {
     throw_invalid("ProcessMesh", "HSDP shard group of " + std::to_string(int(config.shard_group)) +
                                      " ranks must be >= 0 (0: every rank) or node");
   }
-  // dp 0: whatever the world leaves for it (a world that sp does not divide fails below).
-  const int dp = config.dp == 0 ? (sp >= 1 && n % sp == 0 ? n / sp : 0) : config.dp;
+  const int dp = config.dp_for(n);
   const std::vector<std::string> hosts = gather_hosts(*world);
   const std::vector<int> order = placement_order(hosts);
   ProcessMesh mesh;
@@ -169,7 +178,8 @@ ProcessMesh ProcessMesh::create(const CommunicatorPtr& world, const MeshConfig& 
     mesh.node_of_[r] = static_cast<int>(mesh.node_names_.size()) - 1;
   }
   const int k = shard_ranks(config, n, mesh.node_of_, mesh.nodes());
-  check_degrees(n, dp, sp, k, config);
+  const std::string wrong = mesh_degrees_error(n, dp, sp, k, ulysses);
+  if (!wrong.empty()) throw_invalid("ProcessMesh", wrong);
   const int position = static_cast<int>(std::find(order.begin(), order.end(), world->rank()) - order.begin());
   mesh.dp_ = dp;
   mesh.sp_ = sp;
@@ -178,7 +188,7 @@ ProcessMesh ProcessMesh::create(const CommunicatorPtr& world, const MeshConfig& 
   mesh.world_ = world;
   // sp rank = ring coordinate x ulysses + ulysses coordinate: the all-to-all groups are
   // consecutive (the heavier traffic stays closest), the rings stride across them.
-  const int u = config.ulysses;
+  const int u = ulysses;
   const std::vector<Axis> axes = {
       {"sp", [=](int p) { return p / sp; }, [=](int p) { return p % sp; }},
       {"ulysses", [=](int p) { return p / sp * (sp / u) + p % sp / u; }, [=](int p) { return p % sp % u; }},

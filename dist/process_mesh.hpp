@@ -40,17 +40,27 @@ struct MeshConfig {
   int dp = 0;              // data-parallel degree; 0: world size / sp
   int sp = 1;              // sequence-parallel degree
   ShardGroup shard_group;  // HSDP: ranks per shard group (0: shard over every rank, FSDP; node)
-  // Sequence parallelism inside sp: the all-to-all (Ulysses) degree; sp / ulysses is the
-  // ring degree. 1: ring only; sp: Ulysses only.
-  int ulysses = 1;
+
+  // dp on a world of `world` ranks: dp, or for 0 world / sp (0 when sp does not divide it).
+  int dp_for(int world) const;
+  // Ranks per shard group on a world of `world` ranks with `ranks_per_node` on each node:
+  // shard_group, every rank for 0, or ranks_per_node for node.
+  int shard_ranks(int world, int ranks_per_node) const;
 };
+
+// The rules a layout's degrees obey, for ProcessMesh::create and for whoever lays out a job
+// without its ranks (reel plan): "" when dp x sp is the world (both >= 1), the shard group
+// divides it and the Ulysses degree divides sp; otherwise what is wrong, naming the numbers.
+std::string mesh_degrees_error(int world, int dp, int sp, int shard_ranks, int ulysses = 1);
 
 class ProcessMesh {
  public:
-  // Collective over world. Throws std::invalid_argument naming the numbers unless
-  // dp * sp == world size (both >= 1) and shard_group divides the world size (for
-  // "node": every node runs the same number of ranks).
-  static ProcessMesh create(const CommunicatorPtr& world, const MeshConfig& config);
+  // Collective over world. Throws std::invalid_argument naming the numbers unless the
+  // degrees obey mesh_degrees_error's rules (for "node": every node runs the same number
+  // of ranks). `ulysses`: the all-to-all degree inside sp, sp / ulysses the ring degree
+  // (1: ring only; sp: Ulysses only); its owner is SequenceConfig::ulysses_degree
+  // (parallel/sequence/layout.hpp).
+  static ProcessMesh create(const CommunicatorPtr& world, const MeshConfig& config, int ulysses = 1);
   static ProcessMesh create(const CommunicatorPtr& world, int dp, int sp) {
     return create(world, MeshConfig{dp, sp, 0});
   }

@@ -25,13 +25,6 @@
 
 namespace reel {
 
-BackendKind parse_backend(const std::string& name) {
-  if (name == "auto") return BackendKind::kAuto;
-  if (name == "mpi") return BackendKind::kMpi;
-  if (name == "nccl") return BackendKind::kNccl;
-  throw std::invalid_argument("unknown communication backend '" + name + "' (expected auto, mpi or nccl)");
-}
-
 namespace {
 const char* env(const char* name) { return std::getenv(name); }
 
@@ -127,7 +120,6 @@ CommunicatorPtr make_world(BackendKind kind, const RuntimeConfig& config) {
 }  // namespace
 
 Runtime::Runtime(const RuntimeConfig& config) {
-  const BackendKind kind = parse_backend(config.backend);  // bad input before any start-up
   if (config.threads < 0) {
     throw std::invalid_argument("threads must be >= 0 (0 = automatic), got " + std::to_string(config.threads));
   }
@@ -171,7 +163,7 @@ Runtime::Runtime(const RuntimeConfig& config) {
   // NCCL's own abort comes 30 s after the watchdog's, so the watchdog's dump is written
   // first; dist.timeout 0 (never) leaves NCCL a day.
   effective.comm.timeout = config.timeout_s > 0 ? std::chrono::seconds(config.timeout_s + 30) : std::chrono::hours(24);
-  world_ = make_world(kind, effective);
+  world_ = make_world(config.backend, effective);
   world_->set_label("world");
   // Every rank watches its own waits: a rank that stops or hangs ends the job (dist/watchdog.hpp).
   Watchdog::start(std::chrono::seconds(config.timeout_s), info_.world_rank, info_.host);

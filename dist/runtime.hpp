@@ -12,16 +12,18 @@
 #include <string>
 
 #include "reel/dist/communicator.hpp"
+#include "reel/dist/enum_names.hpp"
 
 namespace reel {
 
 enum class BackendKind { kAuto, kMpi, kNccl };
-// "auto" | "mpi" | "nccl"; anything else throws std::invalid_argument listing the choices.
-BackendKind parse_backend(const std::string& name);
+constexpr EnumNames<BackendKind, 3> enum_names(BackendKind) {
+  return {{{BackendKind::kAuto, "auto"}, {BackendKind::kMpi, "mpi"}, {BackendKind::kNccl, "nccl"}}};
+}
 
 struct RuntimeConfig {
-  std::string backend = "auto";  // auto: NCCL when this rank has a GPU and NCCL is built in
-  int threads = 0;               // intra-op threads per rank; 0: cores / local ranks (>= 1)
+  BackendKind backend = BackendKind::kAuto;  // auto: NCCL when this rank has a GPU and NCCL is built in
+  int threads = 0;                           // intra-op threads per rank; 0: cores / local ranks (>= 1)
   // Seconds a rank may wait in one communication before it dumps and aborts the job
   // (dist/watchdog.hpp; also NCCL's timeout). 0: wait forever.
   int timeout_s = 60;

@@ -12,6 +12,7 @@
 #include <nvtx3/nvToolsExt.h>
 #endif
 
+#include "reel/dist/require.hpp"
 #include "reel/dist/trace_buffer.hpp"
 
 namespace reel {
@@ -152,10 +153,10 @@ CollectiveSpan::~CollectiveSpan() {
 StepRange parse_steps(const std::string& text) {
   StepRange r;
   if (text.empty()) return r;
-  const auto bad = [&](const std::string& why) {
-    return std::invalid_argument("log.trace '" + text + "': " + why +
-                                 " (expected STEP or FIRST-LAST, 1-based steps as metrics.jsonl counts them, e.g. "
-                                 "20-22; empty: off)");
+  const auto need = [&](bool ok, const std::string& why) {
+    require(ok,
+            "log.trace '" + text + "': " + why +
+                " (expected STEP or FIRST-LAST, 1-based steps as metrics.jsonl counts them, e.g. 20-22; empty: off)");
   };
   long long a = 0, b = 0;
   int used = 0;
@@ -163,10 +164,10 @@ StepRange parse_steps(const std::string& text) {
   used = 0;
   const bool two =
       !one && std::sscanf(text.c_str(), "%lld-%lld%n", &a, &b, &used) == 2 && used == static_cast<int>(text.size());
-  if (!one && !two) throw bad("not a step or a range");
+  need(one || two, "not a step or a range");
   if (one) b = a;
-  if (a < 1) throw bad("steps start at 1");
-  if (b < a) throw bad("the last step is before the first");
+  need(a >= 1, "steps start at 1");
+  need(b >= a, "the last step is before the first");
   r.first = a;
   r.last = b;
   return r;

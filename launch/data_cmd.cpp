@@ -68,19 +68,27 @@ int inspect_file(const std::string& path) {
   return 0;
 }
 
+// What reel data writes (--kind).
+enum class DataKind { kWorld, kText };
+constexpr EnumNames<DataKind, 2> enum_names(DataKind) {
+  return {{{DataKind::kWorld, "world"}, {DataKind::kText, "text"}}};
+}
+
 }  // namespace
 
 int run_data(int argc, char** argv) {
   PhysicsWorldSpec s;
   CorpusSpec text;
-  std::string out, inspect, kind = "world";
+  std::string out, inspect;
+  DataKind kind = DataKind::kWorld;
   po::options_description desc(
       "reel data options (world: the physics world, balls under gravity, one agent ball; text: sentences of an "
       "invented language for model.family lm)");
-  desc.add_options()("help,h", "show this help")("kind", po::value(&kind)->default_value(kind),
-                                                 "world (video clips) | text (a corpus for the language model)")(
-      "out", po::value(&out), "output HDF5 file")("inspect", po::value(&inspect),
-                                                  "check FILE against the schema and describe it (writes nothing)")(
+  const OptionAdder add(desc);
+  desc.add_options()("help,h", "show this help");
+  add("kind", kind, "world: video clips; text: a corpus for the language model");
+  desc.add_options()("out", po::value(&out), "output HDF5 file")(
+      "inspect", po::value(&inspect), "check FILE against the schema and describe it (writes nothing)")(
       "clips", po::value(&s.clips)->default_value(s.clips), "number of clips")(
       "frames", po::value(&s.frames)->default_value(s.frames), "frames per clip (T)")(
       "height", po::value(&s.height)->default_value(s.height), "frame height (H)")(
@@ -92,16 +100,13 @@ int run_data(int argc, char** argv) {
       "samples", po::value(&text.samples)->default_value(text.samples), "text: number of samples")(
       "seq-len", po::value(&text.seq_len)->default_value(text.seq_len),
       "text: tokens per sample (the model's seq_len)");
-  const OptionAdder add(desc);
   add("seed", s.seed, "the world's (or the text's) seed");  // unsigned: -1 is refused, not wrapped
   if (!parse_options(argc, argv, desc)) return 0;
   if (!inspect.empty()) return inspect_file(inspect);
   if (out.empty()) throw UsageError("reel data: --out FILE (or --inspect FILE) is required");
-  if (kind != "world" && kind != "text")
-    throw UsageError("reel data: --kind must be world or text, got '" + kind + "'");
   text.seed = s.seed;
   try {
-    kind == "world" ? s.validate() : text.validate();
+    kind == DataKind::kWorld ? s.validate() : text.validate();
   } catch (const std::invalid_argument& e) {
     throw UsageError(e.what());
   }
@@ -110,7 +115,7 @@ int run_data(int argc, char** argv) {
   std::error_code ec;
   if (!folder.empty()) std::filesystem::create_directories(folder, ec);
   if (ec) throw std::runtime_error("reel data: cannot create the folder " + folder.string() + ": " + ec.message());
-  if (kind == "text") {
+  if (kind == DataKind::kText) {
     write_corpus(out, text);
     std::cout << "reel data: wrote a text corpus of " << text.samples << " samples of " << text.seq_len
               << " tokens (+1) to " << out << " (each sample with its checksum)\n";

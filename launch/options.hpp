@@ -8,6 +8,8 @@
 #include <string>
 #include <type_traits>
 
+#include "reel/dist/enum_names.hpp"
+
 namespace reel {
 
 // A command line or configuration file that cannot be taken as written: main() prints it
@@ -23,15 +25,35 @@ uint64_t parse_unsigned_option(const std::string& key, const std::string& text, 
 // The shortest text that reads back as the same double: "0.0003", not 0.00029999999999999997.
 std::string shortest_text(double value);
 
+// Parses `text` as the value of mode option `key` by its enum's names; an unknown name is
+// a UsageError naming the option and the choices.
+template <typename E>
+E parse_enum_option(const std::string& key, const std::string& text) {
+  try {
+    return parse_enum<E>(key, text);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what());
+  }
+}
+
 // Adds options to a description from a visitor over (key, field, help) — e.g.
 // visit_runtime_options — with each field's current value as its default. Booleans may
-// be given alone (--dist.verify) or with a value (--dist.verify false).
+// be given alone (--dist.verify) or with a value (--dist.verify false). A mode (an enum
+// with a names table) is read by name, and --help lists its choices before its help.
 class OptionAdder {
  public:
   explicit OptionAdder(boost::program_options::options_description& desc) : desc_(desc) {}
   template <typename T>
   void operator()(const std::string& key, T& field, const char* help) const {
-    if constexpr (std::is_unsigned_v<T>) {  // read as text: Boost would wrap -1 around
+    if constexpr (std::is_enum_v<T>) {
+      const std::string choices = enum_choices<T>(" | ");
+      desc_.add_options()(
+          key.c_str(),
+          boost::program_options::value<std::string>()
+              ->default_value(enum_name(field))
+              ->notifier([key, &field](const std::string& text) { field = parse_enum_option<T>(key, text); }),
+          (*help ? choices + " (" + help + ")" : choices).c_str());
+    } else if constexpr (std::is_unsigned_v<T>) {  // read as text: Boost would wrap -1 around
       desc_.add_options()(key.c_str(),
                           boost::program_options::value<std::string>()
                               ->default_value(std::to_string(field))

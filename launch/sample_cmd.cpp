@@ -47,11 +47,11 @@ int run_sample(int argc, char** argv) {
   }
   const ModelConfig cfg = read_weights_config(weights);
   if (cfg.family != "world") {
-    throw std::invalid_argument("weights file " + weights + ": a " + cfg.family +
-                                " model; reel sample rolls out world models (model.family world)");
+    throw std::invalid_argument("weights file " + weights + ": a model of model.family " + cfg.family +
+                                "; reel sample rolls out world models (model.family world)");
   }
-  if (cfg.attention != "causal") {
-    throw std::invalid_argument("weights file " + weights + ": the model has " + cfg.attention +
+  if (cfg.attention != AttentionKind::kCausal) {
+    throw std::invalid_argument("weights file " + weights + ": the model has " + enum_name(cfg.attention) +
                                 " attention; rolling out needs a frame-causal model (model.attention causal)");
   }
   WorldModel model(cfg, ParamInit{at::kCPU, /*deferred=*/true});

@@ -98,7 +98,6 @@ int run_smoke(int argc, char** argv) {
   });
   if (!parse_options(argc, argv, desc)) return 0;
   if (mib <= 0) throw std::invalid_argument("--mib must be > 0, got " + std::to_string(mib));
-  check_level(log.level);  // bad input fails before start-up
   if (mesh_config.sp < 1)
     throw std::invalid_argument("--parallel.sp must be >= 1, got " + std::to_string(mesh_config.sp));
 

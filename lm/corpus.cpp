@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "reel/data/video_file.hpp"  // Sha256, kContentHashAttribute
+#include "reel/dist/require.hpp"
 #include "reel/model/seed.hpp"
 
 namespace reel {
@@ -42,9 +43,7 @@ Language language(const CorpusSpec& s) {
 }  // namespace
 
 void CorpusSpec::validate() const {
-  auto need = [](bool ok, const std::string& what) {
-    if (!ok) throw std::invalid_argument("text corpus: " + what);
-  };
+  const Require need{"text corpus: "};
   need(samples >= 1, "--samples must be >= 1");
   need(seq_len >= 1, "--seq-len must be >= 1");
   need(words >= 2 && successors >= 1, "the language needs >= 2 words and >= 1 successor each");

@@ -3,14 +3,11 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "reel/dist/require.hpp"
 #include "reel/model/ops.hpp"
 
 namespace reel {
 namespace {
-
-void need(bool ok, const std::string& what) {
-  if (!ok) throw std::invalid_argument("model config (lm): " + what);
-}
 
 // A parameter that is not a Linear's: [shape] on init.device, deferred or materialised.
 at::Tensor gain(torch::nn::Module& m, const std::string& name, int64_t dim, const ParamInit& init) {
@@ -27,12 +24,14 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& gain) {
 
 void validate_lm_config(const ModelConfig& cfg) {
   cfg.validate();
+  const Require need{"model config (lm): "};
   need(cfg.family == "lm", "family must be lm, got '" + cfg.family + "'");
   need(cfg.vocab >= 2, "vocab must be >= 2, got " + std::to_string(cfg.vocab));
   need(cfg.seq_len >= 1, "seq_len must be >= 1, got " + std::to_string(cfg.seq_len));
   need(cfg.head_dim() % 2 == 0, "head_dim (dim / heads) must be even for rotary positions");
-  need(cfg.attention == "causal",
-       "a language model's attention is causal (model.attention causal), got '" + cfg.attention + "'");
+  need(cfg.attention == AttentionKind::kCausal,
+       std::string("a language model's attention is causal (model.attention causal), got '") +
+           enum_name(cfg.attention) + "'");
 }
 
 ModelConfig lm_preset(const std::string& name) {
@@ -45,10 +44,10 @@ ModelConfig lm_preset(const std::string& name) {
     return c;
   }
   if (name == "small") {
-    c.seq_len = 1024, c.dim = 384, c.depth = 8, c.heads = 6, c.mlp = "swiglu";
+    c.seq_len = 1024, c.dim = 384, c.depth = 8, c.heads = 6;
     return c;
   }
-  throw std::invalid_argument("unknown lm preset '" + name + "' (expected tiny or small)");
+  throw std::invalid_argument("model.preset '" + name + "' is not a preset of model.family lm (tiny or small)");
 }
 
 LmBlockImpl::LmBlockImpl(const ModelConfig& cfg, const ParamInit& init) : cfg_(cfg) {
@@ -57,7 +56,7 @@ LmBlockImpl::LmBlockImpl(const ModelConfig& cfg, const ParamInit& init) : cfg_(c
   qkv_ = register_module("qkv", Linear(d, 3 * d, init));
   proj_ = register_module("proj", Linear(d, d, init));
   norm2_ = gain(*this, "norm2", d, init);
-  fc1_ = register_module("fc1", Linear(d, cfg.mlp == "swiglu" ? 2 * hidden : hidden, init));
+  fc1_ = register_module("fc1", Linear(d, cfg.mlp_fc1(), init));
   fc2_ = register_module("fc2", Linear(hidden, d, init));
 }
 
@@ -73,7 +72,7 @@ at::Tensor LmBlockImpl::forward(const at::Tensor& x, const TokenContext& ctx) {
                      /*causal=*/true};
   auto att = attention_fn(in).out.permute({0, 2, 1, 3}).reshape({b, lc, d});  // [B, Lc, D]
   auto y = x + proj_->forward(att);
-  const bool swiglu = cfg_.mlp == "swiglu";
+  const bool swiglu = cfg_.mlp == MlpKind::kSwiglu;
   auto hidden = fc1_->forward(rms_norm(y, norm2_), /*gelu=*/!swiglu);
   if (swiglu) {
     auto parts = hidden.chunk(2, -1);

@@ -18,8 +18,10 @@ class LmSpec : public TypedModelSpec<LanguageModelImpl, CorpusReader> {
   DataFileInfo check_data(const ModelConfig& cfg, const std::string& path) const override {
     const CorpusInfo info = CorpusReader(path).info();
     if (info.seq_len != cfg.seq_len) {
-      throw std::invalid_argument(path + ": samples of " + std::to_string(info.seq_len) +
-                                  " tokens (and the next one), the model reads " + std::to_string(cfg.seq_len));
+      throw std::invalid_argument(
+          path + ": samples of " + std::to_string(info.seq_len) + " tokens (and the next one), the model reads " +
+          std::to_string(cfg.seq_len) + " (model.preset " + cfg.preset +
+          "): write a corpus for it with reel data --kind text --seq-len " + std::to_string(cfg.seq_len));
     }
     if (info.vocab > cfg.vocab) {
       throw std::invalid_argument(path + ": a vocabulary of " + std::to_string(info.vocab) + " tokens, the model has " +
@@ -50,7 +52,7 @@ class LmSpec : public TypedModelSpec<LanguageModelImpl, CorpusReader> {
 
   double block_forward_flops(const ModelConfig& cfg, int64_t batch) const override {
     const double l = double(cfg.seq_len) * batch, d = cfg.dim;
-    const double hidden = cfg.mlp_hidden(), fc1_out = cfg.mlp == "swiglu" ? 2 * hidden : hidden;
+    const double hidden = cfg.mlp_hidden(), fc1_out = cfg.mlp_fc1();
     double flops = 2 * l * d * (3 * d) + 2 * l * d * d + 2 * l * d * fc1_out + 2 * l * hidden * d;
     flops += 2 * 2 * double(batch) * cfg.seq_len * cfg.seq_len * d;  // scores and values, dense L x L
     return flops;

@@ -1,25 +1,18 @@
 #include "reel/model/config.hpp"
 
-#include <stdexcept>
+#include "reel/dist/require.hpp"
 
 namespace reel {
 
 int64_t ModelConfig::mlp_hidden() const {
   // SwiGLU has three matrices instead of two: 2/3 of the hidden width keeps the FLOPs.
-  const double width = mlp == "swiglu" ? dim * mlp_ratio * 2.0 / 3.0 : dim * mlp_ratio;
+  const double width = mlp == MlpKind::kSwiglu ? dim * mlp_ratio * 2.0 / 3.0 : dim * mlp_ratio;
   return (static_cast<int64_t>(width) + 7) / 8 * 8;
 }
 
-namespace {
-void require(bool ok, const std::string& what) {
-  if (!ok) throw std::invalid_argument("model config: " + what);
-}
-}  // namespace
-
 void ModelConfig::validate() const {
+  const Require require{"model config: "};
   require(dim > 0 && depth > 0 && heads > 0 && dim % heads == 0, "dim must be a positive multiple of heads");
-  require(mlp == "gelu" || mlp == "swiglu", "mlp must be gelu or swiglu, got '" + mlp + "'");
-  require(attention == "full" || attention == "causal", "attention must be full or causal, got '" + attention + "'");
   require(mlp_ratio > 0, "mlp_ratio must be > 0");
   if (family != "world") return;  // the family's own rules: its ModelSpec validates the rest
   require(frames > 0 && channels > 0 && height > 0 && width > 0, "frames, channels, height, width must be > 0");
@@ -32,21 +25,17 @@ void ModelConfig::validate() const {
   require(width % patch_w == 0,
           "width " + std::to_string(width) + " not divisible by patch_w " + std::to_string(patch_w));
   require(head_dim() % 2 == 0 && head_dim() >= 6, "head_dim must be even and >= 6 (3-D RoPE bands)");
-  require(time_sampling == "clip" || time_sampling == "group", "time_sampling must be clip or group");
   require(context_groups >= 0 && context_groups < groups(),
           "context_groups must be in [0, groups=" + std::to_string(groups()) + ")");
   require(logit_normal_std > 0, "logit_normal_std must be > 0");
-  require(context_sampling == "fixed" || context_sampling == "random",
-          "context_sampling must be fixed or random, got '" + context_sampling + "'");
   require(context_noise >= 0 && context_noise < 1, "context_noise must be in [0, 1)");
-  require(context_sampling == "fixed" || context_groups >= 1, "context_sampling random needs context_groups >= 1");
+  require(context_sampling == ContextSampling::kFixed || context_groups >= 1,
+          "context_sampling random needs context_groups >= 1");
 }
 
 void check_data_geometry(const ModelConfig& cfg, int64_t frames, int64_t height, int64_t width, int64_t channels,
                          int64_t action_dim, const std::string& source) {
-  auto need = [&](bool ok, const std::string& what) {
-    if (!ok) throw std::invalid_argument(source + ": " + what);
-  };
+  const Require need{source + ": "};
   need(frames % cfg.patch_t == 0,
        "T=" + std::to_string(frames) + " is not divisible by the patch size pt=" + std::to_string(cfg.patch_t));
   need(height % cfg.patch_h == 0,
@@ -94,7 +83,7 @@ ModelConfig model_preset(const std::string& name) {
     c.dim = 2048;
     c.depth = 20;
     c.heads = 16;
-    c.mlp = "swiglu";
+    c.mlp = MlpKind::kSwiglu;
     c.context_groups = 120;
     return c;
   }
@@ -106,7 +95,7 @@ ModelConfig model_preset(const std::string& name) {
     c.dim = 2048;
     c.depth = 20;
     c.heads = 16;
-    c.mlp = "swiglu";
+    c.mlp = MlpKind::kSwiglu;
     c.context_groups = 8;
     return c;
   }
@@ -118,7 +107,7 @@ ModelConfig model_preset(const std::string& name) {
     c.dim = 4096;
     c.depth = 32;
     c.heads = 32;
-    c.mlp = "swiglu";
+    c.mlp = MlpKind::kSwiglu;
     c.context_groups = 16;
     return c;
   }

@@ -10,9 +10,32 @@
 #include <cstdint>
 #include <string>
 
+#include "reel/dist/enum_names.hpp"
 #include "reel/model/sequence_shape.hpp"
 
 namespace reel {
+
+// The architecture's modes. Weights files and checkpoints store them as their names
+// (data/weights.cpp), which therefore never change.
+enum class MlpKind { kGelu, kSwiglu };
+constexpr EnumNames<MlpKind, 2> enum_names(MlpKind) {
+  return {{{MlpKind::kGelu, "gelu"}, {MlpKind::kSwiglu, "swiglu"}}};
+}
+// full | causal (frame-causal: own and earlier groups)
+enum class AttentionKind { kFull, kCausal };
+constexpr EnumNames<AttentionKind, 2> enum_names(AttentionKind) {
+  return {{{AttentionKind::kFull, "full"}, {AttentionKind::kCausal, "causal"}}};
+}
+// One flow time per clip, or per frame-group.
+enum class TimeSampling { kClip, kGroup };
+constexpr EnumNames<TimeSampling, 2> enum_names(TimeSampling) {
+  return {{{TimeSampling::kClip, "clip"}, {TimeSampling::kGroup, "group"}}};
+}
+// ModelConfig::context_sampling
+enum class ContextSampling { kFixed, kRandom };
+constexpr EnumNames<ContextSampling, 2> enum_names(ContextSampling) {
+  return {{{ContextSampling::kFixed, "fixed"}, {ContextSampling::kRandom, "random"}}};
+}
 
 struct ModelConfig {
   std::string family = "world";
@@ -23,17 +46,17 @@ struct ModelConfig {
   int64_t patch_t = 2, patch_h = 4, patch_w = 4;
   int64_t dim = 128, depth = 4, heads = 4;
   double mlp_ratio = 4.0;
-  std::string mlp = "gelu";          // gelu | swiglu
-  std::string attention = "causal";  // full | causal (frame-causal: own and earlier groups)
+  MlpKind mlp = MlpKind::kGelu;
+  AttentionKind attention = AttentionKind::kCausal;
   // Flow matching: the first `context_groups` frame-groups stay clean (context).
   int64_t context_groups = 2;
-  std::string time_sampling = "group";  // clip | group: one t per clip or per frame-group
+  TimeSampling time_sampling = TimeSampling::kGroup;
   double logit_normal_mean = 0.0, logit_normal_std = 1.0;
   // How a rollout's history is trained for. fixed: groups < context_groups are the clean
   // history, the others targets. random: per clip, the history is the first k groups, k
   // drawn uniformly from [context_groups, groups - 1] (a rollout conditions on groups it
   // generated itself, which fixed training only ever shows noised).
-  std::string context_sampling = "fixed";
+  ContextSampling context_sampling = ContextSampling::kFixed;
   // History groups are shown noised to t ~ U(0, context_noise) per group (0: clean), so
   // that a rollout survives its own errors; rollouts show history at RolloutSpec::context_t.
   double context_noise = 0.0;
@@ -51,10 +74,12 @@ struct ModelConfig {
   // How logs name it: the preset ("tiny"), after the family when it is not the world
   // model ("lm tiny").
   std::string name() const { return family == "world" ? preset : family + " " + preset; }
-  SequenceShape sequence_shape() const { return {tokens(), dim, heads, attention == "causal"}; }
+  SequenceShape sequence_shape() const { return {tokens(), dim, heads, attention == AttentionKind::kCausal}; }
+  // The first MLP matrix's outputs: the hidden width, twice over for SwiGLU's gate.
+  int64_t mlp_fc1() const { return mlp == MlpKind::kSwiglu ? 2 * mlp_hidden() : mlp_hidden(); }
 
   // Throws std::invalid_argument naming the first inconsistent field: the fields every
-  // family shares (dim, depth, heads, mlp, attention) and, for the world model, the rest.
+  // family shares (dim, depth, heads, mlp_ratio) and, for the world model, the rest.
   void validate() const;
 };
 

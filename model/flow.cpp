@@ -35,12 +35,12 @@ namespace {
 // the history's noise levels (so the default draws exactly what it always did).
 std::pair<at::Tensor, at::Tensor> draw_times(const ModelConfig& cfg, at::Generator& gen) {
   const int64_t g = cfg.groups(), k = cfg.context_groups;
-  auto z = at::empty({cfg.time_sampling == "clip" ? 1 : g - k}, at::kFloat);
+  auto z = at::empty({cfg.time_sampling == TimeSampling::kClip ? 1 : g - k}, at::kFloat);
   z.normal_(cfg.logit_normal_mean, cfg.logit_normal_std, gen);
   auto t = at::zeros({g}, at::kFloat);
   t.narrow(0, k, g - k).copy_(at::sigmoid(z).expand({g - k}));
   int64_t history = k;
-  if (cfg.context_sampling == "random") {
+  if (cfg.context_sampling == ContextSampling::kRandom) {
     history = k + at::randint(g - k, {1}, gen, at::kLong).item<int64_t>();  // [k, g - 1]
   }
   if (cfg.context_noise > 0) {
@@ -103,7 +103,7 @@ int64_t target_elements(const ModelConfig& cfg, int64_t global_batch) {
 
 double block_forward_flops(const ModelConfig& cfg, int64_t batch) {
   const double l = double(cfg.tokens()) * batch, d = cfg.dim, g = double(cfg.groups()) * batch;
-  const double hidden = cfg.mlp_hidden(), fc1_out = cfg.mlp == "swiglu" ? 2 * hidden : hidden;
+  const double hidden = cfg.mlp_hidden(), fc1_out = cfg.mlp_fc1();
   double flops = 2 * l * d * (3 * d)                         // qkv
                  + 2 * l * d * d                             // proj
                  + 2 * l * d * fc1_out + 2 * l * hidden * d  // MLP

@@ -27,7 +27,7 @@ at::Tensor clip_noise(const std::vector<int64_t>& ids, const ModelConfig& cfg, u
 at::Tensor rollout_tokens(const VelocityFn& velocity, const at::Tensor& tokens, const at::Tensor& index,
                           const std::vector<int64_t>& ids, const ModelConfig& cfg, const RolloutSpec& spec) {
   torch::NoGradGuard no_grad;
-  TORCH_CHECK(cfg.attention == "causal", "rollout needs frame-causal attention (model.attention causal)");
+  TORCH_CHECK(cfg.attention == AttentionKind::kCausal, "rollout needs frame-causal attention (model.attention causal)");
   TORCH_CHECK(spec.from_group >= 1 && spec.groups >= 1 && spec.from_group + spec.groups <= cfg.groups(),
               "rollout of groups [", spec.from_group, ", ", spec.from_group + spec.groups, ") of a clip of ",
               cfg.groups(), " groups, with at least one context group");

@@ -26,7 +26,7 @@ BlockImpl::BlockImpl(const ModelConfig& cfg, const ParamInit& init) : cfg_(cfg) 
   const int64_t d = cfg.dim, hidden = cfg.mlp_hidden();
   qkv_ = register_module("qkv", Linear(d, 3 * d, init));
   proj_ = register_module("proj", Linear(d, d, init));
-  fc1_ = register_module("fc1", Linear(d, cfg.mlp == "swiglu" ? 2 * hidden : hidden, init));
+  fc1_ = register_module("fc1", Linear(d, cfg.mlp_fc1(), init));
   fc2_ = register_module("fc2", Linear(hidden, d, init));
   ada_ = register_module("ada", Linear(d, 6 * d, init));
 }
@@ -38,11 +38,11 @@ at::Tensor BlockImpl::forward(const at::Tensor& x, const at::Tensor& cond, const
   auto qkv = qkv_->forward(modulated_norm(x, mod[0], mod[1])).view({b, lc, 3, h, hd}).permute({2, 0, 3, 1, 4});
   RopeTables rope{ctx.rope_cos, ctx.rope_sin};
   AttentionInputs in{apply_rope(qkv[0], rope), apply_rope(qkv[1], rope), qkv[2],
-                     ctx.host_groups,          ctx.host_groups,          cfg_.attention == "causal"};
+                     ctx.host_groups,          ctx.host_groups,          cfg_.attention == AttentionKind::kCausal};
   auto att = attention_fn(in).out.permute({0, 2, 1, 3}).reshape({b, lc, d});  // [B, Lc, D]
   auto y = x + mod[2] * proj_->forward(att);
   // MLP: pre-norm, adaLN, GELU (fused into fc1's epilogue on CUDA) or SwiGLU, gated residual.
-  const bool swiglu = cfg_.mlp == "swiglu";
+  const bool swiglu = cfg_.mlp == MlpKind::kSwiglu;
   auto hidden = fc1_->forward(modulated_norm(y, mod[3], mod[4]), /*gelu=*/!swiglu);
   if (swiglu) {
     auto parts = hidden.chunk(2, -1);

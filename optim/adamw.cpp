@@ -6,14 +6,13 @@
 #include <stdexcept>
 #include <string>
 
+#include "reel/dist/require.hpp"
 #include "reel/dist/trace.hpp"
 
 namespace reel {
 
 void AdamWConfig::validate() const {
-  auto need = [](bool ok, const std::string& what) {
-    if (!ok) throw std::invalid_argument("optimizer: " + what);
-  };
+  const Require need{"optimizer: "};
   need(beta1 >= 0 && beta1 < 1, "beta1 must be in [0, 1), got " + std::to_string(beta1));
   need(beta2 >= 0 && beta2 < 1, "beta2 must be in [0, 1), got " + std::to_string(beta2));
   need(std::isfinite(eps) && eps > 0, "eps must be > 0, got " + std::to_string(eps));

@@ -3,15 +3,21 @@
 #pragma once
 
 #include <cstdint>
-#include <string>
+
+#include "reel/dist/enum_names.hpp"
 
 namespace reel {
+
+enum class LrDecay { kCosine, kConstant };
+constexpr EnumNames<LrDecay, 2> enum_names(LrDecay) {
+  return {{{LrDecay::kCosine, "cosine"}, {LrDecay::kConstant, "constant"}}};
+}
 
 struct LrSchedule {
   double lr = 3e-4;
   int64_t warmup_steps = 100;
   int64_t total_steps = 1000;
-  std::string decay = "cosine";  // cosine | constant
+  LrDecay decay = LrDecay::kCosine;
   double min_ratio = 0.1;
 
   void validate() const;  // throws std::invalid_argument naming the bad field

@@ -3,22 +3,18 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <array>
-#include <stdexcept>
 
+#include "reel/dist/require.hpp"
 #include "reel/dist/trace.hpp"
 
 namespace reel {
 
 void ActivationCheckpointConfig::validate() const {
-  if (mode != "none" && mode != "full" && mode != "every") {
-    throw std::invalid_argument("activation checkpointing must be none, full or every, got '" + mode + "'");
-  }
-  if (mode == "every" && every < 1)
-    throw std::invalid_argument("activation checkpointing every k-th block needs k >= 1");
+  require(mode != CheckpointMode::kEvery || every >= 1, "activation checkpointing every k-th block needs k >= 1");
 }
 
 bool ActivationCheckpointConfig::applies(size_t block) const {
-  return mode == "full" || (mode == "every" && block % static_cast<size_t>(every) == 0);
+  return mode == CheckpointMode::kFull || (mode == CheckpointMode::kEvery && block % static_cast<size_t>(every) == 0);
 }
 
 int64_t ActivationCheckpointConfig::recomputed_blocks(int64_t depth) const {

@@ -5,16 +5,21 @@
 // The model is deterministic (no dropout), so the recomputation equals the original.
 #pragma once
 
-#include <string>
-
+#include "reel/dist/enum_names.hpp"
 #include "reel/model/model.hpp"
 
 namespace reel {
 
+// Which blocks are checkpointed: none, every block, or every k-th.
+enum class CheckpointMode { kNone, kFull, kEvery };
+constexpr EnumNames<CheckpointMode, 3> enum_names(CheckpointMode) {
+  return {{{CheckpointMode::kNone, "none"}, {CheckpointMode::kFull, "full"}, {CheckpointMode::kEvery, "every"}}};
+}
+
 struct ActivationCheckpointConfig {
-  std::string mode = "none";  // none | full | every (every k-th block)
-  int every = 2;              // with mode "every": blocks 0, k, 2k, ... are checkpointed
-  void validate() const;      // throws std::invalid_argument
+  CheckpointMode mode = CheckpointMode::kNone;
+  int every = 2;          // with mode every: blocks 0, k, 2k, ... are checkpointed
+  void validate() const;  // throws std::invalid_argument
   bool applies(size_t block) const;
   // How many of `depth` blocks are recomputed in backward.
   int64_t recomputed_blocks(int64_t depth) const;

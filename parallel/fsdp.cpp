@@ -6,6 +6,7 @@
 #include <map>
 #include <stdexcept>
 
+#include "reel/dist/require.hpp"
 #include "reel/dist/trace.hpp"
 
 namespace reel {
@@ -54,47 +55,6 @@ void alloc_storage(at::Tensor& t, size_t nbytes) {
 }
 
 }  // namespace
-
-at::ScalarType parse_dtype(const std::string& name) {
-  if (name == "float32") return at::kFloat;
-  if (name == "bfloat16") return at::kBFloat16;
-  if (name == "float16") return at::kHalf;
-  throw std::invalid_argument("unknown dtype '" + name + "' (expected float32, bfloat16 or float16)");
-}
-
-void FsdpConfig::validate() const {
-  if (max_gathered < 1)
-    throw std::invalid_argument("FSDP max_gathered must be >= 1, got " + std::to_string(max_gathered));
-  if (param_dtype != "auto") parse_dtype(param_dtype);
-  if (prefetch != "auto" && prefetch != "true" && prefetch != "false") {
-    throw std::invalid_argument("parallel.prefetch must be auto, true or false, got '" + prefetch + "'");
-  }
-  parse_dtype(reduce_dtype);
-  if (async_reduce != "auto" && async_reduce != "true" && async_reduce != "false") {
-    throw std::invalid_argument("parallel.async_reduce must be auto, true or false, got '" + async_reduce + "'");
-  }
-  if (grad_accumulation != "sharded" && grad_accumulation != "unsharded") {
-    throw std::invalid_argument("parallel.grad_accumulation must be sharded or unsharded, got '" + grad_accumulation +
-                                "'");
-  }
-  if (reduce_in_flight_mb < 0) {
-    throw std::invalid_argument("parallel.reduce_in_flight_mb must be >= 0 (0: one unit at a time), got " +
-                                std::to_string(reduce_in_flight_mb));
-  }
-}
-
-bool FsdpConfig::reduces_async(const at::Device& device) const {
-  return async_reduce == "auto" ? device.is_cuda() : async_reduce == "true";
-}
-
-bool FsdpConfig::prefetches(const at::Device& device) const {
-  return prefetch == "auto" ? device.is_cuda() : prefetch == "true";
-}
-
-at::ScalarType FsdpConfig::param_type(const at::Device& device) const {
-  if (param_dtype == "auto") return device.is_cuda() ? at::kBFloat16 : at::kFloat;
-  return parse_dtype(param_dtype);
-}
 
 int64_t ReduceQueue::bytes() const {
   int64_t total = 0;
@@ -174,8 +134,9 @@ FsdpUnit::FsdpUnit(UnitLayout layout, std::vector<at::Tensor> params, Communicat
     hooks_.push_back(params_[i].register_hook([this, i](const at::Tensor& grad) { add_gradient(i, grad); }));
   }
   free_storage(full_);
-  alias_params_ = comm_.size() == 1 && param_dtype_ == at::kFloat;
-  alias_grads_ = comm_.size() == 1 && reduce_dtype_ == at::kFloat && !(replicas_ && replicas_->size() > 1);
+  const FsdpAliases alias = fsdp_aliases(comm_.size(), param_dtype_, reduce_dtype_, replicas_ ? replicas_->size() : 1);
+  alias_params_ = alias.params;
+  alias_grads_ = alias.grads;
 }
 
 FsdpUnit::~FsdpUnit() {

@@ -27,9 +27,9 @@
 // its shard over the replicas issued there, in flight behind the following units'
 // backward: every rank issues the two communicators' calls in the same order, and they
 // share one progress (dist/communicator.hpp: share_progress).
-// Gradient accumulation (grad_accumulation): "sharded" (the default) reduce-scatters every
+// Gradient accumulation (grad_accumulation): sharded (the default) reduce-scatters every
 // micro-batch's gradients and adds them into the fp32 gradient shard, so that a rank holds
-// 1/N of the gradients whatever the number of micro-batches; "unsharded" only adds into
+// 1/N of the gradients whatever the number of micro-batches; unsharded only adds into
 // each unit's flat gradient buffer (the whole unit, fp32, kept across micro-batches) and
 // reduce-scatters once, on the last micro-batch: fewer bytes, more memory. Either way
 // HSDP's all-reduce over the replicas runs once per step, on the last micro-batch, over
@@ -40,7 +40,7 @@
 // A shard group of one rank (one process, or HSDP with shard_group 1) skips the copies
 // a gather and a reduction of one rank would make: with fp32 parameters (param_dtype
 // float32, CPU's default) they view the shard directly; with an fp32 reduce_dtype and no
-// replicas the gradients add straight into the gradient shard.
+// replicas the gradients add straight into the gradient shard (fsdp_aliases).
 #pragma once
 
 #include <functional>
@@ -49,44 +49,72 @@
 #include <vector>
 
 #include "reel/dist/communicator.hpp"
+#include "reel/dist/enum_names.hpp"
 #include "reel/model/model.hpp"
 #include "reel/parallel/shard_layout.hpp"
 
 namespace reel {
 
-// "float32" | "bfloat16" | "float16"; throws std::invalid_argument otherwise.
-at::ScalarType parse_dtype(const std::string& name);
+// A switch that is on, off, or chosen by the device: auto is on for GPUs, off for CPU ranks.
+enum class AutoSwitch { kAuto, kOn, kOff };
+constexpr EnumNames<AutoSwitch, 3> enum_names(AutoSwitch) {
+  return {{{AutoSwitch::kAuto, "auto"}, {AutoSwitch::kOn, "true"}, {AutoSwitch::kOff, "false"}}};
+}
+// Gradient accumulation over micro-batches (FsdpConfig::grad_accumulation).
+enum class GradAccumulation { kSharded, kUnsharded };
+constexpr EnumNames<GradAccumulation, 2> enum_names(GradAccumulation) {
+  return {{{GradAccumulation::kSharded, "sharded"}, {GradAccumulation::kUnsharded, "unsharded"}}};
+}
+// A dtype as configured: auto (resolved by its owner: FsdpConfig) or one of three.
+enum class DtypeChoice { kAuto, kFloat32, kBFloat16, kFloat16 };
+constexpr EnumNames<DtypeChoice, 4> enum_names(DtypeChoice) {
+  return {{{DtypeChoice::kAuto, "auto"},
+           {DtypeChoice::kFloat32, "float32"},
+           {DtypeChoice::kBFloat16, "bfloat16"},
+           {DtypeChoice::kFloat16, "float16"}}};
+}
+// The dtype chosen; `automatic` for auto.
+at::ScalarType scalar_type(DtypeChoice choice, at::ScalarType automatic);
 
 struct FsdpConfig {
   bool reshard_after_forward = true;
-  // Start the next unit's all-gather while the current one computes: "auto" (on GPUs,
+  // Start the next unit's all-gather while the current one computes: auto (on GPUs,
   // where NCCL runs on its own stream; off on CPU ranks, which have no idle core to
-  // overlap into: on 2 cores it cost 2%, docs/bench-train.md) | "true" | "false".
-  std::string prefetch = "auto";
+  // overlap into: on 2 cores it cost 2%, docs/bench-train.md) | true | false.
+  AutoSwitch prefetch = AutoSwitch::kAuto;
   int max_gathered = 2;  // bound on block units gathered or being gathered at once (memory)
   // Mixed precision: the dtype parameters are gathered (and computed) in, and the dtype
   // gradients are reduce-scattered in. The shards and the optimizer stay fp32.
-  std::string param_dtype = "auto";  // auto: bfloat16 on GPU, float32 on CPU
-  std::string reduce_dtype = "float32";
+  DtypeChoice param_dtype = DtypeChoice::kAuto;      // auto: bfloat16 on GPU, float32 on CPU
+  DtypeChoice reduce_dtype = DtypeChoice::kFloat32;  // auto: float32
   // Issue each unit's gradient reduce-scatter when its backward completes and wait for it
-  // only when needed, so the earlier units' backward overlaps it: "auto" (on GPUs, like
-  // prefetch: CPU ranks have no idle core to overlap into) | "true" | "false".
-  std::string async_reduce = "auto";
+  // only when needed, so the earlier units' backward overlaps it: auto (on GPUs, like
+  // prefetch: CPU ranks have no idle core to overlap into) | true | false.
+  AutoSwitch async_reduce = AutoSwitch::kAuto;
   // Bound on the unreduced gradient buffers in flight (MiB, in the reduce dtype); past
   // it the oldest reduction is finished first. One unit is always allowed.
   int64_t reduce_in_flight_mb = 512;
-  // Gradient accumulation over micro-batches: "sharded" (reduce-scatter each micro-batch
-  // into the gradient shard: 1/N of the gradients held) | "unsharded" (keep every unit's
+  // Gradient accumulation over micro-batches: sharded (reduce-scatter each micro-batch
+  // into the gradient shard: 1/N of the gradients held) | unsharded (keep every unit's
   // whole gradient until the last micro-batch, reduce once: 1/M of the reduce traffic).
-  std::string grad_accumulation = "sharded";
+  GradAccumulation grad_accumulation = GradAccumulation::kSharded;
 
   void validate() const;  // throws std::invalid_argument naming the option
   at::ScalarType param_type(const at::Device& device) const;
   bool prefetches(const at::Device& device) const;     // prefetch resolved for the device
   bool reduces_async(const at::Device& device) const;  // async_reduce resolved for the device
-  at::ScalarType reduce_type() const { return parse_dtype(reduce_dtype); }
-  bool accumulates_sharded() const { return grad_accumulation == "sharded"; }
+  at::ScalarType reduce_type() const { return scalar_type(reduce_dtype, at::kFloat); }
+  bool accumulates_sharded() const { return grad_accumulation == GradAccumulation::kSharded; }
 };
+
+// FSDP on a shard group of one rank (see above): the parameters view the shard when
+// they are computed in fp32, and the gradients add straight into the gradient shard when
+// they are reduced in fp32 and there are no replicas. The one rule FsdpUnit follows and
+// reel plan's memory estimate counts (plan/estimate.cpp).
+struct FsdpAliases {
+  bool params = false, grads = false;
+};
+FsdpAliases fsdp_aliases(int shard_ranks, at::ScalarType param_dtype, at::ScalarType reduce_dtype, int replicas);
 
 // The parameter whose gradient autograd stores in .grad right after FSDP's hook has
 // taken it: cleared when the next gradient arrives, so that at most one parameter's

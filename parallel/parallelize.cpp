@@ -16,7 +16,7 @@ ParallelModel parallelize(Model& model, const ProcessMesh& mesh, const ParallelC
   out.sequence = std::make_shared<SequenceParallel>(model, mesh, config.sequence);
   SequenceParallel::install(model, out.sequence);
   // 2. Activation checkpointing inside ...
-  if (config.activation_checkpoint.mode != "none") {
+  if (config.activation_checkpoint.mode != CheckpointMode::kNone) {
     model.set_block_runner(activation_checkpoint_runner(model, config.activation_checkpoint, model.block_runner()));
   }
   // 3. ... FSDP, over the mesh's shard group (every rank, or an HSDP group) and its replicas.

@@ -4,12 +4,12 @@
 #include <cstdint>
 #include <stdexcept>
 
+#include "reel/dist/require.hpp"
+
 namespace reel {
 
 void Cluster::validate() const {
-  auto need = [](bool ok, const std::string& what) {
-    if (!ok) throw std::invalid_argument("cluster: " + what);
-  };
+  const Require need{"cluster: "};
   need(gpus_per_node >= 1 && nodes >= 1, "gpus per node and nodes must be >= 1");
   need(int64_t(gpus_per_node) * nodes <= kMaxDevices, "at most " + std::to_string(kMaxDevices) + " devices, got " +
                                                           std::to_string(gpus_per_node) + " x " +

@@ -38,9 +38,9 @@ std::string dry_run_report(const TrainConfig& config, const CommunicatorPtr& wor
     const DataFileInfo data = spec.check_data(c.model, c.data.path);
     data_line = c.data.path + ", " + std::to_string(data.samples) + (spec.family() == "world" ? " clips" : " samples");
   }
-  const auto mesh = ProcessMesh::create(world, c.mesh);
+  const int u = c.parallel.sequence.ulysses_degree(c.mesh.sp);
+  const auto mesh = ProcessMesh::create(world, c.mesh, u);
   c.data.resolve_micro_batches(mesh.dp());
-  const int u = c.parallel.sequence.ulysses_degree(mesh.sp());
   check_sequence_split(c.model.sequence_shape(), mesh.sp() / u, u, c.parallel.sequence);
   const auto layout = SequenceLayout::create(c.model.tokens(), mesh.sp() / u, u, c.parallel.sequence.balance);
   const ModelShape shape = ModelShape::of(c.model);  // the model's structure only (deferred)
@@ -60,7 +60,7 @@ std::string dry_run_report(const TrainConfig& config, const CommunicatorPtr& wor
       << mesh.shard_group().size() << " rank(s), replicas " << mesh.replica_group().size() << "\n"
       << "  model " << c.model.name() << ": " << fixed(double(shape.parameters()) / 1e6, 2) << "M parameters, "
       << c.model.tokens() << " tokens per clip; sp rank 0 holds " << layout.count(0) << " of them ("
-      << (mesh.sp() > 1 ? c.parallel.sequence.mode + ", " + c.parallel.sequence.balance : std::string("no split"))
+      << (mesh.sp() > 1 ? cat(c.parallel.sequence.mode, ", ", c.parallel.sequence.balance) : std::string("no split"))
       << ")\n"
       << "  step: " << c.data.global_batch << " clips (" << c.data.micro_batches << " micro-batch(es)), "
       << fixed(flops.model / 1e12, 3) << " TFLOP model, " << fixed(flops.hardware / 1e12, 3)

@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "reel/dist/require.hpp"
 #include "reel/model/flow.hpp"
 #include "reel/model/world_model.hpp"
 #include "reel/parallel/sequence/layout.hpp"
@@ -54,9 +55,9 @@ Link link(const Cluster& c, int size, int span) {
 // Fraction of a block's forward FLOPs spent in the attention matmuls (the rest: linears).
 double attention_share(const ModelConfig& m, int64_t batch) {
   const double d = double(m.dim), hidden = double(m.mlp_hidden());
-  const double fc1 = m.mlp == "swiglu" ? 2 * hidden : hidden;
+  const double fc1 = double(m.mlp_fc1());
   const double linear = 2.0 * double(batch * m.tokens()) * d * (4 * d + fc1 + hidden);
-  return std::clamp(1.0 - linear / block_forward_flops(m, batch), 0.0, 1.0);
+  return std::clamp(1.0 - linear / model_spec(m.family).block_forward_flops(m, batch), 0.0, 1.0);
 }
 
 }  // namespace
@@ -81,53 +82,43 @@ struct Shape {
   // Reductions per unit per step: M with sharded gradient accumulation, else 1 (the last
   // micro-batch); root gathers per step likewise (unsharded keeps the root pinned).
   int64_t reductions = 1;
-  bool alias_params = false, alias_grads = false;  // FSDP on one rank (parallel/fsdp.hpp)
+  FsdpAliases alias;  // FSDP on one rank views its shard (parallel/fsdp.hpp: fsdp_aliases)
   SequenceLayout layout;
   AttentionTraffic attn;  // per block and micro-batch, rank 0
 };
 
+// Every rule a layout must obey is the runtime's own, asked of its owner: the mesh's
+// degrees (dist/process_mesh.hpp), the data's split (DataConfig), the sequence split
+// (parallel/sequence/layout.hpp) and FSDP's one-rank aliasing (parallel/fsdp.hpp).
 Shape resolve_shape(const TrainConfig& c, int world, const Cluster& cluster, const ModelShape& model) {
   Shape s;
   s.world = world;
   s.sp = c.mesh.sp;
-  s.dp = c.mesh.dp > 0 ? c.mesh.dp : world / s.sp;
+  s.dp = c.mesh.dp_for(world);
   s.u = c.parallel.sequence.ulysses_degree(s.sp);
   s.r = s.sp / s.u;
-  s.k = c.mesh.shard_group.node() ? cluster.gpus_per_node : c.mesh.shard_group > 0 ? int(c.mesh.shard_group) : world;
+  s.k = c.mesh.shard_ranks(world, cluster.gpus_per_node);
   s.per_node = cluster.gpus_per_node;
-  if (int64_t(s.dp) * s.sp != world) {
-    throw std::invalid_argument("dp=" + std::to_string(s.dp) + " x sp=" + std::to_string(s.sp) + " is not the " +
-                                std::to_string(world) + " devices");
-  }
-  if (world % s.k != 0) {
-    throw std::invalid_argument("shard group " + std::to_string(s.k) + " does not divide " + std::to_string(world));
-  }
+  const std::string wrong = mesh_degrees_error(world, s.dp, s.sp, s.k, s.u);
+  require(wrong.empty(), wrong);
   s.replicas = world / s.k;
-  s.M = c.data.micro_batches_for(s.dp);
-  if (c.data.global_batch / s.M % s.dp != 0) {
-    throw std::invalid_argument("a micro-batch of " + std::to_string(c.data.global_batch / s.M) +
-                                " clips does not split over dp=" + std::to_string(s.dp));
-  }
-  if (c.data.eval_clips > 0 && c.data.eval_clips < s.dp) {  // the Trainer's own check
-    throw std::invalid_argument("data.eval_clips " + std::to_string(c.data.eval_clips) + " must be 0 or at least dp=" +
-                                std::to_string(s.dp) + " (every data-parallel rank evaluates some held-out clips)");
-  }
+  s.M = c.data.layout_micro_batches(s.dp);
   s.b = c.data.global_batch / s.M / s.dp;
   check_sequence_split(c.model.sequence_shape(), s.r, s.u, c.parallel.sequence);
   s.layout = SequenceLayout::create(c.model.tokens(), s.r, s.u, c.parallel.sequence.balance);
   const auto& fsdp = c.parallel.fsdp;
-  s.pb = bytes_of(fsdp.param_type(cluster.gpu ? at::Device(at::kCUDA) : at::Device(at::kCPU)));
+  const at::Device device = cluster.gpu ? at::Device(at::kCUDA) : at::Device(at::kCPU);
+  s.pb = bytes_of(fsdp.param_type(device));
   s.rb = bytes_of(fsdp.reduce_type());
   s.depth = model.depth;
   s.root_shard = shard_of(model.root, s.k);
   s.block_shard = shard_of(model.block, s.k);
   s.recomputed = c.parallel.activation_checkpoint.recomputed_blocks(s.depth);
   s.raf = fsdp.reshard_after_forward;
-  s.prefetch = fsdp.prefetches(cluster.gpu ? at::Device(at::kCUDA) : at::Device(at::kCPU));
-  s.async_reduce = fsdp.reduces_async(cluster.gpu ? at::Device(at::kCUDA) : at::Device(at::kCPU));
+  s.prefetch = fsdp.prefetches(device);
+  s.async_reduce = fsdp.reduces_async(device);
   s.reductions = fsdp.accumulates_sharded() ? s.M : 1;
-  s.alias_params = s.k == 1 && s.pb == 4;
-  s.alias_grads = s.k == 1 && s.rb == 4 && s.replicas == 1;
+  s.alias = fsdp_aliases(s.k, fsdp.param_type(device), fsdp.reduce_type(), s.replicas);
   // Rank 0 is placement position 0 and sp rank 0 of the first sp group: sp rank j sits at position j.
   s.attn = attention_traffic(s.layout, c.model.dim, 0, s.b, s.pb, [&](int sp_rank) { return sp_rank >= s.per_node; });
   return s;
@@ -170,14 +161,14 @@ void estimate_memory(const TrainConfig& c, const Shape& s, const ModelShape& sha
   const int64_t root_padded = s.root_shard * s.k, block_padded = s.block_shard * s.k;
   e.persistent = 20.0 * double(s.root_shard + s.depth * s.block_shard);
   const int64_t in_flight = s.raf ? std::min<int64_t>(s.prefetch ? fsdp.max_gathered : 1, s.depth) : s.depth;
-  if (!s.alias_params) {  // the gathered units, and the cast shards their all-gathers read
+  if (!s.alias.params) {  // the gathered units, and the cast shards their all-gathers read
     e.gathered += double(s.pb) * double(root_padded + in_flight * block_padded);
     if (s.pb != 4) e.gathered += double(s.pb) * double(s.root_shard + in_flight * s.block_shard);
   }
   // Autograd hands FSDP's hook one parameter's gradient (compute dtype) while the
   // previous one's .grad still lingers (parallel/fsdp.hpp, GradSink): two of the largest.
   e.gathered += 2.0 * double(s.pb) * double(shape.largest);
-  if (!s.alias_grads) {
+  if (!s.alias.grads) {
     // Unreduced gradients, fp32: the root's all backward and one block's at a time; with
     // unsharded gradient accumulation every unit keeps its whole buffer until the last
     // micro-batch.
@@ -195,7 +186,7 @@ void estimate_memory(const TrainConfig& c, const Shape& s, const ModelShape& sha
   // D = 64). Checkpointed blocks keep their input only; one is recomputed at a time.
   const ModelConfig& m = c.model;
   const double tokens = double(s.b) * double(s.layout.count(0)), width = tokens * double(m.dim) * double(s.pb);
-  const double per_block = (m.mlp == "swiglu" ? 52 : 44) * width;
+  const double per_block = (m.mlp == MlpKind::kSwiglu ? 52 : 44) * width;
   e.activations =
       double(s.depth - s.recomputed) * per_block + double(s.recomputed) * width + (s.recomputed > 0 ? per_block : 0.0);
   const double share = double(s.layout.ring_share(0).size(0)) * double(s.b) * double(m.dim / s.u);
@@ -294,8 +285,8 @@ void estimate_time(const TrainConfig& c, const Shape& s, const Cluster& cluster,
   const double rate = cluster.device_flops() * cluster.efficiency;
   const auto flops = step_flops(model_spec(m.family), m, c.data.global_batch, c.parallel.activation_checkpoint);
   e.compute_s = flops.hardware / s.world / rate;
-  const double block_fwd =
-      block_forward_flops(m, c.data.global_batch) / s.world / double(s.M) / rate;  // one micro-batch
+  const double block_fwd = model_spec(m.family).block_forward_flops(m, c.data.global_batch) / s.world / double(s.M) /
+                           rate;  // one micro-batch
   const Link shard = link(cluster, s.k, s.k), replica = link(cluster, s.replicas, s.world);
   const Link world = link(cluster, s.world, s.world), ulysses = link(cluster, s.u, s.u),
              ring = link(cluster, s.r, s.sp);

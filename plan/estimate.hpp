@@ -81,9 +81,9 @@ struct Estimate {
 // "12.3 GB" / "456.7 MB" (decimal units, as GPU memory is quoted).
 std::string gb(double bytes);
 
-// config: resolved, with the layout to estimate (mesh.dp/sp/ulysses/shard_group,
-// parallel.*, data.micro_batches). Throws std::invalid_argument for a layout that cannot
-// run (the reason as reel itself would give it).
+// config: resolved, with the layout to estimate (mesh.dp/sp/shard_group, parallel.*
+// with the Ulysses degree in parallel.sequence, data.micro_batches). Throws std::invalid_argument for a layout that
+// cannot run (the reason as reel itself would give it).
 Estimate estimate(const TrainConfig& config, int world, const Cluster& cluster, const ModelShape& shape);
 
 }  // namespace reel

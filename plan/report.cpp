@@ -114,16 +114,14 @@ nlohmann::json plan_json(const Plan& p) {
     nlohmann::json l = {{"layout", describe_layout(e)},
                         {"fits", e.fits},
                         {"reason", e.reason},
-                        {"dp", cfg.mesh.dp > 0 ? cfg.mesh.dp : e.world / sp},
+                        {"dp", cfg.mesh.dp_for(e.world)},
                         {"sp", sp},
-                        {"sp_mode", cfg.parallel.sequence.mode},
+                        {"sp_mode", enum_name(cfg.parallel.sequence.mode)},
                         {"ulysses", cfg.parallel.sequence.ulysses_degree(sp)},
-                        {"shard_group", cfg.mesh.shard_group.node() ? p.cluster.gpus_per_node
-                                        : cfg.mesh.shard_group > 0  ? int(cfg.mesh.shard_group)
-                                                                    : e.world},
-                        {"activation_checkpoint", cfg.parallel.activation_checkpoint.mode},
+                        {"shard_group", cfg.mesh.shard_ranks(e.world, p.cluster.gpus_per_node)},
+                        {"activation_checkpoint", enum_name(cfg.parallel.activation_checkpoint.mode)},
                         {"micro_batches", cfg.data.micro_batches},
-                        {"grad_accumulation", cfg.parallel.fsdp.grad_accumulation},
+                        {"grad_accumulation", enum_name(cfg.parallel.fsdp.grad_accumulation)},
                         {"global_batch", cfg.data.global_batch}};
     if (e.reason.empty() || e.reason.rfind("needs ", 0) == 0) {  // estimated (fits, or over memory)
       // persistent = fp32 parameter shard (4 bytes per element) + gradient shard (4) + AdamW

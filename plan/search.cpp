@@ -35,12 +35,17 @@ Estimate try_estimate(const TrainConfig& c, int world, const Cluster& cluster, c
 
 bool memory_reason(const Estimate& e) { return e.reason.rfind("needs ", 0) == 0; }
 
-// (mode, ulysses degree) choices for sequence-parallel degree sp.
-std::vector<std::pair<std::string, int>> sequence_modes(int sp) {
-  if (sp == 1) return {{"ulysses", 1}};
-  std::vector<std::pair<std::string, int>> out = {{"ulysses", sp}, {"ring", 1}};
+// The sequence-parallel choices for degree sp: Ulysses, ring, and hybrid at each Ulysses
+// degree strictly inside (1, sp) that divides it (the option parallel.ulysses).
+std::vector<SequenceConfig> sequence_modes(int sp) {
+  if (sp == 1) return {SequenceConfig{}};
+  std::vector<SequenceConfig> out = {SequenceConfig{}, SequenceConfig{}};
+  out[1].mode = SpMode::kRing;
   for (int64_t u : divisors(sp)) {
-    if (u > 1 && u < sp) out.emplace_back("hybrid", static_cast<int>(u));
+    if (u == 1 || u == sp) continue;
+    out.emplace_back();
+    out.back().mode = SpMode::kHybrid;
+    out.back().ulysses = static_cast<int>(u);
   }
   return out;
 }
@@ -53,13 +58,13 @@ void search_micro_batches(TrainConfig c, int dp, int world, const Cluster& clust
   Estimate last;
   bool any = false;
   for (int64_t m : counts) {
-    if ((c.data.global_batch / m) % dp != 0) continue;
+    if (!c.data.splits(m, dp)) continue;
     c.data.micro_batches = m;
     c.data.micro_batch = 0;  // the searched count, not one derived from clips per rank
-    c.parallel.fsdp.grad_accumulation = "sharded";
+    c.parallel.fsdp.grad_accumulation = GradAccumulation::kSharded;
     Estimate e = try_estimate(c, world, cluster, plan.shape);
     if (m > 1) {  // both accumulation modes: the faster of those that fit
-      c.parallel.fsdp.grad_accumulation = "unsharded";
+      c.parallel.fsdp.grad_accumulation = GradAccumulation::kUnsharded;
       Estimate u = try_estimate(c, world, cluster, plan.shape);
       if (u.fits && (!e.fits || u.step_s < e.step_s)) e = std::move(u);
     }
@@ -98,22 +103,20 @@ Plan make_plan(const TrainConfig& config, const Cluster& cluster, bool given_onl
                                 " is beyond what reel plan searches (2^31 clips)");
   }
   const auto counts = divisors(config.data.global_batch);
-  std::set<int> shard_groups = {world};
-  for (int g : {cluster.gpus_per_node, 2 * cluster.gpus_per_node}) {
-    if (g < world && world % g == 0) shard_groups.insert(g);
-  }
+  // FSDP over every device, and HSDP over one or two nodes where such groups divide the world.
+  const std::set<int> shard_groups = {world, cluster.gpus_per_node, 2 * cluster.gpus_per_node};
   for (int64_t sp64 : divisors(world)) {
     const int sp = static_cast<int>(sp64), dp = world / sp;
-    for (const auto& [mode, u] : sequence_modes(sp)) {
+    for (const SequenceConfig& sequence : sequence_modes(sp)) {
       for (int shard : shard_groups) {
-        for (const char* ac : {"none", "every", "full"}) {
+        if (!mesh_degrees_error(world, dp, sp, shard).empty()) continue;
+        for (CheckpointMode ac : {CheckpointMode::kNone, CheckpointMode::kEvery, CheckpointMode::kFull}) {
           TrainConfig c = config;
           c.mesh.dp = dp;
           c.mesh.sp = sp;
-          c.mesh.ulysses = u;
           c.mesh.shard_group = shard == world ? 0 : shard;
-          c.parallel.sequence.mode = mode;
-          c.parallel.sequence.ulysses = mode == "hybrid" ? u : 0;
+          c.parallel.sequence.mode = sequence.mode;
+          c.parallel.sequence.ulysses = sequence.ulysses;
           c.parallel.activation_checkpoint.mode = ac;
           search_micro_batches(c, dp, world, cluster, counts, plan);
         }
@@ -127,7 +130,7 @@ Plan make_plan(const TrainConfig& config, const Cluster& cluster, bool given_onl
 
 std::string describe_layout(const Estimate& e) {
   const auto& c = e.config;
-  const int sp = c.mesh.sp, dp = c.mesh.dp > 0 ? c.mesh.dp : e.world / sp;
+  const int sp = c.mesh.sp, dp = c.mesh.dp_for(e.world);
   // "node" stays unresolved only in a layout estimate() refused: named as given.
   const int shard = c.mesh.shard_group > 0 ? int(c.mesh.shard_group) : e.world;
   if (c.mesh.shard_group.node()) return "dp " + std::to_string(dp) + " x sp " + std::to_string(sp) + ", HSDP by node";
@@ -136,12 +139,12 @@ std::string describe_layout(const Estimate& e) {
   if (sp > 1) {
     const int u = c.parallel.sequence.ulysses_degree(sp);
     out << " (" << c.parallel.sequence.mode;
-    if (c.parallel.sequence.mode == "hybrid") out << " " << u << "x" << sp / u;
+    if (c.parallel.sequence.mode == SpMode::kHybrid) out << " " << u << "x" << sp / u;
     out << ")";
   }
   out << ", " << (shard == e.world ? "FSDP" : "HSDP " + std::to_string(shard) + "x" + std::to_string(e.world / shard));
   const auto& ac = c.parallel.activation_checkpoint;
-  out << ", ac " << (ac.mode == "every" ? "every " + std::to_string(ac.every) : ac.mode);
+  out << ", ac " << (ac.mode == CheckpointMode::kEvery ? "every " + std::to_string(ac.every) : enum_name(ac.mode));
   out << ", " << c.data.micro_batches << " micro";
   if (c.data.micro_batches > 1) out << " (" << c.parallel.fsdp.grad_accumulation << ")";
   return out.str();

@@ -2,11 +2,13 @@
 // optimizer, schedule, run, runtime, logging), each holding its own defaults, and one
 // table of option keys over all of them (visit_train_options) from which the command
 // line, the INI file, --help and the resolved configuration written into the run
-// directory are all made, so none of them can disagree.
+// directory are all made, so none of them can disagree. A mode is an enum with one names
+// table (dist/enum_names.hpp), parsed where the options are read and written by name.
 #pragma once
 
 #include <string>
 
+#include "reel/dist/enum_names.hpp"
 #include "reel/dist/process_mesh.hpp"
 #include "reel/dist/runtime_options.hpp"
 #include "reel/model/config.hpp"
@@ -23,13 +25,13 @@ namespace reel {
 struct ModelChoice {
   std::string family = "world";
   std::string preset = "tiny";
-  std::string attention = "causal";
-  std::string mlp = "gelu";
-  int64_t depth = 0;                       // 0: the preset's
-  int64_t dim = 0;                         // 0: the preset's
-  std::string context_sampling = "fixed";  // ModelConfig::context_sampling
-  double context_noise = 0.0;              // ModelConfig::context_noise
-  ModelConfig resolve() const;             // throws std::invalid_argument naming the field
+  AttentionKind attention = AttentionKind::kCausal;
+  MlpKind mlp = MlpKind::kGelu;
+  int64_t depth = 0;                                           // 0: the preset's
+  int64_t dim = 0;                                             // 0: the preset's
+  ContextSampling context_sampling = ContextSampling::kFixed;  // ModelConfig::context_sampling
+  double context_noise = 0.0;                                  // ModelConfig::context_noise
+  ModelConfig resolve() const;                                 // throws std::invalid_argument naming the field
 };
 
 struct DataConfig {
@@ -48,10 +50,23 @@ struct DataConfig {
   // The micro-batch count on dp data-parallel ranks (micro_batches, or derived from
   // micro_batch); throws std::invalid_argument when the batch does not split so.
   int64_t micro_batches_for(int dp) const;
-  // Sets micro_batches = micro_batches_for(dp): once, by whoever knows dp (the Trainer).
-  void resolve_micro_batches(int dp) { micro_batches = micro_batches_for(dp); }
+  // The Trainer's rules for the data on dp data-parallel ranks, which reel plan asks too:
+  // micro_batches_for(dp), each of those micro-batches divides over the dp ranks
+  // (splits), and every rank has held-out clips (eval_clips 0 or >= dp). Returns the
+  // micro-batch count; throws std::invalid_argument naming the numbers.
+  int64_t layout_micro_batches(int dp) const;
+  // Whether a step of global_batch clips in `micro_batches` micro-batches divides over dp ranks.
+  bool splits(int64_t micro_batches, int dp) const;
+  // Sets micro_batches = layout_micro_batches(dp): once, by whoever knows dp (the Trainer).
+  void resolve_micro_batches(int dp) { micro_batches = layout_micro_batches(dp); }
   int64_t micro_clips() const { return global_batch / micro_batches; }  // over all dp ranks
 };
+
+// What a step with a NaN or Inf loss or gradient norm does (RunConfig::nonfinite).
+enum class NonFinite { kSkip, kStop };
+constexpr EnumNames<NonFinite, 2> enum_names(NonFinite) {
+  return {{{NonFinite::kSkip, "skip"}, {NonFinite::kStop, "stop"}}};
+}
 
 struct RunConfig {
   int64_t steps = 200;
@@ -70,7 +85,7 @@ struct RunConfig {
   // A step whose loss or gradient norm is NaN or Inf: skip (no update; stop after
   // max_skips such steps in a row) | stop (at once). Stopping keeps the last good state
   // in a checkpoint and ends with an error.
-  std::string nonfinite = "skip";
+  NonFinite nonfinite = NonFinite::kSkip;
   int64_t max_skips = 5;
   // Rollout metrics at each evaluation: Euler steps per frame-group (0: none), and the
   // flow time the history is shown at (a model trained with model.context_noise).
@@ -110,18 +125,19 @@ struct TrainConfig {
 };
 
 // Every option key with its field and help, in the order --help and the written
-// configuration list them. The INI section is the part of the key before the dot.
+// configuration list them. The INI section is the part of the key before the dot. A
+// mode's help says what its choices mean; --help lists them from its names table.
 template <typename Visit>
 void visit_train_options(TrainConfig& c, Visit&& v) {
   v("model.family", c.model_choice.family,
     "world (the video world model) | lm (a causal language model, lm/) | a family your program registers");
   v("model.preset", c.model_choice.preset, "world: tiny | small | long_cpu | long | 1b | 7b; lm: tiny | small");
-  v("model.attention", c.model_choice.attention, "full | causal (frame-causal)");
-  v("model.mlp", c.model_choice.mlp, "gelu | swiglu");
+  v("model.attention", c.model_choice.attention, "causal: frame-causal");
+  v("model.mlp", c.model_choice.mlp, "");
   v("model.depth", c.model_choice.depth, "blocks (0: the preset's)");
   v("model.dim", c.model_choice.dim, "width (0: the preset's)");
   v("model.context_sampling", c.model_choice.context_sampling,
-    "fixed | random (per clip, the history is the first k groups, k from context_groups to groups - 1)");
+    "random: per clip, the history is the first k groups, k from context_groups to groups - 1");
   v("model.context_noise", c.model_choice.context_noise, "history groups noised to t ~ U(0, this) in training");
   v("data.path", c.data.path, "HDF5 video file (reel data writes one)");
   v("data.global_batch", c.data.global_batch, "clips per step over all ranks");
@@ -134,34 +150,33 @@ void visit_train_options(TrainConfig& c, Visit&& v) {
   v("data.prefetch", c.data.prefetch, "batches the loader reads ahead");
   v("parallel.dp", c.mesh.dp, "data-parallel degree (0: world / sp)");
   v("parallel.sp", c.mesh.sp, "sequence-parallel degree");
-  v("parallel.sp_mode", c.parallel.sequence.mode,
-    "ulysses (all-to-all) | ring | hybrid (all-to-all inside, ring across)");
-  v("parallel.ulysses", c.parallel.sequence.ulysses, "hybrid: the all-to-all degree (divides parallel.sp)");
-  v("parallel.sp_balance", c.parallel.sequence.balance,
-    "zigzag | contiguous: how ring chunks are dealt (zigzag evens frame-causal work)");
+  v("parallel.sp_mode", c.parallel.sequence.mode, "ulysses: all-to-all; hybrid: all-to-all inside, ring across");
+  v("parallel.ulysses", c.parallel.sequence.ulysses,
+    "hybrid: the all-to-all degree (divides parallel.sp; 0 otherwise)");
+  v("parallel.sp_balance", c.parallel.sequence.balance, "how ring chunks are dealt; zigzag evens frame-causal work");
   v("parallel.shard_group", c.mesh.shard_group,
     "HSDP shard group: ranks (0: FSDP over every rank) | node (shard inside each node, replicate across)");
-  v("parallel.activation_checkpoint", c.parallel.activation_checkpoint.mode, "none | full | every");
+  v("parallel.activation_checkpoint", c.parallel.activation_checkpoint.mode,
+    "every: each k-th block, k the next option");
   v("parallel.activation_checkpoint_every", c.parallel.activation_checkpoint.every,
     "k for 'every': blocks 0, k, 2k, ...");
   v("parallel.reshard_after_forward", c.parallel.fsdp.reshard_after_forward, "ZeRO-3 (true) or keep until backward");
   v("parallel.prefetch", c.parallel.fsdp.prefetch,
-    "prefetch the next unit's all-gather: auto (on GPUs, off on CPU ranks) | true | false");
+    "prefetch the next unit's all-gather; auto: on GPUs, off on CPU ranks");
   v("parallel.max_gathered", c.parallel.fsdp.max_gathered, "block units gathered or in flight at once");
   v("parallel.async_reduce", c.parallel.fsdp.async_reduce,
-    "issue each unit's gradient reduce-scatter when its backward completes, wait before the optimizer: auto (on GPUs, "
-    "off on CPU ranks) | true | false");
+    "issue each unit's gradient reduce-scatter when its backward completes, wait before the optimizer; auto: on "
+    "GPUs, off on CPU ranks");
   v("parallel.reduce_in_flight_mb", c.parallel.fsdp.reduce_in_flight_mb,
     "async_reduce: MiB of unreduced gradients in flight at most (one unit always)");
   v("parallel.grad_accumulation", c.parallel.fsdp.grad_accumulation,
-    "with data.micro_batches > 1: sharded (reduce-scatter every micro-batch; holds 1/N of the gradients) | "
-    "unsharded (keep whole gradients, reduce once per step)");
-  v("parallel.param_dtype", c.parallel.fsdp.param_dtype,
-    "gather/compute dtype: auto (bfloat16 on GPU, float32 on CPU) | float32 | bfloat16 | float16");
-  v("parallel.reduce_dtype", c.parallel.fsdp.reduce_dtype, "gradient reduce-scatter dtype");
+    "with data.micro_batches > 1; sharded: reduce-scatter every micro-batch, holding 1/N of the gradients; "
+    "unsharded: keep whole gradients, reduce once per step");
+  v("parallel.param_dtype", c.parallel.fsdp.param_dtype, "gather/compute dtype; auto: bfloat16 on GPU, float32 on CPU");
+  v("parallel.reduce_dtype", c.parallel.fsdp.reduce_dtype, "gradient reduce-scatter dtype; auto: float32");
   v("optim.lr", c.schedule.lr, "peak learning rate");
   v("optim.warmup", c.schedule.warmup_steps, "linear warm-up steps");
-  v("optim.decay", c.schedule.decay, "cosine | constant");
+  v("optim.decay", c.schedule.decay, "");
   v("optim.min_ratio", c.schedule.min_ratio, "final lr / peak lr");
   v("optim.weight_decay", c.adamw.weight_decay, "AdamW weight decay (not on biases, norms, embeddings)");
   v("optim.beta1", c.adamw.beta1, "AdamW beta1");
@@ -186,7 +201,7 @@ void visit_train_options(TrainConfig& c, Visit&& v) {
   v("run.lock", c.run.lock,
     "refuse a second run into run.dir while this one runs (false: only where the filesystem holds no locks)");
   v("run.nonfinite", c.run.nonfinite,
-    "a NaN/Inf loss or gradient norm: skip (drop the update) | stop (checkpoint the last good state, fail)");
+    "a NaN/Inf loss or gradient norm; skip: drop the update; stop: checkpoint the last good state, fail");
   v("run.max_skips", c.run.max_skips, "skip: stop after this many non-finite steps in a row");
   v("run.plot", c.run.plot, "draw the run's curves as RUN_DIR/curves.png at the end (matplotlib)");
   v("run.rollout_steps", c.run.rollout_steps,

@@ -52,7 +52,7 @@ double Trainer::evaluate() {
 bool Trainer::measures_rollouts() const {
   // The data's action dims equal the model's (checked at start).
   return c_.model.family == "world" && c_.run.rollout_steps > 0 && c_.data.eval_clips > 0 &&
-         c_.model.attention == "causal" && c_.model.action_dim == 2;
+         c_.model.attention == AttentionKind::kCausal && c_.model.action_dim == 2;
 }
 
 RolloutMetrics Trainer::evaluate_rollouts() {

@@ -12,6 +12,9 @@ namespace {
 struct Registry {
   std::mutex mutex;
   std::map<std::string, std::shared_ptr<const ModelSpec>> specs;
+  // Families replaced by another of the same name: kept, since a Trainer built before the
+  // replacement still holds a reference to its family.
+  std::vector<std::shared_ptr<const ModelSpec>> replaced;
 };
 
 // The registry, with the world model (the default family) already in it.
@@ -31,7 +34,9 @@ void register_model_spec(std::shared_ptr<const ModelSpec> spec) {
   if (!spec) throw std::invalid_argument("register_model_spec: no spec");
   auto& r = registry();
   std::lock_guard<std::mutex> lock(r.mutex);
-  r.specs[spec->family()] = std::move(spec);
+  auto& slot = r.specs[spec->family()];
+  if (slot) r.replaced.push_back(slot);
+  slot = std::move(spec);
 }
 
 const ModelSpec& model_spec(const std::string& name) {

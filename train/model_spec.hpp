@@ -104,8 +104,9 @@ class TypedModelSpec : public ModelSpec {
   }
 };
 
-// Adds a family (replacing one of the same name). Thread-safe; call before a Trainer is
-// built, on every rank alike.
+// Adds a family, replacing one of the same name (which stays alive: a reference from
+// model_spec() never dangles). Thread-safe; call before a configuration naming it is
+// resolved (TrainConfig::resolve looks the family up), on every rank alike.
 void register_model_spec(std::shared_ptr<const ModelSpec> spec);
 // The family `name`; throws std::invalid_argument listing the registered ones.
 const ModelSpec& model_spec(const std::string& name);

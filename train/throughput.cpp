@@ -62,7 +62,7 @@ double best_gemm_rate(int64_t rows, int64_t in, int64_t out, at::ScalarType dtyp
 // The block's GEMMs at `rows` (clamped to [64, 4096]): qkv, fc1, fc2.
 Shapes block_gemms(const ModelConfig& cfg, int64_t rows) {
   rows = std::clamp<int64_t>(rows, 64, 4096);
-  const int64_t d = cfg.dim, hidden = cfg.mlp_hidden(), fc1 = cfg.mlp == "swiglu" ? 2 * hidden : hidden;
+  const int64_t d = cfg.dim, hidden = cfg.mlp_hidden(), fc1 = cfg.mlp_fc1();
   return {{rows, d, 3 * d}, {rows, d, fc1}, {rows, hidden, d}};
 }
 

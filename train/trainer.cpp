@@ -39,20 +39,15 @@ DataFileInfo check_data(const ModelSpec& spec, const TrainConfig& c) {
 
 Trainer::Trainer(const TrainConfig& config, const CommunicatorPtr& world)
     : c_(config),
-      mesh_(ProcessMesh::create(world, c_.mesh)),
+      mesh_(ProcessMesh::create(world, c_.mesh, c_.parallel.sequence.ulysses_degree(c_.mesh.sp))),
       log_(c_.log, world->rank()),
       spec_(model_spec(c_.model.family)),
       data_(check_data(spec_, c_)),
       opt_(c_.adamw) {
-  c_.data.resolve_micro_batches(mesh_.dp());  // data.micro_batch: the count follows this world's dp
-  lock_run_dir();                             // first: a second run into run.dir is refused before it builds anything
-  // Evaluation splits the held-out clips over dp: a rank with none would skip the
-  // forward (and its collectives) that the others run.
-  if (c_.data.eval_clips > 0 && c_.data.eval_clips < mesh_.dp()) {
-    throw std::invalid_argument("data.eval_clips " + std::to_string(c_.data.eval_clips) +
-                                " must be 0 or at least dp=" + std::to_string(mesh_.dp()) +
-                                " (every data-parallel rank evaluates some held-out clips)");
-  }
+  // data.micro_batch: the count follows this world's dp; the batch and the held-out clips
+  // must split over it (DataConfig's rules, which reel plan asks too).
+  c_.data.resolve_micro_batches(mesh_.dp());
+  lock_run_dir();  // first: a second run into run.dir is refused before it builds anything
   if (!data_.checksums) {
     log_.warn(cat("data file ", c_.data.path,
                   " has no checksums (written before reel added them): damage to a clip "
@@ -242,7 +237,7 @@ void Trainer::handle_nonfinite(const StepResult& r) {
   }
   ++skips_in_row_;
   const std::string what = cat("step ", r.step, ": loss ", r.loss, ", gradient norm ", r.grad_norm);
-  if (c_.run.nonfinite == "skip" && skips_in_row_ < c_.run.max_skips) {
+  if (c_.run.nonfinite == NonFinite::kSkip && skips_in_row_ < c_.run.max_skips) {
     log_.warn(cat(what, ": update skipped (", skips_in_row_, " in a row; run.max_skips ", c_.run.max_skips, ")"));
     return;
   }
@@ -254,12 +249,13 @@ void Trainer::handle_nonfinite(const StepResult& r) {
   if (good > 0 && last_checkpoint_ != good) save_checkpoint(good);
   settle_checkpoints(true);
   const bool saved = good > 0 && saver_->last_complete() == good;
-  throw std::runtime_error(
-      cat(what,
-          c_.run.nonfinite == "stop" ? " (run.nonfinite stop)" : cat(": ", skips_in_row_, " non-finite steps in a row"),
-          saved ? cat(". the last good state, after step ", good, ", is in ", checkpoints_dir())
-                : cat(". no good state to keep (step ", good, " has no complete checkpoint)"),
-          " (lower optim.lr, check the data, or raise run.max_skips)"));
+  throw std::runtime_error(cat(what,
+                               c_.run.nonfinite == NonFinite::kStop
+                                   ? " (run.nonfinite stop)"
+                                   : cat(": ", skips_in_row_, " non-finite steps in a row"),
+                               saved ? cat(". the last good state, after step ", good, ", is in ", checkpoints_dir())
+                                     : cat(". no good state to keep (step ", good, " has no complete checkpoint)"),
+                               " (lower optim.lr, check the data, or raise run.max_skips)"));
 }
 
 void Trainer::check_desync(int64_t step) {

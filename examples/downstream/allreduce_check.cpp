@@ -27,7 +27,7 @@ bool check_all_reduce(reel::Communicator& group, const char* name) {
 
 int run() {
   reel::RuntimeConfig config;
-  config.backend = "mpi";  // CPU ranks: the same result on any machine, GPU or not
+  config.backend = reel::BackendKind::kMpi;  // CPU ranks: the same result on any machine, GPU or not
   reel::Runtime runtime(config);
   bool ok = true;
   {  // communicators made from the runtime's world go before the runtime does

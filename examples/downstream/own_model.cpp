@@ -168,7 +168,7 @@ class WaveSpec : public reel::ModelSpec {
 
 int run() {
   reel::RuntimeConfig rc;
-  rc.backend = "mpi";  // CPU ranks: the same result on any machine, GPU or not
+  rc.backend = reel::BackendKind::kMpi;  // CPU ranks: the same result on any machine, GPU or not
   reel::Runtime runtime(rc);
   reel::register_model_spec(std::make_shared<WaveSpec>());
   reel::TrainConfig c;
@@ -176,14 +176,14 @@ int run() {
   c.data.path = "wave:512";
   c.data.global_batch = 16;
   c.data.eval_clips = 16;
-  c.mesh.sp = runtime.world()->size();  // every sequence split over the ranks ...
-  c.parallel.sequence.mode = "ring";    // ... by ring attention
+  c.mesh.sp = runtime.world()->size();             // every sequence split over the ranks ...
+  c.parallel.sequence.mode = reel::SpMode::kRing;  // ... by ring attention
   c.run.steps = 30;
   c.run.dir = (std::filesystem::temp_directory_path() / ("own_model_" + std::to_string(::getppid()))).string();
   c.run.overwrite = true;
   c.schedule.lr = 3e-3;
   c.schedule.warmup_steps = 3;
-  c.log.level = "warn";
+  c.log.level = reel::LogLevel::kWarn;
   c.resolve();
   double first = 0, last = 0;
   {

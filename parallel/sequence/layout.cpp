@@ -1,13 +1,9 @@
 #include "reel/parallel/sequence/layout.hpp"
 
-#include <stdexcept>
+#include "reel/dist/require.hpp"
 
 namespace reel {
 namespace {
-
-void need(bool ok, const std::string& what) {
-  if (!ok) throw std::invalid_argument(what);
-}
 
 // [begin, end) of part `i` of `n` as-even-as-possible parts of [a, b).
 std::pair<int64_t, int64_t> part(int64_t a, int64_t b, int64_t i, int64_t n) {
@@ -17,45 +13,42 @@ std::pair<int64_t, int64_t> part(int64_t a, int64_t b, int64_t i, int64_t n) {
 }  // namespace
 
 void SequenceConfig::validate() const {
-  need(mode == "ulysses" || mode == "ring" || mode == "hybrid",
-       "parallel.sp_mode must be ulysses, ring or hybrid, got '" + mode + "'");
-  need(balance == "zigzag" || balance == "contiguous",
-       "parallel.sp_balance must be zigzag or contiguous, got '" + balance + "'");
-  need(ulysses >= 0, "parallel.ulysses must be >= 0, got " + std::to_string(ulysses));
-  need(ulysses == 0 || mode == "hybrid", "parallel.ulysses " + std::to_string(ulysses) +
-                                             " applies to parallel.sp_mode hybrid only (the mode is " + mode + ")");
+  require(ulysses >= 0, "parallel.ulysses must be >= 0, got " + std::to_string(ulysses));
+  require(ulysses == 0 || mode == SpMode::kHybrid, "parallel.ulysses " + std::to_string(ulysses) +
+                                                       " applies to parallel.sp_mode hybrid only (the mode is " +
+                                                       enum_name(mode) + ")");
 }
 
 int SequenceConfig::ulysses_degree(int sp) const {
   validate();
-  if (sp <= 1 || mode == "ring") return 1;
-  if (mode == "ulysses") return sp;
-  need(ulysses > 1 && ulysses < sp && sp % ulysses == 0,
-       "parallel.sp_mode hybrid needs parallel.ulysses to be a divisor of parallel.sp=" + std::to_string(sp) +
-           " strictly between 1 and " + std::to_string(sp) + ", got " + std::to_string(ulysses) +
-           (sp < 4 ? " (hybrid needs sp >= 4: use ulysses or ring)" : ""));
+  if (sp <= 1 || mode == SpMode::kRing) return 1;
+  if (mode == SpMode::kUlysses) return sp;
+  require(ulysses > 1 && ulysses < sp && sp % ulysses == 0,
+          "parallel.sp_mode hybrid needs parallel.ulysses to be a divisor of parallel.sp=" + std::to_string(sp) +
+              " strictly between 1 and " + std::to_string(sp) + ", got " + std::to_string(ulysses) +
+              (sp < 4 ? " (hybrid needs sp >= 4: use ulysses or ring)" : ""));
   return ulysses;
 }
 
 void check_sequence_split(const SequenceShape& model, int ring, int ulysses, const SequenceConfig& config) {
-  need(model.heads % ulysses == 0, "the model's " + std::to_string(model.heads) +
-                                       " attention heads do not divide over Ulysses degree " + std::to_string(ulysses) +
-                                       " (each rank attends over whole heads): choose parallel.sp_mode ring, or " +
-                                       (config.mode == "hybrid" ? "a parallel.ulysses" : "a parallel.sp") +
-                                       " that divides " + std::to_string(model.heads));
-  const int64_t pieces = int64_t(ring) * ulysses * (config.balance == "zigzag" && ring > 1 ? 2 : 1);
-  need(model.tokens >= pieces, "a sample of " + std::to_string(model.tokens) + " tokens cannot be split into " +
-                                   std::to_string(pieces) + " pieces (sequence parallel degree " +
-                                   std::to_string(ring * ulysses) + "): use a smaller parallel.sp");
+  require(model.heads % ulysses == 0,
+          "the model's " + std::to_string(model.heads) + " attention heads do not divide over Ulysses degree " +
+              std::to_string(ulysses) + " (each rank attends over whole heads): choose parallel.sp_mode ring, or " +
+              (config.mode == SpMode::kHybrid ? "a parallel.ulysses" : "a parallel.sp") + " that divides " +
+              std::to_string(model.heads));
+  const int64_t pieces = int64_t(ring) * ulysses * (config.balance == SpBalance::kZigzag && ring > 1 ? 2 : 1);
+  require(model.tokens >= pieces, "a sample of " + std::to_string(model.tokens) + " tokens cannot be split into " +
+                                      std::to_string(pieces) + " pieces (sequence parallel degree " +
+                                      std::to_string(ring * ulysses) + "): use a smaller parallel.sp");
 }
 
-SequenceLayout SequenceLayout::create(int64_t tokens, int ring, int ulysses, const std::string& balance) {
-  need(ring >= 1 && ulysses >= 1, "sequence layout: ring and ulysses degrees must be >= 1, got ring " +
-                                      std::to_string(ring) + " and ulysses " + std::to_string(ulysses));
-  const bool zigzag = balance == "zigzag" && ring > 1;
+SequenceLayout SequenceLayout::create(int64_t tokens, int ring, int ulysses, SpBalance balance) {
+  require(ring >= 1 && ulysses >= 1, "sequence layout: ring and ulysses degrees must be >= 1, got ring " +
+                                         std::to_string(ring) + " and ulysses " + std::to_string(ulysses));
+  const bool zigzag = balance == SpBalance::kZigzag && ring > 1;
   const int64_t chunks = zigzag ? 2 * ring : ring;
-  need(tokens >= chunks * ulysses, "a clip of " + std::to_string(tokens) + " tokens cannot be split into " +
-                                       std::to_string(chunks * ulysses) + " pieces");
+  require(tokens >= chunks * ulysses, "a clip of " + std::to_string(tokens) + " tokens cannot be split into " +
+                                          std::to_string(chunks * ulysses) + " pieces");
   SequenceLayout layout;
   layout.tokens_ = tokens;
   layout.ring_ = ring;

@@ -18,19 +18,33 @@
 #include <ATen/ATen.h>
 
 #include <functional>
-#include <string>
 #include <vector>
 
+#include "reel/dist/enum_names.hpp"
 #include "reel/model/sequence_shape.hpp"
 
 namespace reel {
 
+// ulysses (all-to-all) | ring | hybrid (all-to-all inside, ring across)
+enum class SpMode { kUlysses, kRing, kHybrid };
+constexpr EnumNames<SpMode, 3> enum_names(SpMode) {
+  return {{{SpMode::kUlysses, "ulysses"}, {SpMode::kRing, "ring"}, {SpMode::kHybrid, "hybrid"}}};
+}
+// How the ring's chunks are dealt (see above).
+enum class SpBalance { kZigzag, kContiguous };
+constexpr EnumNames<SpBalance, 2> enum_names(SpBalance) {
+  return {{{SpBalance::kZigzag, "zigzag"}, {SpBalance::kContiguous, "contiguous"}}};
+}
+
 // The defaults live here; validate() throws std::invalid_argument naming the option.
+// The owner of the Ulysses degree: the option parallel.ulysses is `ulysses`, and
+// ulysses_degree(sp) the degree every reader asks for (the mesh's ulysses and ring axes
+// are built from it: ProcessMesh::create).
 struct SequenceConfig {
-  std::string mode = "ulysses";    // ulysses | ring | hybrid (all-to-all inside, ring across)
-  int ulysses = 0;                 // hybrid: the all-to-all degree (1 < ulysses < sp, divides sp)
-  std::string balance = "zigzag";  // zigzag | contiguous: how the ring's chunks are dealt
-  bool ring_overlap = true;        // send the next key/value block while computing this one
+  SpMode mode = SpMode::kUlysses;
+  int ulysses = 0;  // hybrid: the all-to-all degree (1 < ulysses < sp, divides sp); 0 otherwise
+  SpBalance balance = SpBalance::kZigzag;
+  bool ring_overlap = true;  // send the next key/value block while computing this one
   void validate() const;
   // The all-to-all degree for sequence-parallel degree sp: sp (ulysses), 1 (ring), or
   // `ulysses` (hybrid). Throws std::invalid_argument naming the numbers.
@@ -46,9 +60,9 @@ class SequenceLayout {
  public:
   SequenceLayout() = default;  // one rank holding every token of a 0-token clip
   // Throws std::invalid_argument when tokens < the number of pieces.
-  static SequenceLayout create(int64_t tokens, int ring, int ulysses, const std::string& balance);
+  static SequenceLayout create(int64_t tokens, int ring, int ulysses, SpBalance balance);
   // No sequence parallelism: one rank, every token in order.
-  static SequenceLayout whole(int64_t tokens) { return create(tokens, 1, 1, "contiguous"); }
+  static SequenceLayout whole(int64_t tokens) { return create(tokens, 1, 1, SpBalance::kContiguous); }
 
   int64_t tokens() const { return tokens_; }
   int ring() const { return ring_; }

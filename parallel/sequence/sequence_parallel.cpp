@@ -9,7 +9,7 @@ SequenceParallel::SequenceParallel(const Model& model, const ProcessMesh& mesh, 
   const int sp = mesh.sp(), u = config.ulysses_degree(sp), ring = sp / u;
   if (mesh.ulysses() != u) {
     throw std::invalid_argument("the mesh was built with Ulysses degree " + std::to_string(mesh.ulysses()) +
-                                " but parallel.sp_mode " + config.mode + " needs " + std::to_string(u));
+                                " but parallel.sp_mode " + enum_name(config.mode) + " needs " + std::to_string(u));
   }
   check_sequence_split(shape_, ring, u, config);
   layout_ = SequenceLayout::create(shape_.tokens, ring, u, config.balance);

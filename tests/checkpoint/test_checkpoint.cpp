@@ -66,7 +66,7 @@ TrainConfig config(const std::string& dir) {
   c.run.seed = 21;
   c.schedule.lr = 2e-3;
   c.schedule.warmup_steps = 2;
-  c.log.level = "warn";
+  c.log.level = LogLevel::kWarn;
   c.resolve();
   return c;
 }
@@ -445,6 +445,34 @@ TEST(Checkpoint, ResumeChangesAreClassified) {
   const auto allowed = check_data_identity(saved, "/old/w.h5", other, true, "CKPT");
   EXPECT_TRUE(allowed.refusal.empty());
   EXPECT_FALSE(allowed.warning.empty());
+}
+
+// config.ini records each mode by its name, as runs written before the modes were enums
+// did: their run directories and checkpoints read and resume as before.
+TEST(Checkpoint, TheConfigurationRecordsModesByTheirNames) {
+  TrainConfig c = config(scratch() + "/names");
+  c.schedule.decay = LrDecay::kConstant;
+  const auto ini = parse_config_ini(config_ini(c));
+  const std::map<std::string, std::string> names = {{"model.attention", "causal"},
+                                                    {"model.mlp", "gelu"},
+                                                    {"parallel.sp_mode", "ulysses"},
+                                                    {"parallel.sp_balance", "zigzag"},
+                                                    {"parallel.activation_checkpoint", "none"},
+                                                    {"parallel.prefetch", "auto"},
+                                                    {"parallel.param_dtype", "auto"},
+                                                    {"parallel.reduce_dtype", "float32"},
+                                                    {"parallel.grad_accumulation", "sharded"},
+                                                    {"optim.decay", "constant"},
+                                                    {"run.nonfinite", "skip"},
+                                                    {"dist.backend", "auto"},
+                                                    {"log.level", "warn"}};
+  for (const auto& [key, name] : names) EXPECT_EQ(ini.at(key), name) << key;
+  // A constant learning rate does not depend on the run's length: more steps change nothing.
+  TrainConfig longer = c;
+  longer.run.steps += 10;
+  const auto changes = config_changes(config_ini(c), config_ini(longer));
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0].kind, ChangeClass::kInfo) << changes[0].why;
 }
 
 }  // namespace

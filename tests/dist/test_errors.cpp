@@ -13,6 +13,7 @@
 #include "reel/dist/logging.hpp"
 #include "reel/dist/mpi_communicator.hpp"
 #include "tests/support/test_env.hpp"
+#include "tests/support/throws.hpp"
 
 namespace reel::test {
 namespace {
@@ -92,18 +93,12 @@ TEST(Errors, SizesThatDifferAcrossRanksAreCaughtWithVerification) {
 }
 
 TEST(Errors, UnknownBackendAndUnusableNccl) {
-  EXPECT_THROW(parse_backend("gloo"), std::invalid_argument);
-  try {
-    RuntimeConfig config;
-    config.backend = "infiniband";
-    Runtime bad(config);
-    FAIL() << "unknown backend accepted";
-  } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("expected auto, mpi or nccl"), std::string::npos);
-  }
+  EXPECT_EQ(thrown<std::invalid_argument>([] { parse_enum<BackendKind>("dist.backend", "infiniband"); }),
+            "dist.backend must be auto, mpi or nccl, got 'infiniband'");
+  EXPECT_EQ(parse_enum<BackendKind>("dist.backend", "nccl"), BackendKind::kNccl);
   if (nccl_usable()) return;
   RuntimeConfig config;
-  config.backend = "nccl";
+  config.backend = BackendKind::kNccl;
   try {
     Runtime no_gpu(config);
     FAIL() << "nccl without a GPU accepted";
@@ -128,7 +123,7 @@ TEST(Logging, EveryRankWritesItsOwnFileWithItsRank) {
   const auto dir = std::filesystem::temp_directory_path() / ("reel_log_test_" + std::to_string(::getpid()));
   LogConfig config;
   config.dir = dir.string();
-  config.level = "debug";
+  config.level = LogLevel::kDebug;
   {
     Logger log(config, world().rank());
     log.debug(cat("hello from ", world().rank()));
@@ -140,7 +135,7 @@ TEST(Logging, EveryRankWritesItsOwnFileWithItsRank) {
   EXPECT_NE(line.find("[rank " + std::to_string(world().rank()) + "]"), std::string::npos) << line;
   EXPECT_NE(line.find("hello from " + std::to_string(world().rank())), std::string::npos) << line;
   std::filesystem::remove_all(dir);
-  EXPECT_THROW(check_level("verbose"), std::invalid_argument);
+  EXPECT_THROW(parse_enum<LogLevel>("log.level", "verbose"), std::invalid_argument);
 }
 
 // A log file that cannot be written (here /dev/full: every flush fails with ENOSPC) is an

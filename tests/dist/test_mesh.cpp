@@ -89,5 +89,24 @@ TEST(Mesh, DegreesThatDoNotMultiplyToTheWorldAreRejected) {
   EXPECT_THROW(ProcessMesh::create(runtime().world(), MeshConfig{0, n + 1, 0}), std::invalid_argument);
 }
 
+// The mesh's rules, which reel plan asks of a layout without its ranks.
+TEST(Mesh, DegreeRulesNameWhatIsWrong) {
+  EXPECT_EQ(mesh_degrees_error(8, 4, 2, 8, 2), "");
+  EXPECT_NE(mesh_degrees_error(8, 3, 2, 8).find("dp=3 x sequence parallel degree sp=2 = 6 must equal the world size 8"),
+            std::string::npos);
+  EXPECT_NE(mesh_degrees_error(8, 8, 1, 3).find("HSDP shard group of 3 ranks must divide the world size 8"),
+            std::string::npos);
+  EXPECT_NE(mesh_degrees_error(8, 2, 4, 8, 3).find("Ulysses degree 3 must divide"), std::string::npos);
+  MeshConfig m;
+  m.sp = 2;
+  EXPECT_EQ(m.dp_for(8), 4);
+  EXPECT_EQ(m.dp_for(7), 0);  // refused by the rules above
+  EXPECT_EQ(m.shard_ranks(8, 4), 8);
+  m.shard_group = ShardGroup::kNode;
+  EXPECT_EQ(m.shard_ranks(8, 4), 4);
+  m.shard_group = 2;
+  EXPECT_EQ(m.shard_ranks(8, 4), 2);
+}
+
 }  // namespace
 }  // namespace reel::test

@@ -95,13 +95,11 @@ TEST(Nodes, AnAllToAllAcrossNodesIsWarnedAbout) {
   if (!two_nodes()) GTEST_SKIP() << "needs the two emulated nodes (dist.nodes)";
   MeshConfig across;
   across.sp = 4;
-  across.ulysses = 4;
-  const auto warned = ProcessMesh::create(runtime().world(), across).warnings();
+  const auto warned = ProcessMesh::create(runtime().world(), across, 4).warnings();
   ASSERT_EQ(warned.size(), 1u);
   EXPECT_NE(warned[0].find("--parallel.sp_mode hybrid --parallel.ulysses 2"), std::string::npos) << warned[0];
-  MeshConfig inside = across;
-  inside.ulysses = 2;  // all-to-all inside each node, the ring across
-  EXPECT_TRUE(ProcessMesh::create(runtime().world(), inside).warnings().empty());
+  // All-to-all inside each node, the ring across.
+  EXPECT_TRUE(ProcessMesh::create(runtime().world(), across, 2).warnings().empty());
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 
 #include "reel/lm/corpus.hpp"
@@ -48,7 +49,7 @@ TrainConfig lm_config(int micro = 1) {
 
 // Next-token cross-entropy written out: every position of every sample, in one forward.
 ReferenceLoss lm_reference_loss() {
-  return [](Model& model, const ModelConfig& cfg, const Batch& batch, int64_t, uint64_t) {
+  auto sum = [](Model& model, const ModelConfig& cfg, const Batch& batch, int64_t, uint64_t) {
     const auto& tokens = batch.at("tokens");  // [b, L + 1]
     const int64_t l = cfg.seq_len;
     auto logits = dynamic_cast<LanguageModelImpl&>(model).forward(tokens.narrow(1, 0, l), at::arange(l, at::kLong));
@@ -56,6 +57,7 @@ ReferenceLoss lm_reference_loss() {
     auto picked = logp.gather(-1, tokens.narrow(1, 1, l).unsqueeze(-1));  // [b, L, 1]
     return -picked.sum();
   };
+  return ReferenceLoss{sum, [](const ModelConfig& cfg) { return cfg.seq_len; }};  // one target per position
 }
 
 void expect_lm_parity(const TrainConfig& c) { expect_parity(c, lm_reference_loss(), kTol); }
@@ -64,38 +66,44 @@ void expect_lm_parity(const TrainConfig& c) { expect_parity(c, lm_reference_loss
 const bool kRegistered = (register_model_spec(lm_model_spec()), true);
 
 TEST(LmParity, Fsdp) { expect_lm_parity(lm_config()); }
+// The normalisation is the mean over targets: an untrained model (logits near 0) starts at
+// the uniform guess's ln 28 nats per character, whatever the batch or the layout.
+TEST(LmParity, AnUntrainedModelStartsAtTheUniformGuess) {
+  const auto run = train_reference(lm_config(), lm_reference_loss());
+  EXPECT_NEAR(run.steps.front().loss, std::log(double(kAlphabetSize)), 0.05);
+}
 TEST(LmParity, GradientAccumulationAndCheckpointing) {
   auto c = lm_config(2);
-  c.parallel.activation_checkpoint.mode = "full";
+  c.parallel.activation_checkpoint.mode = CheckpointMode::kFull;
   expect_lm_parity(c);
 }
 TEST(LmParity, HybridShardingWithReplicasAndAsyncReduction) {
   if (world().size() == 1) GTEST_SKIP() << "HSDP needs replica groups of size > 1: at least 2 ranks";
   auto c = lm_config();
   c.mesh.shard_group = hsdp_shard_group(world().size());
-  c.parallel.fsdp.async_reduce = "true";
+  c.parallel.fsdp.async_reduce = AutoSwitch::kOn;
   expect_lm_parity(c);
 }
 
 // Each rank's tokens of every sample; attention exchanges them (the causal mask follows
 // the positions wherever they are).
-void expect_sequence_parity(const std::string& mode, int ulysses) {
+void expect_sequence_parity(SpMode mode, int ulysses) {
   const int n = world().size();
   if (n == 1) GTEST_SKIP() << "sequence parallelism needs 2 or more ranks";
-  if (mode == "hybrid" && n < 4) GTEST_SKIP() << "hybrid needs 4 ranks (ulysses and ring degrees both > 1)";
+  if (mode == SpMode::kHybrid && n < 4) GTEST_SKIP() << "hybrid needs 4 ranks (ulysses and ring degrees both > 1)";
   auto c = lm_config();
   c.mesh.dp = 1;
   c.mesh.sp = n;
   c.parallel.sequence.mode = mode;
   c.parallel.sequence.ulysses = ulysses;
-  c.parallel.activation_checkpoint.mode = "every";
+  c.parallel.activation_checkpoint.mode = CheckpointMode::kEvery;
   c.resolve();
   if (c.model.heads % c.parallel.sequence.ulysses_degree(n) != 0) GTEST_SKIP() << "4 heads over " << n << " ranks";
   expect_lm_parity(c);
 }
-TEST(LmParity, SequenceParallelUlysses) { expect_sequence_parity("ulysses", 0); }
-TEST(LmParity, SequenceParallelRing) { expect_sequence_parity("ring", 0); }
-TEST(LmParity, SequenceParallelHybrid) { expect_sequence_parity("hybrid", 2); }
+TEST(LmParity, SequenceParallelUlysses) { expect_sequence_parity(SpMode::kUlysses, 0); }
+TEST(LmParity, SequenceParallelRing) { expect_sequence_parity(SpMode::kRing, 0); }
+TEST(LmParity, SequenceParallelHybrid) { expect_sequence_parity(SpMode::kHybrid, 2); }
 
 // A token's logits depend on it and the tokens before it, never on later ones; and the
 // model run on any subset of positions gives those positions' logits of the whole run.
@@ -112,9 +120,14 @@ TEST(LmModel, IsCausalAndSplitsBySequencePosition) {
   auto after = model->forward(changed, all);
   EXPECT_TRUE(at::allclose(after.narrow(1, 0, 20), logits.narrow(1, 0, 20), 1e-6, 1e-6)) << "a later token leaked back";
   EXPECT_FALSE(at::allclose(after.narrow(1, 20, 12), logits.narrow(1, 20, 12))) << "the changed tokens changed nothing";
-  // Positions 0-15 alone (a contiguous share) see exactly what they saw in the whole sequence.
-  const auto first = at::arange(16, at::kLong);
+  // Positions 0-15 alone (a contiguous share) see exactly what they saw in the whole
+  // sequence. Rotary positions are relative (a shift changes nothing), so the positions'
+  // index is checked with a spread: the same 16 tokens at even positions attend otherwise.
+  const auto first = at::arange(16, at::kLong), even = at::arange(0, 32, 2, at::kLong);
   EXPECT_TRUE(at::allclose(model->forward(tokens.narrow(1, 0, 16), first), logits.narrow(1, 0, 16), 1e-5, 1e-5));
+  const auto part = tokens.narrow(1, 0, 16);
+  EXPECT_FALSE(at::allclose(model->forward(part, even), model->forward(part, first), 1e-4, 1e-4))
+      << "the positions' index is ignored";
 }
 
 TEST(LmModel, ADeferredModelHasNoMemoryAndRefusesToRun) {
@@ -126,7 +139,7 @@ TEST(LmModel, ADeferredModelHasNoMemoryAndRefusesToRun) {
 
 TEST(LmModel, TheConfigurationIsCheckedWithNames) {
   auto cfg = lm_preset("tiny");
-  cfg.attention = "full";
+  cfg.attention = AttentionKind::kFull;
   const auto what = thrown<std::invalid_argument>([&] { validate_lm_config(cfg); });
   EXPECT_NE(what.find("causal"), std::string::npos) << what;
   EXPECT_THROW(lm_preset("huge"), std::invalid_argument);

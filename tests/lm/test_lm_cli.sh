@@ -48,5 +48,5 @@ PY
 if "$reel" sample --weights "$dir/straight/model.h5" --data "$dir/text.h5" --out "$dir/s" > "$dir/sample.log" 2>&1; then
   fail "reel sample rolled out a language model"
 fi
-grep -q "a lm model; reel sample rolls out world models" "$dir/sample.log" || fail "sample: $(cat "$dir/sample.log")"
+grep -q "a model of model.family lm; reel sample rolls out world models" "$dir/sample.log" || fail "sample: $(cat "$dir/sample.log")"
 echo "language model through reel train: ok"

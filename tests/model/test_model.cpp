@@ -22,7 +22,7 @@ ModelConfig small_test_config() {
 }
 
 TEST(Model, ShapesThroughTheModelAndPatchRoundTrip) {
-  for (const char* mlp : {"gelu", "swiglu"}) {
+  for (MlpKind mlp : {MlpKind::kGelu, MlpKind::kSwiglu}) {
     ModelConfig cfg = small_test_config();
     cfg.mlp = mlp;
     WorldModel model(cfg);
@@ -173,7 +173,7 @@ TEST(Model, InitialisationDependsOnlyOnSeedAndName) {
 }
 
 TEST(Model, FlopCountMatchesTheParameterShapes) {
-  for (const char* mlp : {"gelu", "swiglu"}) {
+  for (MlpKind mlp : {MlpKind::kGelu, MlpKind::kSwiglu}) {
     ModelConfig cfg = small_test_config();
     cfg.mlp = mlp;
     WorldModel model(cfg);

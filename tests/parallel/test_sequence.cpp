@@ -9,6 +9,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "reel/dist/logging.hpp"
 #include "reel/model/attention.hpp"
 #include "reel/model/attention_blocks.hpp"
 #include "reel/model/rope.hpp"
@@ -61,14 +62,14 @@ void expect_close(const at::Tensor& got, const at::Tensor& want, const std::stri
 
 // Runs this rank's share through the sequence-parallel attention and compares it with the
 // same tokens of the reference.
-void expect_matches_one_rank(const std::string& mode, int ulysses, const std::string& balance,
-                             const ModelConfig& cfg = attention_config(), std::vector<bool> masks = {false, true}) {
+void expect_matches_one_rank(SpMode mode, int ulysses, SpBalance balance, const ModelConfig& cfg = attention_config(),
+                             std::vector<bool> masks = {false, true}) {
   const int sp = world().size();
   SequenceConfig sc;
   sc.mode = mode;
   sc.ulysses = ulysses;
   sc.balance = balance;
-  auto mesh = ProcessMesh::create(runtime().world(), MeshConfig{1, sp, 0, sc.ulysses_degree(sp)});
+  auto mesh = ProcessMesh::create(runtime().world(), MeshConfig{1, sp, 0}, sc.ulysses_degree(sp));
   SequenceParallel seq(*structure(cfg), mesh, sc);
   ASSERT_TRUE(seq.active());
   for (bool causal : masks) {
@@ -79,8 +80,7 @@ void expect_matches_one_rank(const std::string& mode, int ulysses, const std::st
     const auto groups = token_groups(cfg, idx);
     auto out = seq({q, k, v, groups, groups, causal}).out;
     out.backward(mine(ref.dout));
-    const std::string at =
-        mode + " " + balance + (causal ? " causal" : " full") + " rank " + std::to_string(world().rank());
+    const std::string at = cat(mode, " ", balance, causal ? " causal" : " full", " rank ", world().rank());
     expect_close(out.detach(), mine(ref.out), at + " output");
     expect_close(q.grad(), mine(ref.dq), at + " dq");
     expect_close(k.grad(), mine(ref.dk), at + " dk");
@@ -94,19 +94,19 @@ void expect_matches_one_rank(const std::string& mode, int ulysses, const std::st
 
 TEST(SequenceParallel, UlyssesMatchesOneRank) {
   if (world().size() == 1) GTEST_SKIP() << "needs 2 or more ranks";
-  expect_matches_one_rank("ulysses", 0, "zigzag");  // (the balance applies to rings only)
+  expect_matches_one_rank(SpMode::kUlysses, 0, SpBalance::kZigzag);  // (the balance applies to rings only)
 }
 
 TEST(SequenceParallel, RingMatchesOneRank) {
   if (world().size() == 1) GTEST_SKIP() << "needs 2 or more ranks";
-  expect_matches_one_rank("ring", 0, "zigzag");
-  expect_matches_one_rank("ring", 0, "contiguous");
+  expect_matches_one_rank(SpMode::kRing, 0, SpBalance::kZigzag);
+  expect_matches_one_rank(SpMode::kRing, 0, SpBalance::kContiguous);
 }
 
 TEST(SequenceParallel, HybridMatchesOneRank) {
   if (world().size() != 4) GTEST_SKIP() << "hybrid needs ulysses x ring with both > 1: 4 ranks here";
-  expect_matches_one_rank("hybrid", 2, "zigzag");
-  expect_matches_one_rank("hybrid", 2, "contiguous");
+  expect_matches_one_rank(SpMode::kHybrid, 2, SpBalance::kZigzag);
+  expect_matches_one_rank(SpMode::kHybrid, 2, SpBalance::kContiguous);
 }
 
 TEST(SequenceParallel, LongClipsTakeTheirKeysInChunks) {
@@ -117,14 +117,14 @@ TEST(SequenceParallel, LongClipsTakeTheirKeysInChunks) {
   cfg.frames = 24;
   cfg.height = cfg.width = 64;
   ASSERT_GT(cfg.tokens() / (2 * world().size()), kKeyChunk / 2);
-  expect_matches_one_rank("ring", 0, "zigzag", cfg, {true});
-  expect_matches_one_rank("ulysses", 0, "zigzag", cfg, {true});
+  expect_matches_one_rank(SpMode::kRing, 0, SpBalance::kZigzag, cfg, {true});
+  expect_matches_one_rank(SpMode::kUlysses, 0, SpBalance::kZigzag, cfg, {true});
 }
 
 TEST(SequenceParallel, LayoutCoversEveryTokenOnceAndBalancesCausalWork) {
   for (int ring : {1, 2, 3, 4}) {
     for (int ulysses : {1, 2}) {
-      for (const char* balance : {"zigzag", "contiguous"}) {
+      for (SpBalance balance : {SpBalance::kZigzag, SpBalance::kContiguous}) {
         auto layout = SequenceLayout::create(61, ring, ulysses, balance);  // 61: nothing divides
         std::vector<at::Tensor> all;
         for (int r = 0; r < layout.size(); ++r) all.push_back(layout.index(r));
@@ -134,15 +134,15 @@ TEST(SequenceParallel, LayoutCoversEveryTokenOnceAndBalancesCausalWork) {
     }
   }
   // Causal work of ring rank i ~ sum over its query positions of (position + 1).
-  auto imbalance = [](const std::string& balance) {
+  auto imbalance = [](SpBalance balance) {
     auto layout = SequenceLayout::create(64, 4, 1, balance);
     std::vector<double> work;
     for (int r = 0; r < 4; ++r) work.push_back((layout.index(r) + 1).sum().item<double>());
     return *std::max_element(work.begin(), work.end()) / (std::accumulate(work.begin(), work.end(), 0.0) / 4);
   };
-  EXPECT_LT(imbalance("zigzag"), 1.01);
-  EXPECT_GT(imbalance("contiguous"), 1.6);
-  EXPECT_THROW(SequenceLayout::create(5, 3, 1, "zigzag"), std::invalid_argument);  // 6 chunks of 5 tokens
+  EXPECT_LT(imbalance(SpBalance::kZigzag), 1.01);
+  EXPECT_GT(imbalance(SpBalance::kContiguous), 1.6);
+  EXPECT_THROW(SequenceLayout::create(5, 3, 1, SpBalance::kZigzag), std::invalid_argument);  // 6 chunks of 5 tokens
 }
 
 TEST(SequenceParallel, BlockMergeEqualsWholeAttention) {
@@ -235,7 +235,7 @@ TEST(SequenceParallel, ShapesThatCannotSplitAreRefusedWithTheNumbers) {
   const int sp = world().size();
   if (sp == 1) GTEST_SKIP() << "needs 2 or more ranks";
   SequenceConfig ulysses;
-  auto mesh = ProcessMesh::create(runtime().world(), MeshConfig{1, sp, 0, sp});
+  auto mesh = ProcessMesh::create(runtime().world(), MeshConfig{1, sp, 0}, sp);
   const auto heads = attention_config(sp + 1);  // sp + 1 heads never divide over sp ranks
   try {
     SequenceParallel seq(*structure(heads), mesh, ulysses);
@@ -247,7 +247,7 @@ TEST(SequenceParallel, ShapesThatCannotSplitAreRefusedWithTheNumbers) {
         << e.what();
   }
   SequenceConfig hybrid;
-  hybrid.mode = "hybrid";
+  hybrid.mode = SpMode::kHybrid;
   hybrid.ulysses = sp;  // not strictly inside (1, sp)
   EXPECT_THROW(hybrid.ulysses_degree(sp), std::invalid_argument);
   ModelConfig few = attention_config();
@@ -257,7 +257,7 @@ TEST(SequenceParallel, ShapesThatCannotSplitAreRefusedWithTheNumbers) {
   EXPECT_THROW(SequenceParallel(*structure(few), mesh, ulysses), std::invalid_argument);
   // The mesh was built for Ulysses; asking it for a ring is a mismatch, named.
   SequenceConfig ring;
-  ring.mode = "ring";
+  ring.mode = SpMode::kRing;
   EXPECT_THROW(SequenceParallel(*structure(attention_config()), mesh, ring), std::invalid_argument);
 }
 

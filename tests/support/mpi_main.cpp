@@ -39,7 +39,7 @@ int main(int argc, char** argv) {
   // A hang in a test ends the test binary (the watchdog's dump says where), not CTest's timeout.
   reel::Watchdog::set_hang_handler([](const std::string&) { MPI_Abort(MPI_COMM_WORLD, 1); });
   reel::RuntimeConfig config;
-  config.backend = "mpi";
+  config.backend = reel::BackendKind::kMpi;
   reel::test::g_runtime = std::make_unique<reel::Runtime>(config);
   const int rank = reel::test::runtime().info().world_rank;
   if (rank != 0) {

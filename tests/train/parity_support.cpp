@@ -26,16 +26,21 @@ TrainConfig parity_base(const std::string& data, const std::string& run_dir, int
   c.run.dir = run_dir;
   c.run.seed = 17;
   c.clip = 0.5;
-  c.log.level = "warn";
+  c.log.level = LogLevel::kWarn;
   return c;
 }
 
 ReferenceLoss world_reference_loss() {
-  return [](Model& model, const ModelConfig& cfg, const Batch& batch, int64_t step, uint64_t seed) {
+  auto sum = [](Model& model, const ModelConfig& cfg, const Batch& batch, int64_t step, uint64_t seed) {
     auto x0 = patchify(frames_to_float(batch.at("frames")), cfg);
     auto flow = make_flow_batch(x0, batch.sample_ids, step, seed, cfg);
     return flow_loss_sum(dynamic_cast<WorldModelImpl&>(model).forward(flow.x_t, flow.t, batch.at("actions")), flow);
   };
+  // The target groups' tokens, every element of each.
+  auto targets = [](const ModelConfig& cfg) {
+    return (cfg.groups() - cfg.context_groups) * cfg.tokens_per_group() * cfg.patch_dim();
+  };
+  return {sum, targets};
 }
 
 ReferenceRun train_reference(const TrainConfig& c, const ReferenceLoss& loss_sum) {
@@ -62,13 +67,13 @@ ReferenceRun train_reference(const TrainConfig& c, const ReferenceLoss& loss_sum
                   c.data.global_batch,
                   [&spec](const std::string& path) { return spec.open_data(path); }};
   SampleLoader loader(lc);
-  const double targets = double(spec.targets_per_sample(c.model) * c.data.global_batch);
+  const double targets = double(loss_sum.targets_per_sample(c.model) * c.data.global_batch);
   for (int64_t step = 0; step < c.run.steps; ++step) {
     for (auto& p : params) p.second.mutable_grad() = at::Tensor();
     ReferenceStep s;
     for (int64_t m = 0; m < c.data.micro_batches; ++m) {
       auto batch = loader.next();
-      auto loss = loss_sum(*run.model, c.model, batch, step, c.run.seed) / targets;
+      auto loss = loss_sum.sum(*run.model, c.model, batch, step, c.run.seed) / targets;
       loss.backward();
       s.loss += loss.item<double>();
     }

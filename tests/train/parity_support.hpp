@@ -39,10 +39,13 @@ TrainConfig parity_base(const std::string& data, const std::string& run_dir, int
 // world, or of one rank at odd sizes.
 inline int hsdp_shard_group(int world) { return world % 2 == 0 ? world / 2 : 1; }
 
-// A micro-batch's loss summed over all its targets (the whole batch, every token), at
-// `step` of a run seeded `seed`.
-using ReferenceLoss =
-    std::function<at::Tensor(Model& model, const ModelConfig& cfg, const Batch& batch, int64_t step, uint64_t seed)>;
+// A family's loss written out: a micro-batch's loss summed over all its targets (the whole
+// batch, every token) at `step` of a run seeded `seed`, and the targets of one sample
+// (counted here, not asked of the family: a wrong count in the family fails parity).
+struct ReferenceLoss {
+  std::function<at::Tensor(Model& model, const ModelConfig& cfg, const Batch& batch, int64_t step, uint64_t seed)> sum;
+  std::function<int64_t(const ModelConfig& cfg)> targets_per_sample;
+};
 // The world model's: flow matching's squared error over target tokens.
 ReferenceLoss world_reference_loss();
 

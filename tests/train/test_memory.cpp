@@ -76,7 +76,7 @@ ModelConfig wide_short_config() {
 // Resident high-water mark above what the shards hold, over a step of 4 micro-batches
 // (one clip per rank each) with gradient accumulation `mode`; and the planner's estimate
 // of the same (gathered units and unreduced gradients + activations).
-std::pair<int64_t, double> accumulation_peak(const std::string& mode) {
+std::pair<int64_t, double> accumulation_peak(GradAccumulation mode) {
   const ModelConfig cfg = wide_short_config();
   constexpr int64_t kMicro = 4;
   ParallelConfig pc;
@@ -129,8 +129,8 @@ TEST(Memory, ShardedGradientAccumulationHoldsOnlyGradientShards) {
   // glibc raises its mmap threshold after the first run frees them, and the second run
   // reuses resident heap pages, which the high-water mark cannot see.
   mallopt(M_MMAP_THRESHOLD, 1 << 20);
-  const auto [sharded, sharded_plan] = accumulation_peak("sharded");
-  const auto [unsharded, unsharded_plan] = accumulation_peak("unsharded");
+  const auto [sharded, sharded_plan] = accumulation_peak(GradAccumulation::kSharded);
+  const auto [unsharded, unsharded_plan] = accumulation_peak(GradAccumulation::kUnsharded);
   WorldModel shape(wide_short_config(), ParamInit{at::kCPU, /*deferred=*/true});
   const int64_t whole = fp32_bytes(*shape);  // every unit's fp32 gradient
   const auto units = ModelShape::of(wide_short_config());

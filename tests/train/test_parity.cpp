@@ -14,14 +14,17 @@
 
 #include <filesystem>
 
+#include "reel/data/hdf5.hpp"
 #include "reel/data/physics_world.hpp"
 #include "reel/data/weights.hpp"
+#include "reel/dist/logging.hpp"
 #include "reel/model/flow.hpp"
 #include "reel/train/model_spec.hpp"
 #include "reel/train/throughput.hpp"
 #include "reel/train/trainer.hpp"
 #include "tests/support/scratch.hpp"
 #include "tests/support/test_env.hpp"
+#include "tests/support/throws.hpp"
 #include "tests/train/parity_support.hpp"
 
 namespace reel::test {
@@ -66,18 +69,18 @@ TEST(Parity, Fsdp) { expect_parity(parity_config()); }
 TEST(Parity, GradientAccumulation) { expect_parity(parity_config(2)); }
 TEST(Parity, GradientAccumulationUnsharded) {
   auto c = parity_config(2);
-  c.parallel.fsdp.grad_accumulation = "unsharded";
+  c.parallel.fsdp.grad_accumulation = GradAccumulation::kUnsharded;
   expect_parity(c);
 }
 TEST(Parity, GradientAccumulationHybridSharding) {
   const int n = world().size();
   if (n == 1) GTEST_SKIP() << "HSDP needs replica groups of size > 1: at least 2 ranks";
-  for (const char* mode : {"sharded", "unsharded"}) {
-    SCOPED_TRACE(mode);
+  for (GradAccumulation mode : {GradAccumulation::kSharded, GradAccumulation::kUnsharded}) {
+    SCOPED_TRACE(enum_name(mode));
     auto c = parity_config(2);
     c.mesh.shard_group = hsdp_shard_group(n);
     c.parallel.fsdp.grad_accumulation = mode;
-    c.parallel.fsdp.async_reduce = std::string(mode) == "sharded" ? "true" : "false";
+    c.parallel.fsdp.async_reduce = mode == GradAccumulation::kSharded ? AutoSwitch::kOn : AutoSwitch::kOff;
     expect_parity(c);
   }
 }
@@ -88,12 +91,12 @@ TEST(Parity, NoReshardAfterForward) {
 }
 TEST(Parity, ActivationCheckpointingFull) {
   auto c = parity_config();
-  c.parallel.activation_checkpoint.mode = "full";
+  c.parallel.activation_checkpoint.mode = CheckpointMode::kFull;
   expect_parity(c);
 }
 TEST(Parity, ActivationCheckpointingEveryOtherBlock) {
   auto c = parity_config();
-  c.parallel.activation_checkpoint.mode = "every";
+  c.parallel.activation_checkpoint.mode = CheckpointMode::kEvery;
   expect_parity(c);
 }
 TEST(Parity, HybridShardingWithReplicas) {
@@ -106,14 +109,14 @@ TEST(Parity, HybridShardingWithReplicas) {
 }
 TEST(Parity, NoPrefetch) {
   auto c = parity_config();
-  c.parallel.fsdp.prefetch = "false";
+  c.parallel.fsdp.prefetch = AutoSwitch::kOff;
   expect_parity(c);
 }
 // Asynchronous gradient reduction: the same gradients, losses and parameters as one rank,
 // with FSDP, HSDP and gradient accumulation, and with the in-flight bound at one unit.
 TEST(Parity, AsyncReduce) {
   auto c = parity_config();
-  c.parallel.fsdp.async_reduce = "true";
+  c.parallel.fsdp.async_reduce = AutoSwitch::kOn;
   expect_parity(c);
 }
 TEST(Parity, AsyncReduceHybridSharding) {
@@ -121,19 +124,19 @@ TEST(Parity, AsyncReduceHybridSharding) {
   if (n == 1) GTEST_SKIP() << "HSDP needs replica groups of size > 1: at least 2 ranks";
   auto c = parity_config();
   c.mesh.shard_group = hsdp_shard_group(n);
-  c.parallel.fsdp.async_reduce = "true";
+  c.parallel.fsdp.async_reduce = AutoSwitch::kOn;
   expect_parity(c);
 }
 TEST(Parity, AsyncReduceAccumulatingOneUnitInFlight) {
   auto c = parity_config(2);
-  c.parallel.fsdp.async_reduce = "true";
+  c.parallel.fsdp.async_reduce = AutoSwitch::kOn;
   c.parallel.fsdp.reduce_in_flight_mb = 0;
   expect_parity(c);
 }
 
 // The events of one backward, as FsdpModel records them ("backward U", "issue U",
 // "finish U"), checked for the order asynchronous reduction promises.
-std::vector<std::string> backward_events(const std::string& async, int64_t in_flight_mb, int shard_group = 0) {
+std::vector<std::string> backward_events(AutoSwitch async, int64_t in_flight_mb, int shard_group = 0) {
   auto c = parity_config();
   c.mesh.shard_group = shard_group;
   c.parallel.fsdp.async_reduce = async;
@@ -154,7 +157,7 @@ size_t position(const std::vector<std::string>& events, const std::string& e) {
 
 TEST(AsyncReduce, ABlocksReductionIsInFlightWhileTheBlockBeforeItRunsItsBackward) {
   if (world().size() == 1) GTEST_SKIP() << "one rank has nothing to reduce (the gradients add into the shard)";
-  const auto events = backward_events("true", 512);
+  const auto events = backward_events(AutoSwitch::kOn, 512);
   const int depth = static_cast<int>(parity_config().model.depth);
   ASSERT_GE(depth, 2);
   for (int k = 0; k < depth; ++k) {
@@ -183,7 +186,7 @@ TEST(AsyncReduce, HsdpAllReduceIsInFlightWhileTheNextUnitRunsItsBackward) {
   ASSERT_GE(depth, 2);
   for (const int group : {1, n % 2 == 0 ? n / 2 : 1}) {
     SCOPED_TRACE("shard groups of " + std::to_string(group));
-    const auto events = backward_events("true", 512, group);
+    const auto events = backward_events(AutoSwitch::kOn, 512, group);
     auto at = [&](const std::string& e) { return position(events, e); };
     for (int k = 1; k < depth; ++k) {
       const std::string unit = "block" + std::to_string(k), before = "block" + std::to_string(k - 1);
@@ -203,7 +206,7 @@ TEST(AsyncReduce, HsdpAllReduceIsInFlightWhileTheNextUnitRunsItsBackward) {
 
 TEST(AsyncReduce, TheInFlightBoundAndTheBlockingModeHoldOneReductionAtATime) {
   if (world().size() == 1) GTEST_SKIP() << "one rank has nothing to reduce (the gradients add into the shard)";
-  for (const auto& [async, mb] : {std::pair<std::string, int64_t>{"true", 0}, {"false", 512}}) {
+  for (const auto& [async, mb] : {std::pair<AutoSwitch, int64_t>{AutoSwitch::kOn, 0}, {AutoSwitch::kOff, 512}}) {
     const auto events = backward_events(async, mb);
     int in_flight = 0, issued = 0;
     for (const auto& e : events) {
@@ -221,14 +224,14 @@ TEST(AsyncReduce, TheInFlightBoundAndTheBlockingModeHoldOneReductionAtATime) {
 // (dp 2, sp 2) — with and without activation checkpointing. A loss normalised per rank
 // instead of by the global target count, or a gradient averaged over the sp group,
 // changes the gradients by a constant factor: they are compared directly.
-void expect_sequence_parity(const std::string& mode, int ulysses) {
+void expect_sequence_parity(SpMode mode, int ulysses) {
   const int n = world().size();
   std::vector<std::pair<int, int>> layouts;  // (dp, sp)
   if (n > 1) layouts.push_back({1, n});
   if (n == 4) layouts.push_back({2, 2});
   int ran = 0;
   for (const auto& [dp, sp] : layouts) {
-    for (const char* checkpointing : {"none", "full"}) {
+    for (CheckpointMode checkpointing : {CheckpointMode::kNone, CheckpointMode::kFull}) {
       auto c = parity_config();
       c.run.steps = 20;
       c.mesh.dp = dp;
@@ -236,12 +239,11 @@ void expect_sequence_parity(const std::string& mode, int ulysses) {
       c.parallel.sequence.mode = mode;
       c.parallel.sequence.ulysses = ulysses;
       c.parallel.activation_checkpoint.mode = checkpointing;
-      if (mode == "hybrid" && sp < 4) continue;  // needs ulysses and ring degrees both > 1
+      if (mode == SpMode::kHybrid && sp < 4) continue;  // needs ulysses and ring degrees both > 1
       c.resolve();
       // Heads that do not divide over the Ulysses degree are refused (test_sequence.cpp).
-      if (c.model.heads % c.mesh.ulysses != 0) continue;
-      SCOPED_TRACE(mode + " dp=" + std::to_string(dp) + " sp=" + std::to_string(sp) + " checkpointing " +
-                   checkpointing);
+      if (c.model.heads % c.parallel.sequence.ulysses_degree(sp) != 0) continue;
+      SCOPED_TRACE(cat(mode, " dp=", dp, " sp=", sp, " checkpointing ", checkpointing));
       expect_parity(c);
       ++ran;
     }
@@ -249,15 +251,15 @@ void expect_sequence_parity(const std::string& mode, int ulysses) {
   if (ran == 0) GTEST_SKIP() << mode << ": no layout of " << n << " rank(s) this model splits over";
 }
 
-TEST(Parity, SequenceParallelUlysses) { expect_sequence_parity("ulysses", 0); }
-TEST(Parity, SequenceParallelRing) { expect_sequence_parity("ring", 0); }
-TEST(Parity, SequenceParallelHybrid) { expect_sequence_parity("hybrid", 2); }
+TEST(Parity, SequenceParallelUlysses) { expect_sequence_parity(SpMode::kUlysses, 0); }
+TEST(Parity, SequenceParallelRing) { expect_sequence_parity(SpMode::kRing, 0); }
+TEST(Parity, SequenceParallelHybrid) { expect_sequence_parity(SpMode::kHybrid, 2); }
 
 TEST(Parity, Bfloat16TracksFloat32) {
   auto c = parity_config();
   const auto reference = train_reference(c, world_reference_loss());
-  c.parallel.fsdp.param_dtype = "bfloat16";
-  c.parallel.fsdp.reduce_dtype = "bfloat16";
+  c.parallel.fsdp.param_dtype = DtypeChoice::kBFloat16;
+  c.parallel.fsdp.reduce_dtype = DtypeChoice::kBFloat16;
   Trainer trainer(c, runtime().world());
   for (int64_t step = 0; step < c.run.steps; ++step) {
     const double want = reference.steps[step].loss, got = trainer.train_step(step).loss;
@@ -313,6 +315,14 @@ TEST(Parity, WeightsRoundTripHoldsTheTrainedParameters) {
   WorldModel loaded(read_weights_config(path), ParamInit{at::kCPU, true});
   load_weights(*loaded, path);
   for (const auto& p : loaded->named_parameters()) EXPECT_TRUE(p.value().equal(params.at(p.key()))) << p.key();
+  {  // modes are stored by their names, as files written before they were enums hold them
+    std::lock_guard<std::mutex> lock(hdf5_mutex());
+    H5Id file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+    std::string attention, mlp, time_sampling;
+    EXPECT_TRUE(read_attribute(file.get(), "model.attention", attention) && attention == "causal") << attention;
+    EXPECT_TRUE(read_attribute(file.get(), "model.mlp", mlp) && mlp == "gelu") << mlp;
+    EXPECT_TRUE(read_attribute(file.get(), "model.time_sampling", time_sampling) && time_sampling == "group");
+  }
   // Another architecture is refused with the file and the field named.
   ModelConfig other = c.model;
   other.depth += 1;
@@ -326,6 +336,27 @@ TEST(Parity, WeightsRoundTripHoldsTheTrainedParameters) {
   }
 }
 
+// The data's split over dp data-parallel ranks: the Trainer's rules, which reel plan asks too.
+TEST(Config, TheBatchAndHeldOutClipsMustSplitOverTheDataParallelRanks) {
+  DataConfig d;
+  d.global_batch = 16;
+  d.micro_batches = 2;
+  d.eval_clips = 4;
+  EXPECT_EQ(d.layout_micro_batches(4), 2);
+  EXPECT_TRUE(d.splits(2, 8));
+  EXPECT_FALSE(d.splits(4, 8));
+  std::string what = thrown<std::invalid_argument>([&] { d.layout_micro_batches(16); });
+  EXPECT_NE(what.find("a micro-batch of 8 clips (data.global_batch 16 / 2 micro-batch(es)) does not divide over 16 "
+                      "data-parallel ranks"),
+            std::string::npos)
+      << what;
+  d.micro_batches = 1;
+  what = thrown<std::invalid_argument>([&] { d.layout_micro_batches(8); });
+  EXPECT_NE(what.find("data.eval_clips 4 must be 0 or at least dp=8"), std::string::npos) << what;
+  d.micro_batch = 2;  // clips per rank: 16 / (2 x 4) = 2 micro-batches on 4 ranks
+  EXPECT_EQ(d.layout_micro_batches(4), 2);
+}
+
 // MFU counts model FLOPs only; HFU adds one forward of each recomputed block.
 TEST(Throughput, HardwareFlopsAddWhatActivationCheckpointingRecomputes) {
   ModelConfig cfg = model_preset("tiny");
@@ -334,10 +365,10 @@ TEST(Throughput, HardwareFlopsAddWhatActivationCheckpointingRecomputes) {
   ActivationCheckpointConfig ac;
   EXPECT_EQ(step_flops(model_spec("world"), cfg, 8, ac).model, model);
   EXPECT_EQ(step_flops(model_spec("world"), cfg, 8, ac).hardware, model);
-  ac.mode = "full";
+  ac.mode = CheckpointMode::kFull;
   EXPECT_EQ(step_flops(model_spec("world"), cfg, 8, ac).model, model);
   EXPECT_DOUBLE_EQ(step_flops(model_spec("world"), cfg, 8, ac).hardware, model + 5 * block);
-  ac.mode = "every";
+  ac.mode = CheckpointMode::kEvery;
   ac.every = 2;  // blocks 0, 2, 4
   EXPECT_DOUBLE_EQ(step_flops(model_spec("world"), cfg, 8, ac).hardware, model + 3 * block);
 }
