@@ -21,7 +21,7 @@ ModelConfig ModelChoice::resolve() const {
   ModelConfig c = spec.preset(preset);
   c.family = spec.family();
   c.attention = attention;
-  c.mlp = mlp;
+  if (mlp != MlpChoice::kPreset) c.mlp = mlp == MlpChoice::kSwiglu ? MlpKind::kSwiglu : MlpKind::kGelu;
   if (depth > 0) c.depth = depth;
   if (dim > 0) c.dim = dim;
   c.context_sampling = context_sampling;
@@ -92,6 +92,7 @@ void TrainConfig::resolve() {
   model = model_choice.resolve();
   model_choice.depth = model.depth;  // what the written configuration records
   model_choice.dim = model.dim;
+  model_choice.mlp = model.mlp == MlpKind::kSwiglu ? MlpChoice::kSwiglu : MlpChoice::kGelu;
   schedule.total_steps = run.steps;
   // runs/tiny/ and runs/tiny are one directory: every path built from it reads runs/tiny/x.
   while (run.dir.size() > 1 && run.dir.back() == '/') run.dir.pop_back();

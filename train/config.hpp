@@ -20,13 +20,20 @@
 
 namespace reel {
 
+// model.mlp as chosen: the preset's (world 1b, 7b and long: SwiGLU; the others GELU) unless
+// given. Once resolved it holds the model's own, which the written configuration records.
+enum class MlpChoice { kPreset, kGelu, kSwiglu };
+constexpr EnumNames<MlpChoice, 3> enum_names(MlpChoice) {
+  return {{{MlpChoice::kPreset, "preset"}, {MlpChoice::kGelu, "gelu"}, {MlpChoice::kSwiglu, "swiglu"}}};
+}
+
 // The model as chosen: a family (train/model_spec.hpp), one of its presets and a few
 // overrides, resolved into a ModelConfig.
 struct ModelChoice {
   std::string family = "world";
   std::string preset = "tiny";
   AttentionKind attention = AttentionKind::kCausal;
-  MlpKind mlp = MlpKind::kGelu;
+  MlpChoice mlp = MlpChoice::kPreset;
   int64_t depth = 0;                                           // 0: the preset's
   int64_t dim = 0;                                             // 0: the preset's
   ContextSampling context_sampling = ContextSampling::kFixed;  // ModelConfig::context_sampling
@@ -133,7 +140,7 @@ void visit_train_options(TrainConfig& c, Visit&& v) {
     "world (the video world model) | lm (a causal language model, lm/) | a family your program registers");
   v("model.preset", c.model_choice.preset, "world: tiny | small | long_cpu | long | 1b | 7b; lm: tiny | small");
   v("model.attention", c.model_choice.attention, "causal: frame-causal");
-  v("model.mlp", c.model_choice.mlp, "");
+  v("model.mlp", c.model_choice.mlp, "preset: the preset's (world 1b, 7b, long: swiglu; the others gelu)");
   v("model.depth", c.model_choice.depth, "blocks (0: the preset's)");
   v("model.dim", c.model_choice.dim, "width (0: the preset's)");
   v("model.context_sampling", c.model_choice.context_sampling,
