@@ -74,12 +74,26 @@ constexpr EnumNames<DataKind, 2> enum_names(DataKind) {
   return {{{DataKind::kWorld, "world"}, {DataKind::kText, "text"}}};
 }
 
+// The output's folder, made like mkdir -p (`reel data --out runs/world.h5` in a fresh
+// clone); an existing file is kept unless the user asked to replace it: a mistyped --out
+// must not destroy a data set that took hours to convert.
+void prepare_output(const std::string& out, bool overwrite) {
+  if (!overwrite && std::filesystem::exists(out)) {
+    throw UsageError("reel data: " + out + " exists; --overwrite replaces it (or choose another --out)");
+  }
+  const auto folder = std::filesystem::path(out).parent_path();
+  std::error_code ec;
+  if (!folder.empty()) std::filesystem::create_directories(folder, ec);
+  if (ec) throw std::runtime_error("reel data: cannot create the folder " + folder.string() + ": " + ec.message());
+}
+
 }  // namespace
 
 int run_data(int argc, char** argv) {
   PhysicsWorldSpec s;
   CorpusSpec text;
   std::string out, inspect;
+  bool overwrite = false;
   DataKind kind = DataKind::kWorld;
   po::options_description desc(
       "reel data options (world: the physics world, balls under gravity, one agent ball; text: sentences of an "
@@ -88,6 +102,7 @@ int run_data(int argc, char** argv) {
   desc.add_options()("help,h", "show this help");
   add("kind", kind, "world: video clips; text: a corpus for the language model");
   desc.add_options()("out", po::value(&out), "output HDF5 file")(
+      "overwrite", po::bool_switch(&overwrite), "replace the --out file if it exists (refused otherwise)")(
       "inspect", po::value(&inspect), "check FILE against the schema and describe it (writes nothing)")(
       "clips", po::value(&s.clips)->default_value(s.clips), "number of clips")(
       "frames", po::value(&s.frames)->default_value(s.frames), "frames per clip (T)")(
@@ -110,11 +125,7 @@ int run_data(int argc, char** argv) {
   } catch (const std::invalid_argument& e) {
     throw UsageError(e.what());
   }
-  // Like mkdir -p for the file's folder: `reel data --out runs/world.h5` in a fresh clone.
-  const auto folder = std::filesystem::path(out).parent_path();
-  std::error_code ec;
-  if (!folder.empty()) std::filesystem::create_directories(folder, ec);
-  if (ec) throw std::runtime_error("reel data: cannot create the folder " + folder.string() + ": " + ec.message());
+  prepare_output(out, overwrite);
   if (kind == DataKind::kText) {
     write_corpus(out, text);
     std::cout << "reel data: wrote a text corpus of " << text.samples << " samples of " << text.seq_len
