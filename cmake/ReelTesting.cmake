@@ -6,11 +6,13 @@ find_package(GTest REQUIRED)
 set(REEL_MPI_TEST_ENV
     "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_rmaps_base_oversubscribe=1")
 
-# The cores of this machine. A reel rank's threads share the machine with the other ranks
-# on it (Runtime: cores / local ranks), so a test whose ranks compute occupies every core
-# whatever its rank count. Declared as such (PROCESSORS), CTest runs it beside nothing else:
-# two of them side by side on 2 cores ran slower than one after the other (OpenMP threads
-# spinning against each other: train_parity.np1 5.5 s alone, 26 s beside model.np1).
+# The cores of this machine. A reel rank's intra-op threads share the machine with the
+# other ranks on it (Runtime: cores / local ranks), so every MPI test's ranks hold every
+# core whatever their count. Declared as such (PROCESSORS), CTest runs such a test beside
+# nothing else: two side by side on 2 cores ran slower than one after the other (OpenMP
+# threads spinning against each other: train_parity.np1 5.5 s alone, 26 s beside
+# model.np1). On a many-core machine every MPI test then runs alone too, as its threads
+# would have it.
 cmake_host_system_information(RESULT REEL_TEST_CORES QUERY NUMBER_OF_LOGICAL_CORES)
 
 # reel_add_mpi_test(NAME name TARGET exe RANKS 1 2 3 4 [ARGS ...] [TIMEOUT s] [GPU])

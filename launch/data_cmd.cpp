@@ -62,7 +62,7 @@ int inspect_file(const std::string& path) {
     std::cout << path << ": every clip read back and verified against its checksum\n";
   } else {
     std::cout << path << ": every clip read back; warning: the file has no checksums (written before reel added "
-              << "them), so damage to a clip cannot be detected; rewrite it with reel data or "
+              << "them), so damage to a clip cannot be detected; rewrite it with reel data --overwrite or "
               << "scripts/convert_videos.py\n";
   }
   return 0;

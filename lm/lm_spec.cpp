@@ -18,10 +18,11 @@ class LmSpec : public TypedModelSpec<LanguageModelImpl, CorpusReader> {
   DataFileInfo check_data(const ModelConfig& cfg, const std::string& path) const override {
     const CorpusInfo info = CorpusReader(path).info();
     if (info.seq_len != cfg.seq_len) {
-      throw std::invalid_argument(
-          path + ": samples of " + std::to_string(info.seq_len) + " tokens (and the next one), the model reads " +
-          std::to_string(cfg.seq_len) + " (model.preset " + cfg.preset +
-          "): write a corpus for it with reel data --kind text --seq-len " + std::to_string(cfg.seq_len));
+      throw std::invalid_argument(path + ": samples of " + std::to_string(info.seq_len) +
+                                  " tokens (and the next one), the model reads " + std::to_string(cfg.seq_len) +
+                                  " (model.preset " + cfg.preset +
+                                  "): write a corpus for it with reel data --kind text --seq-len " +
+                                  std::to_string(cfg.seq_len) + " (--overwrite replaces this file)");
     }
     if (info.vocab > cfg.vocab) {
       throw std::invalid_argument(path + ": a vocabulary of " + std::to_string(info.vocab) + " tokens, the model has " +

@@ -75,13 +75,13 @@ std::string data_sha256(const ModelSpec& spec, const std::string& path, int64_t 
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::error_code ec;
   const double mb = double(std::filesystem::file_size(path, ec)) / 1e6;
-  log.info(cat("data file ", path, " has no content hash (", kContentHashAttribute,
-               ": written by an older reel or "
-               "another tool): hashed its ",
-               samples, spec.family() == "world" ? " clips (" : " samples (", fixed(ec ? 0.0 : mb, 1), " MB) in ",
-               fixed(s, 3),
-               " s for the checkpoints' data identity; rewriting it with reel data or scripts/convert_videos.py "
-               "stores the hash"));
+  log.info(cat(
+      "data file ", path, " has no content hash (", kContentHashAttribute,
+      ": written by an older reel or "
+      "another tool): hashed its ",
+      samples, spec.family() == "world" ? " clips (" : " samples (", fixed(ec ? 0.0 : mb, 1), " MB) in ", fixed(s, 3),
+      " s for the checkpoints' data identity; rewriting it with reel data --overwrite or scripts/convert_videos.py "
+      "stores the hash"));
   return sha;
 } catch (const std::exception& e) {
   error = e.what();

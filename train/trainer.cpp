@@ -51,7 +51,7 @@ Trainer::Trainer(const TrainConfig& config, const CommunicatorPtr& world)
   if (!data_.checksums) {
     log_.warn(cat("data file ", c_.data.path,
                   " has no checksums (written before reel added them): damage to a clip "
-                  "cannot be detected; rewrite it with reel data or scripts/convert_videos.py"));
+                  "cannot be detected; rewrite it with reel data --overwrite or scripts/convert_videos.py"));
   }
   rss_start_ = resident_bytes();  // before the model: what the runtime and libraries hold
   // The model's structure only: FSDP gives each rank its shards and nothing more.

@@ -173,6 +173,7 @@ TEST(Corpus, AMismatchedCorpusIsRefusedByName) {
   auto c = lm_config();
   c.model_choice.preset = "small";                // 1,024 tokens per sample; the file holds 128
   c.model_choice.dim = c.model_choice.depth = 0;  // the preset's
+  c.model_choice.mlp = MlpChoice::kPreset;
   c.resolve();
   const auto what = thrown<std::invalid_argument>([&] { Trainer trainer(c, runtime().world()); });
   EXPECT_NE(what.find("samples of 128 tokens"), std::string::npos) << what;

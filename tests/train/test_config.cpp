@@ -29,6 +29,15 @@ TEST(Config, EachPresetKeepsItsOwnMlpUnlessOneIsGiven) {
   }
 }
 
+// The option's own default: a configuration that names no MLP gets the preset's.
+TEST(Config, TheDefaultMlpIsThePresets) {
+  TrainConfig c;
+  c.model_choice.preset = "1b";
+  c.data.path = "unused.h5";
+  c.resolve();
+  EXPECT_EQ(c.model.mlp, MlpKind::kSwiglu);
+}
+
 TEST(Config, TheWrittenConfigurationNamesTheResolvedMlp) {
   const std::string ini = config_ini(resolved("1b", MlpChoice::kPreset));
   EXPECT_NE(ini.find("\nmlp = swiglu\n"), std::string::npos) << ini;
