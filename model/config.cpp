@@ -75,43 +75,32 @@ ModelConfig model_preset(const std::string& name) {
     c.context_groups = 4;
     return c;
   }
+  // The GPU presets: 256 x 256 frames in 16 x 16 patches, 8 action dims, SwiGLU.
+  const bool gpu = name == "long" || name == "1b" || name == "7b";
+  if (!gpu) {
+    throw std::invalid_argument("unknown model preset '" + name + "' (expected tiny, small, long_cpu, long, 1b or 7b)");
+  }
+  c.height = c.width = 256;
+  c.patch_h = c.patch_w = 16;
+  c.action_dim = 8;
+  c.mlp = MlpKind::kSwiglu;
+  c.dim = 2048;  // long and 1b: one width
+  c.depth = 20;
+  c.heads = 16;
   if (name == "long") {  // a minute of 256 x 256 at 16 fps: 480 groups x 256 = 122,880 tokens
     c.frames = 960;
-    c.height = c.width = 256;
-    c.patch_h = c.patch_w = 16;
-    c.action_dim = 8;
-    c.dim = 2048;
-    c.depth = 20;
-    c.heads = 16;
-    c.mlp = MlpKind::kSwiglu;
     c.context_groups = 120;
-    return c;
-  }
-  if (name == "1b") {
+  } else if (name == "1b") {
     c.frames = 32;
-    c.height = c.width = 256;
-    c.patch_h = c.patch_w = 16;
-    c.action_dim = 8;
-    c.dim = 2048;
-    c.depth = 20;
-    c.heads = 16;
-    c.mlp = MlpKind::kSwiglu;
     c.context_groups = 8;
-    return c;
-  }
-  if (name == "7b") {
+  } else {  // 7b
     c.frames = 64;
-    c.height = c.width = 256;
-    c.patch_h = c.patch_w = 16;
-    c.action_dim = 8;
     c.dim = 4096;
     c.depth = 32;
     c.heads = 32;
-    c.mlp = MlpKind::kSwiglu;
     c.context_groups = 16;
-    return c;
   }
-  throw std::invalid_argument("unknown model preset '" + name + "' (expected tiny, small, long_cpu, long, 1b or 7b)");
+  return c;
 }
 
 }  // namespace reel
